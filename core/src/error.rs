@@ -1,0 +1,46 @@
+//! Error codes of the public API contract (DESIGN.md, "API contract").
+//!
+//! Libraries keep their own typed errors; each maps onto one of these codes, and only the HTTP
+//! layer in `services` turns a code into a status line.
+
+use serde::{Deserialize, Serialize};
+
+/// The stable, machine-readable `error.code` of every API error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidArgument,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    Conflict,
+    PreconditionFailed,
+    TooLarge,
+    ResourceExhausted,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::ResourceExhausted => "resource_exhausted",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,1339 @@
+//! JWT verification and minting (DESIGN.md, "Auth").
+//!
+//! Three kinds of key are accepted, each only for its own algorithm:
+//! - an HS256 shared secret, configured or generated into the data directory on first start;
+//!   it is also the key [`TokenVerifier::mint`] signs with (`ferrobase token`);
+//! - RS256 and ES256 (P-256) public keys from PEM files;
+//! - RS256 and ES256 public keys from a JWKS file, chosen by the token's `kid`.
+//!
+//! The algorithm named in a token's header picks the kind of key, and no key ever serves two
+//! algorithms, which is what defeats algorithm confusion (an HS256 token "signed" with a public
+//! key, or an HMAC signature presented as RS256). `alg: none` and every other algorithm are
+//! refused before any key is touched.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ferrobase_core::auth::Claims;
+use jsonwebtoken::errors::{Error as JwtError, ErrorKind};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation};
+use rand::TryRngCore as _;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+
+/// Default allowed clock skew for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Largest accepted `leeway`.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Shortest accepted HS256 secret, in bytes (RFC 7518 §3.2: at least the hash size).
+pub const MIN_SECRET_LEN: usize = 32;
+/// Where the generated secret lives, relative to the data directory.
+pub const SECRET_FILE: &str = "auth/hs256.secret";
+
+/// Longest token looked at; anything longer is refused unparsed.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Accepted RSA modulus sizes, in bits (the verifier supports up to 4096).
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+/// Longest piece of client input echoed back in an error message.
+const MAX_ECHO: usize = 64;
+
+/// How tokens are verified (`[auth]` in the config file).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 shared secret (at least 32 bytes); when unset a random 256-bit secret is generated
+    /// into `{data_dir}/auth/hs256.secret` (mode 0600) on first use and reused afterwards.
+    pub hs256_secret: Option<String>,
+    /// PEM files with RSA (RS256) or EC P-256 (ES256) public keys, one key per file.
+    pub public_key_files: Vec<PathBuf>,
+    /// A JWKS (RFC 7517) JSON file with RS256/ES256 public keys, selected by `kid`.
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss`: when set, tokens without this issuer are refused.
+    pub issuer: Option<String>,
+    /// Required `aud`: when set, tokens without this audience are refused. When unset, tokens
+    /// carrying any `aud` are refused (RFC 7519 §4.1.3).
+    pub audience: Option<String>,
+    /// Allowed clock skew for `exp` and `nbf`: default 30 s, at most 5 min (e.g. "30s").
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            hs256_secret: None,
+            public_key_files: Vec::new(),
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+            leeway: DEFAULT_LEEWAY,
+        }
+    }
+}
+
+// Written by hand so that logging the configuration never logs the secret.
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("public_key_files", &self.public_key_files)
+            .field("jwks_file", &self.jwks_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+/// Why key material could not be loaded. Meant for operators: names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("invalid auth configuration: {0}")]
+    InvalidConfig(String),
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{}: {reason}", path.display())]
+    InvalidKey { path: PathBuf, reason: String },
+}
+
+/// Why a token was refused. The messages are safe to return to clients: they never contain key
+/// material, and client input is echoed only briefly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    #[error("token has expired")]
+    Expired,
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token is signed with an unknown key")]
+    UnknownKey,
+    #[error("unsupported token algorithm {0:?}: expected HS256, RS256 or ES256")]
+    UnsupportedAlgorithm(String),
+    #[error("invalid token claims: {0}")]
+    InvalidClaims(String),
+}
+
+/// The algorithms Ferrobase accepts; every other one is refused up front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alg {
+    Hs256,
+    Rs256,
+    Es256,
+}
+
+impl Alg {
+    fn parse(name: &str) -> Result<Self, TokenError> {
+        match name {
+            "HS256" => Ok(Alg::Hs256),
+            "RS256" => Ok(Alg::Rs256),
+            "ES256" => Ok(Alg::Es256),
+            other => Err(TokenError::UnsupportedAlgorithm(echo(other))),
+        }
+    }
+
+    fn jwt(self) -> Algorithm {
+        match self {
+            Alg::Hs256 => Algorithm::HS256,
+            Alg::Rs256 => Algorithm::RS256,
+            Alg::Es256 => Algorithm::ES256,
+        }
+    }
+}
+
+/// A public key and the one algorithm it verifies.
+#[derive(Debug, Clone)]
+struct PublicKey {
+    alg: Alg,
+    key: DecodingKey,
+}
+
+/// Keys from the JWKS file.
+#[derive(Debug, Clone, Default)]
+struct Jwks {
+    by_kid: HashMap<String, PublicKey>,
+    /// Keys without a `kid`, tried (with the PEM keys) for tokens without one.
+    unnamed: Vec<PublicKey>,
+}
+
+/// Verifies bearer tokens and mints HS256 ones. Cheap to share behind an `Arc`.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    hs256_signing: EncodingKey,
+    hs256_verifying: DecodingKey,
+    pem_keys: Vec<PublicKey>,
+    jwks: Option<Jwks>,
+    /// One per accepted algorithm, so that `verify` allocates none.
+    validation_hs256: Validation,
+    validation_rs256: Validation,
+    validation_es256: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<&str> = self
+            .jwks
+            .iter()
+            .flat_map(|jwks| jwks.by_kid.keys().map(String::as_str))
+            .collect();
+        kids.sort_unstable();
+        f.debug_struct("TokenVerifier")
+            .field("hs256_secret", &"[redacted]")
+            .field(
+                "pem_keys",
+                &self.pem_keys.iter().map(|k| k.alg).collect::<Vec<_>>(),
+            )
+            .field("jwks_kids", &kids)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.validation_hs256.leeway)
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    /// Loads (or, for the HS256 secret, creates) all key material named by `config`.
+    pub fn load(config: &AuthConfig, data_dir: &Path) -> Result<Self, AuthSetupError> {
+        if config.leeway > MAX_LEEWAY {
+            return Err(AuthSetupError::InvalidConfig(format!(
+                "leeway is {:?}; at most {:?} is allowed",
+                config.leeway, MAX_LEEWAY
+            )));
+        }
+        let secret = match &config.hs256_secret {
+            Some(secret) if secret.len() < MIN_SECRET_LEN => {
+                return Err(AuthSetupError::InvalidConfig(format!(
+                    "hs256_secret must be at least {MIN_SECRET_LEN} bytes long"
+                )));
+            }
+            Some(secret) => secret.clone(),
+            None => load_or_create_secret(&data_dir.join(SECRET_FILE))?,
+        };
+        let pem_keys = config
+            .public_key_files
+            .iter()
+            .map(|path| load_pem(path))
+            .collect::<Result<_, _>>()?;
+        let jwks = config.jwks_file.as_deref().map(load_jwks).transpose()?;
+
+        let validation = |alg: Alg| {
+            let mut validation = Validation::new(alg.jwt());
+            validation.leeway = config.leeway.as_secs();
+            validation.validate_nbf = true;
+            validation.set_required_spec_claims(&["exp"]);
+            if let Some(issuer) = &config.issuer {
+                validation.set_issuer(&[issuer]);
+                validation.required_spec_claims.insert("iss".to_owned());
+            }
+            if let Some(audience) = &config.audience {
+                validation.set_audience(&[audience]);
+                validation.required_spec_claims.insert("aud".to_owned());
+            }
+            validation
+        };
+        Ok(TokenVerifier {
+            hs256_signing: EncodingKey::from_secret(secret.as_bytes()),
+            hs256_verifying: DecodingKey::from_secret(secret.as_bytes()),
+            pem_keys,
+            jwks,
+            validation_hs256: validation(Alg::Hs256),
+            validation_rs256: validation(Alg::Rs256),
+            validation_es256: validation(Alg::Es256),
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        })
+    }
+
+    /// Checks the token's signature, expiry and claims, and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed(format!(
+                "longer than {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        let header = peek_header(token)?;
+        let alg = Alg::parse(&header.alg)?;
+        if header.crit.is_some() {
+            return Err(TokenError::Malformed(
+                "critical header extensions are not supported".into(),
+            ));
+        }
+        let validation = match alg {
+            Alg::Hs256 => &self.validation_hs256,
+            Alg::Rs256 => &self.validation_rs256,
+            Alg::Es256 => &self.validation_es256,
+        };
+        let claims = match alg {
+            Alg::Hs256 => decode(token, &self.hs256_verifying, validation)?,
+            Alg::Rs256 | Alg::Es256 => {
+                let candidates = self.public_keys(alg, header.kid.as_deref())?;
+                let mut outcome = Err(TokenError::BadSignature);
+                for key in candidates {
+                    outcome = decode(token, key, validation);
+                    if outcome != Err(TokenError::BadSignature) {
+                        break;
+                    }
+                }
+                outcome?
+            }
+        };
+        if !claims.is_object() {
+            return Err(TokenError::InvalidClaims(
+                "the payload is not a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(claims).map_err(|e| TokenError::InvalidClaims(echo(&e.to_string())))
+    }
+
+    /// Signs `claims` with the HS256 secret, adding the configured `iss` and `aud` so that the
+    /// token passes [`TokenVerifier::verify`].
+    pub fn mint(&self, claims: &Claims) -> Result<String, TokenError> {
+        #[derive(Serialize)]
+        struct Minted<'a> {
+            #[serde(flatten)]
+            claims: &'a Claims,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            iss: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            aud: Option<&'a str>,
+        }
+        let minted = Minted {
+            claims,
+            iss: self.issuer.as_deref(),
+            aud: self.audience.as_deref(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &minted, &self.hs256_signing)
+            .map_err(|e| TokenError::InvalidClaims(format!("cannot sign the claims: {e}")))
+    }
+
+    /// The public keys that may have signed a token with `alg` and `kid`. With a JWKS and a
+    /// `kid`, that key alone; otherwise every key of the algorithm.
+    fn public_keys(&self, alg: Alg, kid: Option<&str>) -> Result<Vec<&DecodingKey>, TokenError> {
+        if let (Some(jwks), Some(kid)) = (&self.jwks, kid) {
+            return match jwks.by_kid.get(kid) {
+                Some(key) if key.alg == alg => Ok(vec![&key.key]),
+                _ => Err(TokenError::UnknownKey),
+            };
+        }
+        let jwks_keys = self
+            .jwks
+            .iter()
+            .flat_map(|jwks| jwks.by_kid.values().chain(&jwks.unnamed));
+        let keys: Vec<&DecodingKey> = self
+            .pem_keys
+            .iter()
+            .chain(jwks_keys)
+            .filter(|key| key.alg == alg)
+            .map(|key| &key.key)
+            .collect();
+        if keys.is_empty() {
+            Err(TokenError::UnknownKey)
+        } else {
+            Ok(keys)
+        }
+    }
+}
+
+/// The header fields looked at before choosing a key.
+#[derive(Deserialize)]
+struct PeekedHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+/// Reads the header without trusting it, so that `alg: none` and its kin get a precise error
+/// rather than a parse failure.
+fn peek_header(token: &str) -> Result<PeekedHeader, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed(
+            "expected three base64url parts separated by '.'".into(),
+        ));
+    };
+    let json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| TokenError::Malformed("the header is not base64url".into()))?;
+    serde_json::from_slice(&json)
+        .map_err(|_| TokenError::Malformed("the header is not a JSON object with an alg".into()))
+}
+
+/// Verifies signature and registered claims; the payload comes back as JSON so that an expired
+/// token reads as expired even when its other claims are also wrong.
+fn decode(
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<serde_json::Value, TokenError> {
+    jsonwebtoken::decode::<serde_json::Value>(token, key, validation)
+        .map(|data| data.claims)
+        .map_err(token_error)
+}
+
+fn token_error(error: JwtError) -> TokenError {
+    let claims = |message: String| TokenError::InvalidClaims(message);
+    match error.kind() {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => claims("the token is not valid yet (nbf)".into()),
+        ErrorKind::InvalidIssuer => claims("the issuer (iss) is not accepted".into()),
+        ErrorKind::InvalidAudience => claims("the audience (aud) is not accepted".into()),
+        ErrorKind::InvalidSubject => claims("the subject (sub) is not accepted".into()),
+        ErrorKind::MissingRequiredClaim(name) => claims(format!("missing required claim {name}")),
+        ErrorKind::InvalidClaimFormat(name) => claims(format!("claim {name} is malformed")),
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => TokenError::Malformed("not a well-formed JWT".into()),
+        // Keys are checked when loaded, and `verify` matches keys to algorithms, so these mean
+        // a key the crypto backend still dislikes: as far as the client is concerned, the
+        // signature does not verify.
+        other => {
+            tracing::warn!(error = ?other, "unexpected JWT verification failure");
+            TokenError::BadSignature
+        }
+    }
+}
+
+/// Client input in error messages is cut short, on a character boundary.
+fn echo(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Reads the generated HS256 secret, creating it first if there is none. The file holds the
+/// secret as text, and the text's bytes are the key, exactly as with `hs256_secret`: the file
+/// can be copied into the configuration of other nodes.
+fn load_or_create_secret(path: &Path) -> Result<String, AuthSetupError> {
+    match fs::read_to_string(path) {
+        Ok(text) => parse_secret_file(path, &text),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            create_secret_file(path)?;
+            let text = fs::read_to_string(path).map_err(|source| AuthSetupError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            parse_secret_file(path, &text)
+        }
+        Err(source) => Err(AuthSetupError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn parse_secret_file(path: &Path, text: &str) -> Result<String, AuthSetupError> {
+    let secret = text.trim();
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(AuthSetupError::InvalidKey {
+            path: path.to_owned(),
+            reason: format!(
+                "the secret is shorter than {MIN_SECRET_LEN} bytes; delete the file to have a new \
+                 one generated (tokens signed with the old one stop working)"
+            ),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(metadata) = fs::metadata(path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), "secret file is accessible to other users; chmod 600 it");
+        }
+    }
+    Ok(secret.to_owned())
+}
+
+/// Writes a fresh secret to `path` unless one appears there first. The secret is written to a
+/// private temporary file and hard-linked into place, which fails if `path` exists: two nodes
+/// starting together on one data directory end up sharing whichever secret landed first, and
+/// no reader ever sees a half-written file.
+fn create_secret_file(path: &Path) -> Result<(), AuthSetupError> {
+    let write_error = |source| AuthSetupError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_private_dir(dir).map_err(write_error)?;
+
+    let mut secret = [0u8; 32];
+    OsRng
+        .try_fill_bytes(&mut secret)
+        .map_err(|e| write_error(io::Error::other(e)))?;
+    let mut nonce = [0u8; 8];
+    OsRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| write_error(io::Error::other(e)))?;
+    let temp = dir.join(format!(
+        ".hs256.secret.{}.tmp",
+        URL_SAFE_NO_PAD.encode(nonce)
+    ));
+
+    let written = write_private_file(&temp, format!("{}\n", URL_SAFE_NO_PAD.encode(secret)));
+    let linked = written.and_then(|()| match fs::hard_link(&temp, path) {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    // Best effort: the temporary file is no longer needed either way.
+    let _ = fs::remove_file(&temp);
+    linked.map_err(write_error)?;
+    // Make the new directory entry durable before anyone is handed a token signed with it.
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_error)?;
+    tracing::info!(path = %path.display(), "generated a new HS256 token secret");
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+fn write_private_file(path: &Path, contents: String) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Loads one RSA or EC P-256 public key from a PEM file.
+fn load_pem(path: &Path) -> Result<PublicKey, AuthSetupError> {
+    let invalid = |reason: String| AuthSetupError::InvalidKey {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = fs::read(path).map_err(|source| AuthSetupError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&pem);
+    if text.contains("PRIVATE KEY-----") {
+        return Err(invalid(
+            "holds a private key; configure the public key instead \
+             (openssl pkey -in KEY.pem -pubout)"
+                .into(),
+        ));
+    }
+    if text.contains("CERTIFICATE-----") {
+        return Err(invalid(
+            "holds a certificate; configure its public key instead \
+             (openssl x509 -in CERT.pem -pubkey -noout)"
+                .into(),
+        ));
+    }
+    let key = DecodingKey::from_rsa_pem(&pem)
+        .or_else(|_| DecodingKey::from_ec_pem(&pem))
+        .map_err(|e| invalid(format!("not a PEM-encoded RSA or EC public key ({e})")))?;
+    // Going through the JWK form validates the key (RSA modulus, EC curve) and shares one set
+    // of checks with keys from a JWKS.
+    let jwk = Jwk::from_decoding_key(&key, None)
+        .map_err(|e| invalid(format!("not a usable RS256 or ES256 public key ({e})")))?;
+    public_key(&jwk).map_err(invalid)
+}
+
+/// Loads the RS256/ES256 signing keys of a JWKS file. Keys Ferrobase cannot use (encryption
+/// keys, other algorithms or curves) are skipped with a warning, as identity providers often
+/// publish several kinds; a file with no usable key at all is an error.
+fn load_jwks(path: &Path) -> Result<Jwks, AuthSetupError> {
+    let invalid = |reason: String| AuthSetupError::InvalidKey {
+        path: path.to_owned(),
+        reason,
+    };
+    let json = fs::read(path).map_err(|source| AuthSetupError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let document: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
+    let Some(keys) = document.get("keys").and_then(serde_json::Value::as_array) else {
+        return Err(invalid(
+            "expected a JSON object with a \"keys\" array (RFC 7517)".into(),
+        ));
+    };
+    let mut jwks = Jwks::default();
+    for (index, raw) in keys.iter().enumerate() {
+        let kid = raw.get("kid").and_then(serde_json::Value::as_str);
+        let parsed = serde_json::from_value::<Jwk>(raw.clone())
+            .map_err(|e| format!("not a valid JWK ({e})"))
+            .and_then(|jwk| public_key(&jwk));
+        let key = match parsed {
+            Ok(key) => key,
+            Err(reason) => {
+                tracing::warn!(
+                    path = %path.display(), index, kid, "skipping JWKS key: {reason}"
+                );
+                continue;
+            }
+        };
+        match kid {
+            Some(kid) => {
+                if jwks.by_kid.insert(kid.to_owned(), key).is_some() {
+                    return Err(invalid(format!("two keys have kid {kid:?}")));
+                }
+            }
+            None => jwks.unnamed.push(key),
+        }
+    }
+    if jwks.by_kid.is_empty() && jwks.unnamed.is_empty() {
+        return Err(invalid("holds no usable RS256 or ES256 signing key".into()));
+    }
+    Ok(jwks)
+}
+
+/// Turns a JWK into a verifying key, refusing anything but RSA (RS256) and EC P-256 (ES256)
+/// signature keys. Symmetric keys are refused outright: a JWKS is public material.
+fn public_key(jwk: &Jwk) -> Result<PublicKey, String> {
+    if let Some(PublicKeyUse::Encryption) = jwk.common.public_key_use {
+        return Err("an encryption key (use: enc)".into());
+    }
+    let declared = jwk.common.key_algorithm;
+    let refuse_declared = |expected: KeyAlgorithm| match declared {
+        Some(alg) if alg != expected => Err(format!(
+            "declared for {alg}; only {expected} is supported for this key type"
+        )),
+        _ => Ok(()),
+    };
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(params) => {
+            refuse_declared(KeyAlgorithm::RS256)?;
+            let key = DecodingKey::from_rsa_components(&params.n, &params.e)
+                .map_err(|e| format!("invalid RSA components ({e})"))?;
+            let bits = match key.kind() {
+                DecodingKeyKind::RsaModulusExponent { n, .. } => bit_length(n),
+                DecodingKeyKind::SecretOrDer(_) => 0,
+            };
+            if !RSA_BITS.contains(&bits) {
+                return Err(format!(
+                    "RSA key of {bits} bits; {} to {} are supported",
+                    RSA_BITS.start(),
+                    RSA_BITS.end()
+                ));
+            }
+            Ok(PublicKey {
+                alg: Alg::Rs256,
+                key,
+            })
+        }
+        AlgorithmParameters::EllipticCurve(params) => {
+            if params.curve != EllipticCurve::P256 {
+                return Err(format!(
+                    "EC key on curve {:?}; only P-256 (ES256) is supported",
+                    params.curve
+                ));
+            }
+            refuse_declared(KeyAlgorithm::ES256)?;
+            let key = DecodingKey::from_ec_components(&params.x, &params.y)
+                .map_err(|e| format!("invalid EC components ({e})"))?;
+            // Verifying a dummy signature makes the backend parse the point: an error (rather
+            // than a plain "does not verify") means it is not on the curve.
+            if key.try_get_as_bytes().map(<[u8]>::len).ok() != Some(65)
+                || jsonwebtoken::crypto::verify("AA", b"", &key, Algorithm::ES256).is_err()
+            {
+                return Err("invalid P-256 public key".into());
+            }
+            Ok(PublicKey {
+                alg: Alg::Es256,
+                key,
+            })
+        }
+        AlgorithmParameters::OctetKey(_) => {
+            Err("a symmetric (oct) key; use hs256_secret for shared secrets".into())
+        }
+        AlgorithmParameters::OctetKeyPair(_) => {
+            Err("an OKP (EdDSA) key; only RS256 and ES256 are supported".into())
+        }
+        _ => Err("an unsupported key type; only RSA and EC P-256 are supported".into()),
+    }
+}
+
+fn bit_length(big_endian: &[u8]) -> usize {
+    let digits = match big_endian.iter().position(|&byte| byte != 0) {
+        Some(first) => &big_endian[first..],
+        None => return 0,
+    };
+    digits.len() * 8 - digits[0].leading_zeros() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use ferrobase_core::Namespace;
+    use ferrobase_core::auth::Role;
+    use serde_json::json;
+
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn fixture_bytes(name: &str) -> Vec<u8> {
+        fs::read(fixture(name)).unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn user_claims() -> Claims {
+        Claims {
+            sub: "alice".into(),
+            exp: now() + 3600,
+            iat: Some(now()),
+            ns: Some(Namespace::parse("shop").unwrap()),
+            role: Role::User,
+            scopes: Some(vec!["kv:read".into()]),
+        }
+    }
+
+    fn secret_config() -> AuthConfig {
+        AuthConfig {
+            hs256_secret: Some(SECRET.into()),
+            ..AuthConfig::default()
+        }
+    }
+
+    fn load_verifier(config: &AuthConfig) -> TokenVerifier {
+        let dir = tempfile::tempdir().unwrap();
+        TokenVerifier::load(config, dir.path()).unwrap()
+    }
+
+    fn sign(
+        alg: Algorithm,
+        kid: Option<&str>,
+        claims: &serde_json::Value,
+        key: &EncodingKey,
+    ) -> String {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, key).unwrap()
+    }
+
+    fn hs256(claims: &serde_json::Value, secret: &str) -> String {
+        sign(
+            Algorithm::HS256,
+            None,
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+    }
+
+    fn rsa_private() -> EncodingKey {
+        EncodingKey::from_rsa_pem(&fixture_bytes("rsa_private.pem")).unwrap()
+    }
+
+    fn ec_private() -> EncodingKey {
+        EncodingKey::from_ec_pem(&fixture_bytes("ec_private.pem")).unwrap()
+    }
+
+    fn claims_json() -> serde_json::Value {
+        serde_json::to_value(user_claims()).unwrap()
+    }
+
+    fn b64(json: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(json).unwrap())
+    }
+
+    #[test]
+    fn mint_and_verify_round_trip() {
+        let verifier = load_verifier(&secret_config());
+        let claims = user_claims();
+        let token = verifier.mint(&claims).unwrap();
+        assert_eq!(verifier.verify(&token).unwrap(), claims);
+        // Tokens from other HS256 signers sharing the secret verify too.
+        assert_eq!(
+            verifier.verify(&hs256(&claims_json(), SECRET)).unwrap(),
+            claims
+        );
+    }
+
+    #[test]
+    fn generated_secret_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = TokenVerifier::load(&AuthConfig::default(), dir.path()).unwrap();
+        let path = dir.path().join(SECRET_FILE);
+        let stored = fs::read_to_string(&path).unwrap();
+        assert!(stored.trim().len() >= MIN_SECRET_LEN, "{stored:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let token = first.mint(&user_claims()).unwrap();
+
+        let second = TokenVerifier::load(&AuthConfig::default(), dir.path()).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), stored);
+        assert_eq!(second.verify(&token).unwrap(), user_claims());
+        // The file's text is the secret, usable as configuration elsewhere.
+        let configured = AuthConfig {
+            hs256_secret: Some(stored.trim().to_owned()),
+            ..AuthConfig::default()
+        };
+        assert!(load_verifier(&configured).verify(&token).is_ok());
+        // Another data directory means another secret.
+        let other = load_verifier(&AuthConfig::default());
+        assert_eq!(other.verify(&token), Err(TokenError::BadSignature));
+        // No temporary files are left behind.
+        let entries = fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(entries, 1);
+    }
+
+    #[test]
+    fn short_or_corrupt_secrets_are_refused() {
+        let short = AuthConfig {
+            hs256_secret: Some("secret".into()),
+            ..AuthConfig::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let error = TokenVerifier::load(&short, dir.path()).unwrap_err();
+        assert!(matches!(error, AuthSetupError::InvalidConfig(_)), "{error}");
+
+        let path = dir.path().join(SECRET_FILE);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "\n").unwrap();
+        let error = TokenVerifier::load(&AuthConfig::default(), dir.path()).unwrap_err();
+        assert!(error.to_string().contains("hs256.secret"), "{error}");
+
+        let long_leeway = AuthConfig {
+            leeway: Duration::from_secs(3600),
+            ..secret_config()
+        };
+        assert!(matches!(
+            TokenVerifier::load(&long_leeway, dir.path()),
+            Err(AuthSetupError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_outside_the_leeway() {
+        let verifier = load_verifier(&secret_config());
+        let mut claims = claims_json();
+        claims["exp"] = json!(now() - 3600);
+        assert_eq!(
+            verifier.verify(&hs256(&claims, SECRET)),
+            Err(TokenError::Expired)
+        );
+        // Expired and with a bad role: expiry is what the client is told.
+        claims["role"] = json!("root");
+        assert_eq!(
+            verifier.verify(&hs256(&claims, SECRET)),
+            Err(TokenError::Expired)
+        );
+        // Within the default 30 s leeway.
+        let mut fresh = claims_json();
+        fresh["exp"] = json!(now() - 10);
+        assert!(verifier.verify(&hs256(&fresh, SECRET)).is_ok());
+        let strict = verifier_with_leeway(Duration::ZERO);
+        assert_eq!(
+            strict.verify(&hs256(&fresh, SECRET)),
+            Err(TokenError::Expired)
+        );
+    }
+
+    fn verifier_with_leeway(leeway: Duration) -> TokenVerifier {
+        load_verifier(&AuthConfig {
+            leeway,
+            ..secret_config()
+        })
+    }
+
+    #[test]
+    fn not_yet_valid_tokens_are_refused() {
+        let verifier = load_verifier(&secret_config());
+        let mut claims = claims_json();
+        claims["nbf"] = json!(now() + 3600);
+        assert!(matches!(
+            verifier.verify(&hs256(&claims, SECRET)),
+            Err(TokenError::InvalidClaims(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_secret_and_tampering_break_the_signature() {
+        let verifier = load_verifier(&secret_config());
+        let other = "another-secret-of-more-than-32-bytes!!";
+        assert_eq!(
+            verifier.verify(&hs256(&claims_json(), other)),
+            Err(TokenError::BadSignature)
+        );
+
+        let token = verifier.mint(&user_claims()).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut escalated = claims_json();
+        escalated["role"] = json!("admin");
+        let tampered = format!("{}.{}.{}", parts[0], b64(&escalated), parts[2]);
+        assert_eq!(verifier.verify(&tampered), Err(TokenError::BadSignature));
+        let flipped = if parts[2].starts_with('A') { "B" } else { "A" };
+        let forged = format!("{}.{}.{flipped}{}", parts[0], parts[1], &parts[2][1..]);
+        assert_eq!(verifier.verify(&forged), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn unsigned_and_foreign_algorithms_are_refused() {
+        let verifier = load_verifier(&secret_config());
+        let payload = b64(&claims_json());
+        for alg in [
+            "none", "None", "NONE", "HS512", "RS512", "PS256", "EdDSA", "",
+        ] {
+            let header = b64(&json!({"alg": alg, "typ": "JWT"}));
+            for signature in ["", "c2ln"] {
+                let token = format!("{header}.{payload}.{signature}");
+                assert_eq!(
+                    verifier.verify(&token),
+                    Err(TokenError::UnsupportedAlgorithm(alg.into())),
+                    "{alg}"
+                );
+            }
+        }
+        // A valid HS512 token with the right secret is still refused.
+        let hs512 = sign(
+            Algorithm::HS512,
+            None,
+            &claims_json(),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        );
+        assert_eq!(
+            verifier.verify(&hs512),
+            Err(TokenError::UnsupportedAlgorithm("HS512".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_are_reported_as_such() {
+        let verifier = load_verifier(&secret_config());
+        let good = verifier.mint(&user_claims()).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        for token in [
+            String::new(),
+            "abc".into(),
+            "a.b".into(),
+            format!("{good}.extra"),
+            format!("!!!.{}.{}", parts[1], parts[2]),
+            format!("{}.{}.{}", b64(&json!(["HS256"])), parts[1], parts[2]),
+            "x".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert!(
+                matches!(verifier.verify(&token), Err(TokenError::Malformed(_))),
+                "{token:.40}"
+            );
+        }
+        let crit = b64(&json!({"alg": "HS256", "crit": ["exp"]}));
+        assert!(matches!(
+            verifier.verify(&format!("{crit}.{}.{}", parts[1], parts[2])),
+            Err(TokenError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn claims_must_parse_into_ferrobase_claims() {
+        let verifier = load_verifier(&secret_config());
+        let remove = |claims: &mut serde_json::Value, name: &str| {
+            claims.as_object_mut().unwrap().remove(name);
+        };
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit); 6] = [
+            ("unknown role", |c| c["role"] = json!("superuser")),
+            ("missing role", |c| {
+                c.as_object_mut().unwrap().remove("role");
+            }),
+            ("missing sub", |c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+            ("missing exp", |c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            ("string exp", |c| c["exp"] = json!("tomorrow")),
+            ("invalid ns", |c| c["ns"] = json!("Not/A Namespace")),
+        ];
+        for (what, edit) in cases {
+            let mut claims = claims_json();
+            edit(&mut claims);
+            let result = verifier.verify(&hs256(&claims, SECRET));
+            assert!(
+                matches!(result, Err(TokenError::InvalidClaims(_))),
+                "{what}: {result:?}"
+            );
+        }
+        let mut bad_role = claims_json();
+        bad_role["role"] = json!("superuser");
+        let message = verifier
+            .verify(&hs256(&bad_role, SECRET))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("superuser"), "{message}");
+        let mut no_scopes = claims_json();
+        remove(&mut no_scopes, "scopes");
+        remove(&mut no_scopes, "iat");
+        assert_eq!(
+            verifier.verify(&hs256(&no_scopes, SECRET)).unwrap().scopes,
+            None
+        );
+        // A payload that is not an object is refused even if it would fit field by field.
+        let array = json!(["alice", now() + 60, null, "shop", "admin", null]);
+        let result = verifier.verify(&hs256(&array, SECRET));
+        assert!(
+            matches!(
+                result,
+                Err(TokenError::Malformed(_) | TokenError::InvalidClaims(_))
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn rs256_and_es256_via_pem_files() {
+        let config = AuthConfig {
+            public_key_files: vec![fixture("rsa_public.pem"), fixture("ec_public.pem")],
+            ..secret_config()
+        };
+        let verifier = load_verifier(&config);
+        let claims = claims_json();
+        let rs = sign(Algorithm::RS256, None, &claims, &rsa_private());
+        let es = sign(Algorithm::ES256, None, &claims, &ec_private());
+        assert_eq!(verifier.verify(&rs).unwrap(), user_claims());
+        assert_eq!(verifier.verify(&es).unwrap(), user_claims());
+        // Without a JWKS, a kid is no reason to refuse.
+        let with_kid = sign(Algorithm::RS256, Some("whatever"), &claims, &rsa_private());
+        assert!(verifier.verify(&with_kid).is_ok());
+        // HS256 keeps working beside them.
+        assert!(
+            verifier
+                .verify(&verifier.mint(&user_claims()).unwrap())
+                .is_ok()
+        );
+
+        // Only RSA configured: ES256 tokens have no key.
+        let rsa_only = verifier_for_keys(vec![fixture("rsa_public.pem")]);
+        assert_eq!(rsa_only.verify(&es), Err(TokenError::UnknownKey));
+        // No public keys at all.
+        let secret_only = load_verifier(&secret_config());
+        assert_eq!(secret_only.verify(&rs), Err(TokenError::UnknownKey));
+    }
+
+    fn verifier_for_keys(public_key_files: Vec<PathBuf>) -> TokenVerifier {
+        load_verifier(&AuthConfig {
+            public_key_files,
+            ..secret_config()
+        })
+    }
+
+    #[test]
+    fn rs256_and_es256_via_jwks() {
+        let config = AuthConfig {
+            jwks_file: Some(fixture("jwks.json")),
+            ..secret_config()
+        };
+        let jwks = load_verifier(&config);
+        let claims = claims_json();
+        let rs = sign(Algorithm::RS256, Some("rsa-1"), &claims, &rsa_private());
+        let es = sign(Algorithm::ES256, Some("ec-1"), &claims, &ec_private());
+        assert_eq!(jwks.verify(&rs).unwrap(), user_claims());
+        assert_eq!(jwks.verify(&es).unwrap(), user_claims());
+        // Without a kid, every key of the algorithm is tried.
+        let no_kid = sign(Algorithm::ES256, None, &claims, &ec_private());
+        assert_eq!(jwks.verify(&no_kid).unwrap(), user_claims());
+        // An unknown kid, or the kid of a key of another type, is an unknown key.
+        let unknown = sign(Algorithm::RS256, Some("rsa-2"), &claims, &rsa_private());
+        assert_eq!(jwks.verify(&unknown), Err(TokenError::UnknownKey));
+        let mismatched = sign(Algorithm::ES256, Some("rsa-1"), &claims, &ec_private());
+        assert_eq!(jwks.verify(&mismatched), Err(TokenError::UnknownKey));
+        // With a JWKS and a kid, that key only: a matching PEM key does not rescue the token.
+        let both = AuthConfig {
+            public_key_files: vec![fixture("rsa_public.pem")],
+            jwks_file: Some(fixture("jwks.json")),
+            ..secret_config()
+        };
+        assert_eq!(
+            load_verifier(&both).verify(&unknown),
+            Err(TokenError::UnknownKey)
+        );
+        // Expiry is still checked for public-key tokens.
+        let mut expired = claims_json();
+        expired["exp"] = json!(now() - 3600);
+        let old = sign(Algorithm::RS256, Some("rsa-1"), &expired, &rsa_private());
+        assert_eq!(jwks.verify(&old), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn algorithm_confusion_is_refused() {
+        let public_pem = fixture_bytes("rsa_public.pem");
+        let config = AuthConfig {
+            public_key_files: vec![fixture("rsa_public.pem")],
+            jwks_file: Some(fixture("jwks.json")),
+            ..secret_config()
+        };
+        let verifier = load_verifier(&config);
+        // HS256 "signed" with the public key as the HMAC secret.
+        let forged = sign(
+            Algorithm::HS256,
+            None,
+            &claims_json(),
+            &EncodingKey::from_secret(&public_pem),
+        );
+        assert_eq!(verifier.verify(&forged), Err(TokenError::BadSignature));
+        let forged_kid = sign(
+            Algorithm::HS256,
+            Some("rsa-1"),
+            &claims_json(),
+            &EncodingKey::from_secret(&public_pem),
+        );
+        assert_eq!(verifier.verify(&forged_kid), Err(TokenError::BadSignature));
+
+        // An HMAC made with the real secret, presented as RS256 or ES256.
+        for (alg, kid) in [
+            ("RS256", None),
+            ("RS256", Some("rsa-1")),
+            ("ES256", Some("ec-1")),
+        ] {
+            let mut header = json!({"alg": alg, "typ": "JWT"});
+            if let Some(kid) = kid {
+                header["kid"] = json!(kid);
+            }
+            let message = format!("{}.{}", b64(&header), b64(&claims_json()));
+            let mac = jsonwebtoken::crypto::sign(
+                message.as_bytes(),
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+                Algorithm::HS256,
+            )
+            .unwrap();
+            let token = format!("{message}.{mac}");
+            assert_eq!(
+                verifier.verify(&token),
+                Err(TokenError::BadSignature),
+                "{alg} {kid:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_when_configured() {
+        let config = AuthConfig {
+            issuer: Some("https://id.example".into()),
+            audience: Some("ferrobase".into()),
+            ..secret_config()
+        };
+        let verifier = load_verifier(&config);
+        // Minted tokens carry them.
+        assert!(
+            verifier
+                .verify(&verifier.mint(&user_claims()).unwrap())
+                .is_ok()
+        );
+        let with = |iss: Option<&str>, aud: Option<&str>| {
+            let mut claims = claims_json();
+            if let Some(iss) = iss {
+                claims["iss"] = json!(iss);
+            }
+            if let Some(aud) = aud {
+                claims["aud"] = json!(aud);
+            }
+            verifier.verify(&hs256(&claims, SECRET))
+        };
+        assert!(with(Some("https://id.example"), Some("ferrobase")).is_ok());
+        for (iss, aud) in [
+            (None, Some("ferrobase")),
+            (Some("https://id.example"), None),
+            (Some("https://evil.example"), Some("ferrobase")),
+            (Some("https://id.example"), Some("other")),
+        ] {
+            assert!(
+                matches!(with(iss, aud), Err(TokenError::InvalidClaims(_))),
+                "{iss:?} {aud:?}"
+            );
+        }
+        // Without a configured audience, a token meant for someone else is refused.
+        let plain = verifier_with_leeway(DEFAULT_LEEWAY);
+        let mut claims = claims_json();
+        claims["aud"] = json!("someone-else");
+        assert!(matches!(
+            plain.verify(&hs256(&claims, SECRET)),
+            Err(TokenError::InvalidClaims(_))
+        ));
+    }
+
+    #[test]
+    fn key_files_are_checked_at_load_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let load_pem = |path: PathBuf| {
+            TokenVerifier::load(
+                &AuthConfig {
+                    public_key_files: vec![path],
+                    ..secret_config()
+                },
+                dir.path(),
+            )
+            .unwrap_err()
+        };
+        let load_jwks = |path: PathBuf| {
+            TokenVerifier::load(
+                &AuthConfig {
+                    jwks_file: Some(path),
+                    ..secret_config()
+                },
+                dir.path(),
+            )
+            .unwrap_err()
+        };
+        let write = |name: &str, contents: &str| {
+            let path = dir.path().join(name);
+            fs::write(&path, contents).unwrap();
+            path
+        };
+
+        let missing = load_pem(dir.path().join("missing.pem"));
+        assert!(matches!(&missing, AuthSetupError::Read { .. }), "{missing}");
+        assert!(missing.to_string().contains("missing.pem"), "{missing}");
+
+        for (path, expected) in [
+            (fixture("rsa_private.pem"), "private key"),
+            (fixture("ec384_public.pem"), "P-256"),
+            (write("garbage.pem", "not a key"), "not a PEM-encoded"),
+        ] {
+            let error = load_pem(path.clone());
+            let text = error.to_string();
+            assert!(matches!(error, AuthSetupError::InvalidKey { .. }), "{text}");
+            assert!(
+                text.contains(path.file_name().unwrap().to_str().unwrap()),
+                "{text}"
+            );
+            assert!(text.contains(expected), "{text}");
+        }
+
+        let jwks_error = |contents: &str, expected: &str| {
+            let error = load_jwks(write("bad.jwks.json", contents));
+            let text = error.to_string();
+            assert!(
+                text.contains("bad.jwks.json") && text.contains(expected),
+                "{text}"
+            );
+        };
+        jwks_error("{", "not valid JSON");
+        jwks_error("[]", "\"keys\" array");
+        jwks_error(
+            r#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]}"#,
+            "no usable",
+        );
+        let jwks: serde_json::Value = serde_json::from_slice(&fixture_bytes("jwks.json")).unwrap();
+        let rsa = jwks["keys"][0].clone();
+        jwks_error(
+            &json!({"keys": [rsa.clone(), rsa.clone()]}).to_string(),
+            "two keys have kid",
+        );
+        // Unusable keys beside usable ones are skipped, not fatal.
+        let mut enc = rsa.clone();
+        enc["use"] = json!("enc");
+        enc["kid"] = json!("enc-1");
+        let mut ps256 = rsa.clone();
+        ps256["alg"] = json!("PS256");
+        ps256["kid"] = json!("ps-1");
+        let mixed = write(
+            "mixed.json",
+            &json!({"keys": [enc, ps256, rsa]}).to_string(),
+        );
+        let verifier = load_verifier(&AuthConfig {
+            jwks_file: Some(mixed),
+            ..secret_config()
+        });
+        let token = sign(
+            Algorithm::RS256,
+            Some("enc-1"),
+            &claims_json(),
+            &rsa_private(),
+        );
+        assert_eq!(verifier.verify(&token), Err(TokenError::UnknownKey));
+        let token = sign(
+            Algorithm::RS256,
+            Some("rsa-1"),
+            &claims_json(),
+            &rsa_private(),
+        );
+        assert!(verifier.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let config = AuthConfig {
+            jwks_file: Some(fixture("jwks.json")),
+            ..secret_config()
+        };
+        let verifier = load_verifier(&config);
+        for text in [
+            format!("{verifier:?}"),
+            format!("{config:?}"),
+            format!("{verifier:#?}"),
+        ] {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(!text.contains(&SECRET[..8]), "{text}");
+        }
+        assert!(format!("{verifier:?}").contains("rsa-1"));
+    }
+
+    #[test]
+    fn config_deserializes_with_defaults_and_humantime() {
+        let config: AuthConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config.leeway, DEFAULT_LEEWAY);
+        assert_eq!(config.hs256_secret, None);
+        let config: AuthConfig =
+            serde_json::from_value(json!({"leeway": "2m", "issuer": "me"})).unwrap();
+        assert_eq!(config.leeway, Duration::from_secs(120));
+        assert_eq!(config.issuer.as_deref(), Some("me"));
+        assert!(serde_json::from_value::<AuthConfig>(json!({"secret": "x"})).is_err());
+    }
+
+    #[test]
+    fn token_errors_read_well_and_echo_little() {
+        let long = "A".repeat(10_000);
+        let error = Alg::parse(&long).unwrap_err().to_string();
+        assert!(error.len() < 200, "{error}");
+        assert_eq!(echo("short"), "short");
+        assert_eq!(bit_length(&[0, 0, 1]), 1);
+        assert_eq!(bit_length(&[0x80, 0]), 16);
+        assert_eq!(bit_length(&[]), 0);
+    }
+}

@@ -1,0 +1,160 @@
+//! Authentication and authorization at the HTTP edge.
+//!
+//! [`jwt`] verifies tokens; [`Identity`] is the extractor that turns a request's bearer token
+//! into verified claims (401 otherwise); [`Authorizer`] applies the core policy evaluator to
+//! one namespace for one identity (403 when it says no).
+
+mod jwt;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use ferrobase_core::auth::{Claims, Role};
+use ferrobase_core::policy::{self, Action, Decision, DenyReason, Policy, Resource, Service};
+use ferrobase_core::{ErrorCode, Namespace};
+
+pub use jwt::{AuthConfig, AuthSetupError, TokenError, TokenVerifier};
+
+use crate::cli::TokenArgs;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The verified claims of the request's token.
+#[derive(Debug, Clone)]
+pub struct Identity(pub Claims);
+
+impl FromRequestParts<AppState> for Identity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing bearer token"))?;
+        state
+            .verifier
+            .verify(&token)
+            .map(Identity)
+            .map_err(|error| ApiError::new(ErrorCode::Unauthenticated, error.to_string()))
+    }
+}
+
+/// The token from `Authorization: Bearer ...`, or for GET requests from `?access_token=`,
+/// because browsers' `EventSource` cannot set headers.
+fn bearer_token(parts: &Parts) -> Option<String> {
+    if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let header = header.to_str().ok()?;
+        let (scheme, token) = header.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    if parts.method != axum::http::Method::GET {
+        return None;
+    }
+    let query = parts.uri.query()?;
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "access_token").then(|| value.to_owned())
+    })
+}
+
+/// Decisions for one identity in one namespace, with the namespace's policy loaded once.
+#[derive(Debug)]
+pub struct Authorizer {
+    claims: Claims,
+    ns: Namespace,
+    policy: Option<Arc<Policy>>,
+}
+
+impl Authorizer {
+    /// Checks that the identity may reach `ns` at all (403 otherwise) and loads the policy
+    /// when the identity is a `user`.
+    pub async fn for_namespace(
+        state: &AppState,
+        identity: &Identity,
+        ns: &Namespace,
+    ) -> Result<Self, ApiError> {
+        let probe = Resource::new(Service::Events, "");
+        if let Decision::Deny(reason @ (DenyReason::WrongNamespace | DenyReason::NoNamespace)) =
+            policy::authorize(&identity.0, ns, Action::Read, &probe, None)
+        {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                reason.to_string(),
+            ));
+        }
+        let policy = match identity.0.role {
+            Role::User => state.policies.get(ns).await?,
+            Role::Admin | Role::Service => None,
+        };
+        Ok(Authorizer {
+            claims: identity.0.clone(),
+            ns: ns.clone(),
+            policy,
+        })
+    }
+
+    pub fn allows(&self, action: Action, resource: Resource<'_>) -> bool {
+        policy::authorize(
+            &self.claims,
+            &self.ns,
+            action,
+            &resource,
+            self.policy.as_deref(),
+        )
+        .is_allowed()
+    }
+
+    /// 403 unless `action` on `resource` is allowed.
+    pub fn require(&self, action: Action, resource: Resource<'_>) -> Result<(), ApiError> {
+        match policy::authorize(
+            &self.claims,
+            &self.ns,
+            action,
+            &resource,
+            self.policy.as_deref(),
+        ) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "{action} on {}:{} denied: {reason}",
+                    resource.service, resource.path
+                ),
+            )),
+        }
+    }
+
+    /// 403 unless the identity is an admin (policies and other operator actions).
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.claims.role {
+            Role::Admin => Ok(()),
+            Role::Service | Role::User => Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "only admin tokens may do this",
+            )),
+        }
+    }
+}
+
+/// Mints the token `ferrobase token` prints, signed with the same key material `serve` uses.
+pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
+    let config = args.common.load_config()?;
+    let ns = args.ns.as_deref().map(Namespace::parse).transpose()?;
+    if ns.is_none() && args.role != Role::Admin {
+        anyhow::bail!("--ns is required for {} tokens", args.role.as_str());
+    }
+    let verifier = TokenVerifier::load(&config.auth, &config.data_dir)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = Claims {
+        sub: args.sub.clone(),
+        exp: now + args.ttl.as_secs().max(1),
+        iat: Some(now),
+        ns,
+        role: args.role,
+        scopes: (!args.scope.is_empty()).then(|| args.scope.clone()),
+    };
+    Ok(verifier.mint(&claims)?)
+}

@@ -1,0 +1,183 @@
+//! Command-line interface: `serve`, `token` and `bench`.
+//!
+//! Flags that configure the server also read a `FERROBASE_*` variable (clap resolves flag over
+//! variable); whatever either supplies overrides the TOML file given with `--config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ferrobase_core::auth::Role;
+
+use crate::config::{Config, KvEngineKind, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrobase",
+    version,
+    about = "Ferrobase: a backend-as-a-service in one binary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print a token the server accepts (as the last line of output).
+    Token(TokenArgs),
+    /// Run a benchmark against a running server.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// KV GET and durable PUT throughput and latency over HTTP.
+    Kv(crate::bench::KvBenchArgs),
+}
+
+/// Settings shared by every command that reads the server's configuration and data directory.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "FERROBASE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default ./data).
+    #[arg(long, env = "FERROBASE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HS256 secret for tokens; generated into the data directory when none is configured.
+    #[arg(long, env = "FERROBASE_AUTH_HS256_SECRET", hide_env_values = true)]
+    pub hs256_secret: Option<String>,
+}
+
+impl CommonArgs {
+    /// The configuration file with these flags and variables applied over it.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::from_file(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(secret) = &self.hs256_secret {
+            config.auth.hs256_secret = Some(secret.clone());
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address of the HTTP API (default 127.0.0.1:8080).
+    #[arg(long, env = "FERROBASE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, env = "FERROBASE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// KV engine (default sled).
+    #[arg(long, env = "FERROBASE_KV_ENGINE")]
+    pub kv_engine: Option<KvEngineKind>,
+    /// Largest KV value in bytes (default 1048576).
+    #[arg(long, env = "FERROBASE_KV_MAX_VALUE_BYTES")]
+    pub kv_max_value_bytes: Option<usize>,
+    /// Origins allowed by CORS, comma-separated; `*` for any.
+    #[arg(long, env = "FERROBASE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Change-log retention by age, e.g. `7d` or `12h`.
+    #[arg(long, env = "FERROBASE_EVENTS_MAX_AGE", value_parser = humantime::parse_duration)]
+    pub events_max_age: Option<Duration>,
+    /// Change-log retention by count of events per namespace.
+    #[arg(long, env = "FERROBASE_EVENTS_MAX_EVENTS")]
+    pub events_max_events: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The effective configuration: file, then variables and flags, validated.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = self.common.load_config()?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(format) = self.log_format {
+            config.log_format = format;
+        }
+        if let Some(engine) = self.kv_engine {
+            config.kv.engine = engine;
+        }
+        if let Some(max) = self.kv_max_value_bytes {
+            config.kv.max_value_bytes = max;
+        }
+        if let Some(origins) = &self.cors_origins {
+            config.cors.allowed_origins = origins.clone();
+        }
+        if let Some(age) = self.events_max_age {
+            config.events.max_age = Some(age);
+        }
+        if let Some(count) = self.events_max_events {
+            config.events.max_events = Some(count);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// admin, service or user.
+    #[arg(long)]
+    pub role: Role,
+    /// Namespace the token is for (admin tokens may omit it to reach every namespace).
+    #[arg(long)]
+    pub ns: Option<String>,
+    /// Subject: the user or program the token stands for.
+    #[arg(long, default_value = "cli")]
+    pub sub: String,
+    /// Lifetime, e.g. `1h`, `30m`, `7d`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// Optional scopes narrowing the token, e.g. `kv:read` (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub scope: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ferrobase.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\ndata_dir = \"/from/file\"\n[kv]\nmax_value_bytes = 5\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "ferrobase",
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:7001",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        let config = args.config().unwrap();
+        assert_eq!(config.listen.port(), 7001, "flag beats file");
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("/from/file"),
+            "file beats default"
+        );
+        assert_eq!(config.kv.max_value_bytes, 5);
+    }
+}

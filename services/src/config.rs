@@ -1,0 +1,191 @@
+//! Server configuration: documented structs with defaults and bounds.
+//!
+//! Values come from, lowest precedence first: the defaults below, a TOML file (`--config`),
+//! `FERROBASE_*` environment variables, and command-line flags. The CLI ([`crate::cli`])
+//! resolves flags and variables; [`Config::load`] merges them over the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthConfig;
+
+/// Everything `ferrobase serve` (and the commands that share its data directory) reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP API. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Where data, generated keys and logs live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// How long shutdown waits for in-flight requests before giving up on them. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub auth: AuthConfig,
+    pub cors: CorsConfig,
+    pub kv: KvConfig,
+    pub events: EventsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Text,
+            shutdown_grace: Duration::from_secs(30),
+            auth: AuthConfig::default(),
+            cors: CorsConfig::default(),
+            kv: KvConfig::default(),
+            events: EventsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Cross-origin access for browser apps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API, e.g. `https://app.example.com`; `*` allows any. Empty
+    /// (the default) sends no CORS headers, so browsers keep their same-origin rule.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KvEngineKind {
+    /// Durable, embedded (sled) under `{data_dir}/kv`.
+    Sled,
+    /// In memory only: everything is gone when the process exits.
+    Memory,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvConfig {
+    pub engine: KvEngineKind,
+    /// Largest value in bytes. Default 1 MiB; between 1 byte and 64 MiB.
+    pub max_value_bytes: usize,
+    /// Largest `_txn` request body in bytes. Default 4 MiB; between 1 KiB and 256 MiB.
+    pub max_txn_bytes: usize,
+    /// How often expired keys are swept and the change log pruned. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            engine: KvEngineKind::Sled,
+            max_value_bytes: 1024 * 1024,
+            max_txn_bytes: 4 * 1024 * 1024,
+            maintenance_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Change-log retention. Events older than `max_age` or beyond `max_events` per namespace are
+/// dropped; either may be unset. Default: 7 days, no count limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    #[serde(with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    pub max_events: Option<u64>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_events: None,
+        }
+    }
+}
+
+impl EventsConfig {
+    pub fn retention(&self) -> ferrobase_kv::Retention {
+        ferrobase_kv::Retention {
+            max_age: self.max_age,
+            max_events: self.max_events,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (when given) over the defaults.
+    pub fn from_file(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Rejects values outside their documented bounds, naming the setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=64 * 1024 * 1024).contains(&self.kv.max_value_bytes) {
+            bail!("kv.max_value_bytes must be between 1 and 67108864");
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.kv.max_txn_bytes) {
+            bail!("kv.max_txn_bytes must be between 1024 and 268435456");
+        }
+        if self.kv.maintenance_interval < Duration::from_millis(10)
+            || self.kv.maintenance_interval > Duration::from_secs(3600)
+        {
+            bail!("kv.maintenance_interval must be between 10ms and 1h");
+        }
+        if self.events.max_events == Some(0) {
+            bail!("events.max_events must be at least 1 (leave it unset for no count limit)");
+        }
+        if self.shutdown_grace > Duration::from_secs(3600) {
+            bail!("shutdown_grace must be at most 1h");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults_and_unknown_keys_are_rejected() {
+        let config: Config = toml::from_str(
+            "listen = \"127.0.0.1:9999\"\n[kv]\nmax_value_bytes = 10\n[events]\nmax_age = \"1h\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.kv.max_value_bytes, 10);
+        assert_eq!(config.kv.engine, KvEngineKind::Sled);
+        assert_eq!(config.events.max_age, Some(Duration::from_secs(3600)));
+        assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let mut config = Config::default();
+        config.validate().unwrap();
+        config.kv.max_value_bytes = 0;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_value_bytes")
+        );
+    }
+}

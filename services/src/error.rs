@@ -1,0 +1,90 @@
+//! The one place where library errors become HTTP responses.
+//!
+//! Every error body is `{"error":{"code":"...","message":"..."}}` (DESIGN.md). Internal
+//! failures are logged with their details and answered with a generic message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferrobase_core::ErrorCode;
+use ferrobase_core::event::ChangeLogError;
+use ferrobase_kv::KvError;
+use serde_json::json;
+
+/// An error answered to an API client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    /// Logs `detail` and answers a generic internal error, so internals never leak.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+/// The HTTP status of each public error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            status_of(self.code),
+            Json(json!({"error": {"code": self.code.as_str(), "message": self.message}})),
+        )
+            .into_response();
+        if self.code == ErrorCode::Unauthenticated {
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<KvError> for ApiError {
+    fn from(error: KvError) -> Self {
+        match error.code() {
+            ErrorCode::Internal => ApiError::internal(error),
+            code => ApiError::new(code, error.to_string()),
+        }
+    }
+}
+
+impl From<ChangeLogError> for ApiError {
+    fn from(error: ChangeLogError) -> Self {
+        ApiError::internal(error)
+    }
+}

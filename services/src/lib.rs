@@ -1,0 +1,25 @@
+//! `ferrobase`: the server and CLI that wire Ferrobase's engines to HTTP.
+//!
+//! Only this crate knows HTTP, reads configuration or the environment; the engines are
+//! libraries that take plain config structs.
+//!
+//! - [`config`]: the documented configuration, merged from a TOML file, `FERROBASE_*` variables
+//!   and flags (lowest to highest precedence).
+//! - [`server`]: opens the engines, builds [`state::AppState`] and serves until shutdown.
+//! - [`routes`]: one router function per API area, composed by [`routes::router`].
+//! - [`auth`]: JWT verification and the request identity; [`policies`]: the per-namespace
+//!   policy documents the core evaluator reads.
+//! - [`error`]: the one mapping from library errors to HTTP statuses and JSON bodies.
+//! - [`metrics`]: Prometheus counters and histograms.
+//! - [`bench`]: the load generator behind `ferrobase bench`.
+
+pub mod auth;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod policies;
+pub mod routes;
+pub mod server;
+pub mod state;

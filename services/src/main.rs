@@ -1,0 +1,41 @@
+//! The `ferrobase` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrobase::cli::{BenchCommand, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => ferrobase::server::serve(args.config()?).await,
+            Command::Token(args) => {
+                let token = ferrobase::auth::mint_token(&args)?;
+                println!("{token}");
+                Ok(())
+            }
+            Command::Bench(BenchCommand::Kv(args)) => {
+                ferrobase::bench::run_kv_bench(&args).await?.print();
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

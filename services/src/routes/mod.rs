@@ -1,0 +1,80 @@
+//! The HTTP API: one router function per area, composed here with the cross-cutting layers
+//! (metrics, tracing, CORS).
+
+pub mod events;
+pub mod kv;
+pub mod ops;
+pub mod policies;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::CorsConfig;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The whole HTTP API.
+pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
+    let api = Router::new()
+        .merge(ops::router())
+        .merge(kv::router())
+        .merge(events::router())
+        .merge(policies::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    Ok(match cors_layer(cors)? {
+        Some(cors) => api.layer(cors),
+        None => api,
+    })
+}
+
+fn cors_layer(cors: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
+    if cors.allowed_origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = if cors.allowed_origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = cors
+            .allowed_origins
+            .iter()
+            .map(|origin| {
+                HeaderValue::from_str(origin)
+                    .map_err(|_| anyhow::anyhow!("invalid CORS origin {origin:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::PUT,
+                Method::POST,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::ETAG]),
+    ))
+}
+
+/// Parses a namespace from a path segment, as a 400 when invalid.
+pub(crate) fn parse_ns(raw: &str) -> Result<ferrobase_core::Namespace, ApiError> {
+    ferrobase_core::Namespace::parse(raw).map_err(|error| ApiError::invalid(error.to_string()))
+}

@@ -1,0 +1,46 @@
+//! `PUT/GET /v1/policies/{ns}`: the namespace's policy document (admin only).
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use ferrobase_core::policy::Policy;
+
+use crate::auth::{Authorizer, Identity};
+use crate::error::ApiError;
+use crate::routes::parse_ns;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/policies/{ns}", get(get_policy).put(put_policy))
+}
+
+async fn get_policy(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    identity: Identity,
+) -> Result<Json<Policy>, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require_admin()?;
+    match state.policies.get(&ns).await? {
+        Some(policy) => Ok(Json(Policy::clone(&policy))),
+        None => Err(ApiError::not_found(format!("namespace {ns} has no policy"))),
+    }
+}
+
+async fn put_policy(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    identity: Identity,
+    body: axum::body::Bytes,
+) -> Result<Json<Policy>, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require_admin()?;
+    let policy: Policy = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::invalid(format!("invalid policy document: {error}")))?;
+    let stored = state.policies.put(&ns, policy).await?;
+    Ok(Json(Policy::clone(&stored)))
+}

@@ -1,0 +1,137 @@
+//! Starting and stopping the server.
+//!
+//! [`serve`] is what `ferrobase serve` runs: it sets up logging, opens the engines, binds the
+//! listener and calls [`run`]. Tests call [`build`] and [`run`] directly with a listener on
+//! `127.0.0.1:0` and a shutdown future of their own.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ferrobase_core::SystemClock;
+use ferrobase_kv::{KvEngine, KvLimits, MemoryEngine, SledEngine};
+use tokio::net::TcpListener;
+
+use crate::auth::TokenVerifier;
+use crate::config::{Config, KvEngineKind, LogFormat};
+use crate::state::{AppState, HttpLimits};
+
+/// Opens everything `config` describes and returns the state the routers share.
+pub async fn build(config: &Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let limits = KvLimits {
+        max_value_bytes: config.kv.max_value_bytes,
+    };
+    let kv: Arc<dyn KvEngine> = match config.kv.engine {
+        KvEngineKind::Sled => {
+            let dir = config.data_dir.join("kv");
+            Arc::new(
+                SledEngine::open(&dir, Arc::new(SystemClock), limits)
+                    .with_context(|| format!("opening the KV store in {}", dir.display()))?,
+            )
+        }
+        KvEngineKind::Memory => Arc::new(MemoryEngine::new(Arc::new(SystemClock), limits)),
+    };
+    let verifier = Arc::new(TokenVerifier::load(&config.auth, &config.data_dir)?);
+    let limits = HttpLimits {
+        max_value_bytes: config.kv.max_value_bytes,
+        max_txn_bytes: config.kv.max_txn_bytes,
+    };
+    Ok(AppState::new(kv, verifier, limits))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends
+/// event streams, lets in-flight requests finish (up to the configured grace), and flushes.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = crate::routes::router(state.clone(), &config.cors)?;
+    let maintenance = tokio::spawn(ferrobase_kv::engine::run_maintenance(
+        state.kv.clone(),
+        config.kv.maintenance_interval,
+        config.events.retention(),
+        {
+            let state = state.clone();
+            async move { state.shutdown_signal().await }
+        },
+    ));
+    let draining = state.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        draining.begin_shutdown();
+    });
+    let grace = config.shutdown_grace;
+    let served = tokio::spawn(async move { server.await });
+    let mut served = std::pin::pin!(served);
+    tokio::select! {
+        result = &mut served => result.context("server task")?.context("serving HTTP")?,
+        _ = async {
+            state.shutdown_signal().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+        }
+    }
+    maintenance.abort();
+    state.kv.flush().await.context("flushing the KV store")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `ferrobase serve`: logs, engines, listener, and shutdown on SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(config.log_format);
+    let state = build(&config).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
+    // Printed on stdout so scripts and test harnesses can learn a port chosen by the OS.
+    println!("ferrobase listening on http://{address}");
+    run(listener, state, &config, termination_signal()).await
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROBASE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) keeps the first subscriber; that is fine.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn termination_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
