@@ -7,6 +7,8 @@
 //!   its typed errors onto the same small set.
 //! - [`auth`]: token claims and roles; [`policy`]: the declarative per-namespace policy and
 //!   its evaluator, used alike by KV, storage, queues and functions.
+//! - [`records`]: the record store with an outbox, through which storage and queues keep their
+//!   state and emit events atomically.
 //! - [`clock`]: injectable time, so that TTLs, retention and retries are testable.
 
 pub mod auth;
@@ -15,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod namespace;
 pub mod policy;
+pub mod records;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ErrorCode;

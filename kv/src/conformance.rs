@@ -617,6 +617,69 @@ pub async fn concurrent_writers_get_contiguous_offsets(h: Harness) {
     assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
 }
 
+/// Records (internal keys) stay out of KV listings and KV events; their commit appends exactly
+/// the given events, atomically with the records, and a failed condition writes neither.
+pub async fn records_commit_with_their_events(h: Harness) {
+    use ferrobase_core::event::Causation;
+    use ferrobase_core::records::{EventDraft, RecordCommit, RecordCondition, RecordStore};
+
+    let store = crate::KvRecordStore::new(h.engine.clone());
+    let a = ns("a");
+    put(&h, "a", "user-key", "v").await;
+    let draft = |subject: &str| EventDraft {
+        event_type: EventType::StorageObjectCreated,
+        subject: subject.to_owned(),
+        data: serde_json::json!({"key": subject}),
+        causation: Causation::default(),
+    };
+    let commit = RecordCommit {
+        conditions: vec![("objects/b/x".into(), RecordCondition::Absent)],
+        writes: vec![("objects/b/x".into(), Some(Bytes::from_static(b"meta")))],
+        events: vec![draft("b/x")],
+    };
+    let outcome = store.commit(&a, commit.clone()).await.unwrap();
+    assert_eq!(outcome.event_offsets, vec![2]);
+    let record = store
+        .get(&a, "objects/b/x")
+        .await
+        .unwrap()
+        .expect("record stored");
+    assert_eq!(record.value, Bytes::from_static(b"meta"));
+    assert_eq!(record.version, outcome.versions[0]);
+
+    // The same commit again fails its condition: no record change, no event.
+    assert!(store.commit(&a, commit).await.is_err());
+    let log = events(&h, "a").await;
+    let types: Vec<EventType> = log.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        vec![EventType::KvPut, EventType::StorageObjectCreated]
+    );
+    assert_eq!(log[1].source, "/ns/a/storage");
+
+    // Records are invisible to KV reads and listings, and their versions grow.
+    assert_eq!(list_keys(&h, "a", "").await, vec!["user-key"]);
+    let overwrite = RecordCommit {
+        conditions: vec![(
+            "objects/b/x".into(),
+            RecordCondition::Version(record.version),
+        )],
+        writes: vec![("objects/b/x".into(), Some(Bytes::from_static(b"meta2")))],
+        events: vec![],
+    };
+    let second = store.commit(&a, overwrite).await.unwrap();
+    assert!(second.versions[0] > record.version);
+    assert_eq!(
+        events(&h, "a").await.len(),
+        2,
+        "record writes alone log nothing"
+    );
+    let scanned = store.scan(&a, "objects/", None, 10).await.unwrap();
+    assert_eq!(scanned.len(), 1);
+    assert_eq!(scanned[0].0, "objects/b/x");
+    assert_eq!(scanned[0].1.value, Bytes::from_static(b"meta2"));
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh engine built by
 /// `$make`, an expression of type `fn(Arc<ManualClock>) -> impl Future<Output = Arc<dyn KvEngine>>`
 /// (it may also keep a temp dir alive by leaking it into the engine's lifetime).
@@ -628,7 +691,8 @@ macro_rules! kv_conformance_tests {
             compare_and_set, transaction_all_or_nothing, invalid_transactions_write_nothing,
             ttl_expiry, ttl_overwrite, write_over_expired_key, list_prefix_and_pagination,
             namespaces_are_isolated, log_paging_and_type_filter, wait_beyond_wakes_on_commit,
-            retention_by_count_and_age, concurrent_writers_get_contiguous_offsets);
+            retention_by_count_and_age, concurrent_writers_get_contiguous_offsets,
+            records_commit_with_their_events);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -8,6 +8,8 @@
 //!   written against a small storage view so that every engine shares it.
 //! - [`memory`]: an in-memory engine for tests and ephemeral servers.
 //! - [`sled_engine`]: the embedded, durable engine on sled, with group commit ([`group_commit`]).
+//! - [`records`]: the core [`ferrobase_core::records::RecordStore`] over any engine, for the
+//!   services that keep records and emit events through the KV transaction (storage, queues).
 //! - [`conformance`] (feature `test-utils`): the suite every engine must pass.
 //!
 //! Versions are the namespace log offset (`ferrobaseseq`) of the write that produced them, so
@@ -18,6 +20,7 @@ pub mod error;
 pub mod group_commit;
 pub mod memory;
 pub mod model;
+pub mod records;
 pub mod sled_engine;
 pub mod txn;
 
@@ -31,4 +34,5 @@ pub use model::{
     Check, Entry, EntryMeta, Key, KvLimits, ListPage, ListQuery, Mutation, MutationResult, Txn,
     TxnOutcome,
 };
+pub use records::KvRecordStore;
 pub use sled_engine::SledEngine;

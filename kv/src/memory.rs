@@ -28,6 +28,7 @@ struct State {
 #[derive(Debug, Default)]
 struct NamespaceLog {
     head: u64,
+    record_version: u64,
     events: VecDeque<Event>,
 }
 
@@ -111,6 +112,12 @@ impl TxnStore for NamespaceStore<'_> {
         Ok(log.head)
     }
 
+    fn next_record_version(&mut self) -> Result<u64, Infallible> {
+        let log = self.state.logs.entry(self.ns.clone()).or_default();
+        log.record_version += 1;
+        Ok(log.record_version)
+    }
+
     fn append(&mut self, event: &Event) -> Result<(), Infallible> {
         self.state
             .logs
@@ -162,6 +169,7 @@ impl KvEngine for MemoryEngine {
         for (key, entry) in keys
             .range::<str, _>((start, Bound::Unbounded))
             .take_while(|(key, _)| key.as_str().starts_with(&query.prefix))
+            .filter(|(key, _)| query.includes(key))
             .filter(|(_, entry)| !entry.meta.is_expired(now))
         {
             if entries.len() == query.limit {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrobase_core::event::Causation;
+use ferrobase_core::records::EventDraft;
 use serde::Serialize;
 
 use crate::KvError;
@@ -29,10 +30,40 @@ impl Key {
         Ok(Key(key.to_owned()))
     }
 
+    /// A key in the record space of [`ferrobase_core::records`]: prefixed with U+0001, which
+    /// no client key can contain, so records never collide with KV keys, are not listed
+    /// among them, and their writes emit no KV events.
+    pub fn internal(record_key: &str) -> Result<Self, KvError> {
+        validate_key_text(record_key)?;
+        Ok(Key(format!("{INTERNAL_PREFIX}{record_key}")))
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.0.starts_with(INTERNAL_PREFIX)
+    }
+
+    /// A key read back from an engine's storage, where internal keys appear too.
+    pub fn from_stored(raw: &[u8]) -> Result<Self, KvError> {
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| KvError::Storage("stored key is not UTF-8".into()))?;
+        match text.strip_prefix(INTERNAL_PREFIX) {
+            Some(record_key) => Key::internal(record_key),
+            None => Key::parse(text),
+        }
+    }
+
+    /// The record key of an internal key (without the prefix).
+    pub fn record_key(&self) -> Option<&str> {
+        self.0.strip_prefix(INTERNAL_PREFIX)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
+
+/// Marks keys of the record space; a control character, so never part of a client key.
+pub const INTERNAL_PREFIX: char = '\u{1}';
 
 /// Lets maps keyed by [`Key`] be searched with plain `&str` ranges (listing by prefix).
 impl std::borrow::Borrow<str> for Key {
@@ -141,12 +172,15 @@ impl Mutation {
     }
 }
 
-/// Checks and mutations applied all or nothing, with the causal context of the writer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Checks and mutations applied all or nothing, with the causal context of the writer, and
+/// extra events (changes other services made, recorded through internal keys) appended after
+/// the mutations' own events.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Txn {
     pub checks: Vec<Check>,
     pub mutations: Vec<Mutation>,
     pub causation: Causation,
+    pub events: Vec<EventDraft>,
 }
 
 impl Txn {
@@ -188,12 +222,12 @@ impl Txn {
     /// Rejects transactions no engine should attempt: empty, oversized, over-long TTLs, or
     /// several mutations of one key (their order would be a guess).
     pub fn validate(&self, limits: &KvLimits) -> Result<(), KvError> {
-        if self.mutations.is_empty() {
+        if self.mutations.is_empty() && self.events.is_empty() {
             return Err(KvError::InvalidArgument(
-                "a transaction needs at least one mutation".into(),
+                "a transaction needs at least one mutation or event".into(),
             ));
         }
-        let operations = self.checks.len() + self.mutations.len();
+        let operations = self.checks.len() + self.mutations.len() + self.events.len();
         if operations > MAX_TXN_OPERATIONS {
             return Err(KvError::TxnTooLarge(format!(
                 "{operations} checks and mutations; the limit is {MAX_TXN_OPERATIONS}"
@@ -243,10 +277,13 @@ pub enum MutationResult {
     },
 }
 
-/// The results of a committed transaction, in mutation order.
+/// The results of a committed transaction, in mutation order, and the log offsets of its
+/// extra events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TxnOutcome {
     pub results: Vec<MutationResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_offsets: Vec<u64>,
 }
 
 /// A page of keys in one namespace.
@@ -257,6 +294,13 @@ pub struct ListQuery {
     /// Only keys sorting strictly after this (the previous page's cursor).
     pub after: Option<String>,
     pub limit: usize,
+}
+
+impl ListQuery {
+    /// Internal keys are listed only when the prefix asks for them (the record space).
+    pub fn includes(&self, key: &Key) -> bool {
+        !key.is_internal() || self.prefix.starts_with(INTERNAL_PREFIX)
+    }
 }
 
 /// Keys (with metadata) in ascending byte order.

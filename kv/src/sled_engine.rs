@@ -35,6 +35,7 @@ use crate::{
 const ENTRY_FORMAT: u8 = 1;
 const HEAD: &[u8] = b"head\0";
 const TAIL: &[u8] = b"tail\0";
+const RECORD_VERSION: &[u8] = b"rver\0";
 /// Most log events one prune transaction removes, so pruning never holds a huge transaction.
 const PRUNE_BATCH: usize = 1000;
 
@@ -158,6 +159,13 @@ impl TxnStore for SledStore<'_> {
         Ok(next)
     }
 
+    fn next_record_version(&mut self) -> Result<u64, Self::Error> {
+        let key = meta_key(RECORD_VERSION, self.ns);
+        let next = self.meta.get(&key)?.map_or(0, |bytes| decode_u64(&bytes)) + 1;
+        self.meta.insert(key, &next.to_be_bytes())?;
+        Ok(next)
+    }
+
     fn append(&mut self, event: &Event) -> Result<(), Self::Error> {
         let mut value = event.time_ms().unwrap_or(0).to_be_bytes().to_vec();
         // Serialising our own envelope cannot fail: every field is a plain JSON value.
@@ -204,12 +212,15 @@ impl KvEngine for SledEngine {
             if entry.meta.is_expired(now) {
                 continue;
             }
+            let key = Key::from_stored(&raw_key[ns_prefix.len()..])?;
+            if !query.includes(&key) {
+                continue;
+            }
             if entries.len() == query.limit {
                 more = true;
                 break;
             }
-            let key = String::from_utf8_lossy(&raw_key[ns_prefix.len()..]).into_owned();
-            entries.push((Key::parse(&key)?, entry.meta));
+            entries.push((key, entry.meta));
         }
         let next = more
             .then(|| entries.last().map(|(key, _)| key.as_str().to_owned()))
@@ -390,7 +401,7 @@ fn parse_ttl_key(raw: &[u8]) -> Option<(u64, Namespace, Key)> {
     let rest = std::str::from_utf8(&raw[8..]).ok()?;
     let (ns, key) = rest.split_once('\0')?;
     let ns = Namespace::parse_stored(ns).ok()?;
-    Some((at, ns, Key::parse(key).ok()?))
+    Some((at, ns, Key::from_stored(key.as_bytes()).ok()?))
 }
 
 fn decode_u64(bytes: &[u8]) -> u64 {

@@ -25,6 +25,9 @@ pub trait TxnStore {
     ) -> Result<(), Self::Error>;
     /// Advances the namespace log head and returns the new offset.
     fn next_seq(&mut self) -> Result<u64, Self::Error>;
+    /// Advances the namespace's counter of internal-record versions (records write no events,
+    /// so they cannot take log offsets without leaving gaps in the log).
+    fn next_record_version(&mut self) -> Result<u64, Self::Error>;
     /// Appends an event whose offset came from `next_seq`.
     fn append(&mut self, event: &Event) -> Result<(), Self::Error>;
 }
@@ -68,6 +71,38 @@ pub fn apply<S: TxnStore>(
         let key = mutation.key();
         let previous = live_or_retire(store, ns, key, now_ms, &txn.causation)?;
         let result = match mutation {
+            Mutation::Put {
+                value,
+                content_type,
+                ttl,
+                ..
+            } if key.is_internal() => {
+                let version = store.next_record_version()?;
+                let entry = Entry {
+                    value: value.clone(),
+                    meta: EntryMeta {
+                        version,
+                        content_type: content_type.clone(),
+                        size: value.len() as u64,
+                        updated_at_ms: now_ms,
+                        expires_at_ms: ttl.map(|ttl| now_ms + ttl.as_millis() as u64),
+                    },
+                };
+                store.write(key, Some(&entry), previous.as_ref())?;
+                MutationResult::Put {
+                    key: key.clone(),
+                    version,
+                }
+            }
+            Mutation::Delete { .. } if key.is_internal() => {
+                if let Some(previous) = &previous {
+                    store.write(key, None, Some(previous))?;
+                }
+                MutationResult::Delete {
+                    key: key.clone(),
+                    existed: previous.is_some(),
+                }
+            }
             Mutation::Put {
                 value,
                 content_type,
@@ -124,7 +159,25 @@ pub fn apply<S: TxnStore>(
         };
         results.push(result);
     }
-    Ok(TxnOutcome { results })
+    let mut event_offsets = Vec::with_capacity(txn.events.len());
+    for draft in &txn.events {
+        let seq = store.next_seq()?;
+        let event = Event::new(
+            ns,
+            draft.event_type,
+            draft.subject.clone(),
+            seq,
+            now_ms,
+            &draft.causation,
+            draft.data.clone(),
+        );
+        store.append(&event)?;
+        event_offsets.push(seq);
+    }
+    Ok(TxnOutcome {
+        results,
+        event_offsets,
+    })
 }
 
 /// Removes `key` if its TTL has passed, with its `ferrobase.kv.expire` event. Returns whether
@@ -170,6 +223,10 @@ fn retire<S: TxnStore>(
     now_ms: u64,
     causation: &Causation,
 ) -> Result<(), S::Error> {
+    if key.is_internal() {
+        // Records expire silently: their owners emit whatever events they mean.
+        return store.write(key, None, Some(entry));
+    }
     let seq = store.next_seq()?;
     store.write(key, None, Some(entry))?;
     let data = json!({
