@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use serde_json::json;
 
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
+use crate::routes::extract::{Path, Query};
 use crate::routes::parse_ns;
 use crate::state::AppState;
 

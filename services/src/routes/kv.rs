@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use ferrobase_core::ErrorCode;
+use ferrobase_core::auth::Role;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_kv::model::validate_key_text;
 use ferrobase_kv::{Check, Key, ListQuery, Mutation, MutationResult, Txn};
@@ -21,6 +22,7 @@ use serde_json::json;
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::metrics::KvOperation;
+use crate::routes::extract::{Path, Query};
 use crate::routes::parse_ns;
 use crate::state::AppState;
 
@@ -109,9 +111,12 @@ async fn get_value(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("key {:?} not found", key.as_str())))?;
     let tag = etag(entry.meta.version);
-    if let Some(Precondition::Version(v)) = precondition(&headers, header::IF_NONE_MATCH)?
-        && v == entry.meta.version
-    {
+    let not_modified = match precondition(&headers, header::IF_NONE_MATCH)? {
+        Some(Precondition::Any) => true,
+        Some(Precondition::Version(v)) => v == entry.meta.version,
+        None => false,
+    };
+    if not_modified {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
     let content_type = HeaderValue::from_str(&entry.meta.content_type)
@@ -292,19 +297,30 @@ async fn list(
         )));
     }
     state.metrics.count_kv(KvOperation::List);
-    let query = ListQuery {
-        prefix: params.prefix,
-        after: params.after,
-        limit,
+    let (items, next) = match identity.0.role {
+        Role::Admin | Role::Service => {
+            let query = ListQuery {
+                prefix: params.prefix,
+                after: params.after,
+                limit,
+            };
+            let page = state.kv.list(&ns, &query).await?;
+            (
+                page.entries.into_iter().map(ListItem::from).collect(),
+                page.next,
+            )
+        }
+        Role::User => {
+            let cursor = UserCursor::decode(params.after.as_deref())?;
+            list_visible(&state, &ns, &authorizer, params.prefix, cursor, limit).await?
+        }
     };
-    let page = state.kv.list(&ns, &query).await?;
-    // Users see only the keys their policy lets them read, like row-level security; the
-    // cursor still advances over the hidden ones.
-    let items: Vec<ListItem> = page
-        .entries
-        .into_iter()
-        .filter(|(key, _)| authorizer.allows(Action::Read, kv(key.as_str())))
-        .map(|(key, meta)| ListItem {
+    Ok(Json(json!({"items": items, "next": next})).into_response())
+}
+
+impl From<(Key, ferrobase_kv::EntryMeta)> for ListItem {
+    fn from((key, meta): (Key, ferrobase_kv::EntryMeta)) -> Self {
+        ListItem {
             key: key.as_str().to_owned(),
             version: meta.version,
             size: meta.size,
@@ -313,9 +329,99 @@ async fn list(
             expires_at: meta
                 .expires_at_ms
                 .map(ferrobase_core::event::rfc3339_millis),
-        })
-        .collect();
-    Ok(Json(json!({"items": items, "next": page.next})).into_response())
+        }
+    }
+}
+
+/// Where a `user`'s listing stopped: after the last key it was shown (`anchor`), having passed
+/// over `hidden` keys it may not read. The cursor names only keys the user saw, so paging
+/// never discloses a hidden key, unlike a cursor at the last key scanned.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct UserCursor {
+    #[serde(rename = "a")]
+    anchor: Option<String>,
+    #[serde(rename = "h")]
+    hidden: u64,
+}
+
+/// Opaque cursors start with this; a plain key is accepted as an anchor too.
+const CURSOR_MARK: char = '~';
+
+impl UserCursor {
+    fn decode(after: Option<&str>) -> Result<Self, ApiError> {
+        let Some(after) = after else {
+            return Ok(UserCursor::default());
+        };
+        let Some(encoded) = after.strip_prefix(CURSOR_MARK) else {
+            validate_key_text(after)?;
+            return Ok(UserCursor {
+                anchor: Some(after.to_owned()),
+                hidden: 0,
+            });
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or_else(|| ApiError::invalid("invalid listing cursor"))
+    }
+
+    fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).expect("cursor serialises");
+        format!(
+            "{CURSOR_MARK}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        )
+    }
+}
+
+/// Keys a `user` may read, like row-level security: scans on past hidden keys (within a bound
+/// of work per request) until the page is full or the prefix is exhausted.
+async fn list_visible(
+    state: &AppState,
+    ns: &ferrobase_core::Namespace,
+    authorizer: &Authorizer,
+    prefix: String,
+    cursor: UserCursor,
+    limit: usize,
+) -> Result<(Vec<ListItem>, Option<String>), ApiError> {
+    let mut budget = (limit * 10).max(MAX_LIST_LIMIT);
+    let UserCursor {
+        mut anchor,
+        mut hidden,
+    } = cursor;
+    let mut to_skip = hidden;
+    let mut scan_after = anchor.clone();
+    let mut items = Vec::new();
+    loop {
+        let query = ListQuery {
+            prefix: prefix.clone(),
+            after: scan_after.clone(),
+            limit: MAX_LIST_LIMIT,
+        };
+        let page = state.kv.list(ns, &query).await?;
+        for (key, meta) in page.entries {
+            scan_after = Some(key.as_str().to_owned());
+            if to_skip > 0 {
+                to_skip -= 1;
+                continue;
+            }
+            if items.len() == limit || budget == 0 {
+                return Ok((items, Some(UserCursor { anchor, hidden }.encode())));
+            }
+            budget -= 1;
+            if authorizer.allows(Action::Read, kv(key.as_str())) {
+                anchor = Some(key.as_str().to_owned());
+                hidden = 0;
+                items.push(ListItem::from((key, meta)));
+            } else {
+                hidden += 1;
+            }
+        }
+        if page.next.is_none() {
+            return Ok((items, None));
+        }
+    }
 }
 
 async fn post_action(

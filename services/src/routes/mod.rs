@@ -2,6 +2,7 @@
 //! (metrics, tracing, CORS).
 
 pub mod events;
+pub mod extract;
 pub mod kv;
 pub mod ops;
 pub mod policies;
@@ -23,6 +24,12 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
         .merge(events::router())
         .merge(policies::router())
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ferrobase_core::ErrorCode::InvalidArgument,
+                "method not allowed on this route",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,

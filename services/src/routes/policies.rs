@@ -1,12 +1,13 @@
 //! `PUT/GET /v1/policies/{ns}`: the namespace's policy document (admin only).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use ferrobase_core::policy::Policy;
 
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
+use crate::routes::extract::Path;
 use crate::routes::parse_ns;
 use crate::state::AppState;
 

@@ -337,7 +337,8 @@ impl Resp {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        let json = if is_json {
+        // HEAD responses announce JSON without carrying it.
+        let json = if is_json && !body.is_empty() {
             Some(serde_json::from_slice(&body).expect("a JSON response parses"))
         } else {
             None
@@ -359,7 +360,9 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().expect("text header"))
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("text header"))
     }
 
     pub fn text(&self) -> &str {

@@ -1,0 +1,16 @@
+//! In-process tests of the HTTP API (`ferrobase::routes::router`), driven with
+//! `tower::ServiceExt::oneshot` against the in-memory KV engine and a manual clock.
+//!
+//! - `harness`: the test server, token minting and request helpers.
+//! - `kv`: single-key operations and their events, conditional writes, TTL, listing, limits.
+//! - `txn`: transactions, all or nothing.
+//! - `auth`: 401s, namespace isolation, scopes, the event stream.
+//! - `policies`: the policy API and what policies grant to `user` tokens.
+//! - `ops`: health, metrics, CORS, unknown routes.
+
+mod auth;
+mod harness;
+mod kv;
+mod ops;
+mod policies;
+mod txn;
