@@ -1,6 +1,25 @@
-//! `ferrobase-functions`: stateless JavaScript functions for Ferrobase.
+//! `ferrobase-functions`: stateless JavaScript functions in pooled QuickJS isolates.
 //!
-//! This crate will hold the JS engine boundary (QuickJS-ng through rquickjs), the isolate pool,
-//! limits, activation records, the in-isolate SDK, triggers, rules and sequences, talking to the
-//! services only through a `HostApi` trait of its own (see the functions issue and DESIGN.md).
-//! It has no code yet: the server exposes no function routes until it does.
+//! - [`engine`]: the one boundary around QuickJS-ng (rquickjs): isolates, limits, the
+//!   in-isolate SDK (`import { kv, fetch } from "ferrobase"`).
+//! - [`pool`]: executor threads (one per core), each owning its isolates: warm isolates per
+//!   function version, pre-warmed stem cells, eviction by idle time and memory budget.
+//! - [`store`]: deployed functions and their immutable versions, kept as records.
+//! - [`activations`]: the durable activation records, written in batches.
+//! - [`service`]: [`FunctionService`], what the HTTP layer calls: deploy, invoke, records.
+//! - [`host`]: the [`HostApi`] trait through which functions reach the services.
+//! - [`model`]: specs, versions, outcomes, records.
+
+pub mod activations;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod model;
+pub mod pool;
+pub mod service;
+pub mod store;
+
+pub use error::FunctionError;
+pub use host::{HostApi, HostContext, HostError, HostOp};
+pub use model::{ActivationRecord, FunctionSpec, FunctionVersion, OutcomeKind, StartKind};
+pub use service::{FunctionService, FunctionsConfig, Invocation};

@@ -1,0 +1,96 @@
+//! The boundary between functions and the services they call (DESIGN.md: functions talk to
+//! services only through a `HostApi` of their own). `services` implements it over the real
+//! engines; the engine here only parses SDK calls into [`HostOp`]s and hands them over.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use ferrobase_core::Namespace;
+use ferrobase_core::event::Causation;
+use serde::{Deserialize, Serialize};
+
+/// Who is calling: the activation whose SDK call this is. Writes carry its causation so that
+/// the events they produce can be traced to the activation (loop protection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostContext {
+    pub namespace: Namespace,
+    pub function: String,
+    pub activation_id: String,
+    pub causation: Causation,
+}
+
+/// One SDK call, as the in-isolate SDK sends it (`{"op": "kv.get", ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", deny_unknown_fields)]
+pub enum HostOp {
+    #[serde(rename = "kv.get")]
+    KvGet { key: String },
+    #[serde(rename = "kv.put")]
+    KvPut {
+        key: String,
+        value: String,
+        content_type: String,
+        #[serde(default)]
+        ttl: Option<u64>,
+        #[serde(default)]
+        if_version: Option<u64>,
+        #[serde(default)]
+        if_absent: bool,
+    },
+    #[serde(rename = "kv.delete")]
+    KvDelete {
+        key: String,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    #[serde(rename = "kv.list")]
+    KvList {
+        #[serde(default)]
+        prefix: String,
+        #[serde(default)]
+        after: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    #[serde(rename = "fetch")]
+    Fetch {
+        url: String,
+        #[serde(default = "default_method")]
+        method: String,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        body: Option<String>,
+    },
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+/// A failed SDK call, surfaced in JS as an `Error` with `code` (the API's error codes, such
+/// as `not_found` or `precondition_failed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{code}: {message}")]
+pub struct HostError {
+    pub code: String,
+    pub message: String,
+}
+
+impl HostError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        HostError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What functions may ask of the services. Calls are async and run on the executor thread's
+/// event loop, so a slow call never blocks other activations.
+#[async_trait]
+pub trait HostApi: Send + Sync + std::fmt::Debug {
+    /// Performs `op` for the activation described by `context`; the answer is JSON for the SDK.
+    async fn call(&self, context: &HostContext, op: HostOp)
+    -> Result<serde_json::Value, HostError>;
+}

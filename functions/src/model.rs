@@ -1,0 +1,244 @@
+//! The vocabulary of functions: deployable specs, versions, activation records.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferrobase_core::Namespace;
+use serde::{Deserialize, Serialize};
+
+use crate::FunctionError;
+
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+pub const MIN_MEMORY_MB: u32 = 16;
+pub const MAX_MEMORY_MB: u32 = 2048;
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+pub const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+pub const DEFAULT_CONCURRENCY: u32 = 16;
+pub const MAX_CONCURRENCY: u32 = 1000;
+pub const MAX_CODE_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_ENV_BYTES: usize = 64 * 1024;
+pub const MAX_NAME_LEN: usize = 64;
+
+/// What a deploy request carries (`PUT /v1/functions/{ns}/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSpec {
+    /// The source: an ES module with a default export, or a script defining `main`.
+    pub code: String,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Most activations running at once; more wait in a bounded queue, then get 429.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Values the function reads as `ctx.env` (never the server's environment).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Whether the function answers web requests at `/web/{ns}/{name}/...` without a token.
+    #[serde(default)]
+    pub web: bool,
+}
+
+fn default_memory_mb() -> u32 {
+    DEFAULT_MEMORY_MB
+}
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_concurrency() -> u32 {
+    DEFAULT_CONCURRENCY
+}
+
+impl FunctionSpec {
+    /// Checks every bound, naming the field that is out of range.
+    pub fn validate(&self) -> Result<(), FunctionError> {
+        let invalid = |message: String| Err(FunctionError::Invalid(message));
+        if self.code.trim().is_empty() {
+            return invalid("code must not be empty".into());
+        }
+        if self.code.len() > MAX_CODE_BYTES {
+            return invalid(format!("code is larger than {MAX_CODE_BYTES} bytes"));
+        }
+        if !(MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(&self.memory_mb) {
+            return invalid(format!(
+                "memory_mb must be between {MIN_MEMORY_MB} and {MAX_MEMORY_MB}"
+            ));
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return invalid(format!("timeout_ms must be between 1 and {MAX_TIMEOUT_MS}"));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return invalid(format!(
+                "concurrency must be between 1 and {MAX_CONCURRENCY}"
+            ));
+        }
+        let env_bytes: usize = self.env.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if env_bytes > MAX_ENV_BYTES {
+            return invalid(format!("env is larger than {MAX_ENV_BYTES} bytes"));
+        }
+        Ok(())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// Checks a function name: 1 to 64 of `a-z A-Z 0-9 - _`, starting with a letter or digit.
+pub fn validate_name(name: &str) -> Result<(), FunctionError> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(FunctionError::Invalid(format!(
+            "invalid function name {name:?}: 1 to {MAX_NAME_LEN} of a-z, A-Z, 0-9, '-', '_'"
+        )))
+    }
+}
+
+/// One immutable deployed version, `name@version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionVersion {
+    pub namespace: Namespace,
+    pub name: String,
+    pub version: u32,
+    pub spec: FunctionSpec,
+    /// RFC 3339 time of the deploy.
+    pub deployed_at: String,
+}
+
+impl FunctionVersion {
+    /// `ns/name@version`: identifies the version in pools and records.
+    pub fn id(&self) -> String {
+        format!("{}/{}@{}", self.namespace, self.name, self.version)
+    }
+}
+
+/// How an activation got its isolate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartKind {
+    /// A new isolate was created for it.
+    Cold,
+    /// A pre-warmed isolate (SDK loaded) was specialised with the function's code.
+    Prewarmed,
+    /// An idle isolate that already held this function version was reused.
+    Warm,
+}
+
+/// How an activation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeKind {
+    Ok,
+    Error,
+    Timeout,
+    Oom,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Ok => "ok",
+            OutcomeKind::Error => "error",
+            OutcomeKind::Timeout => "timeout",
+            OutcomeKind::Oom => "oom",
+        }
+    }
+}
+
+/// What started an activation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Cause {
+    /// An API request (invoke or web action).
+    Request,
+    /// A change event (triggers); the event id.
+    Event { id: String },
+}
+
+/// The durable record of one invocation (`GET /v1/activations/{ns}/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationRecord {
+    pub id: String,
+    pub namespace: Namespace,
+    pub function: String,
+    pub version: u32,
+    pub cause: Cause,
+    /// RFC 3339 start time.
+    pub start: String,
+    pub duration_ms: f64,
+    pub start_kind: StartKind,
+    pub outcome: OutcomeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ActivationError>,
+    /// The result (JSON), bounded; `result_truncated` marks a cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default)]
+    pub result_truncated: bool,
+    pub logs: Vec<String>,
+    #[serde(default)]
+    pub logs_truncated: bool,
+    pub memory_mb: u32,
+    /// memory_mb / 1024 × duration in seconds, duration rounded up to whole milliseconds.
+    pub billed_gb_seconds: f64,
+}
+
+/// An error outcome's details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationError {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+/// GB-seconds billed for `duration` at `memory_mb`, the duration rounded up to 1 ms.
+pub fn billed_gb_seconds(memory_mb: u32, duration: Duration) -> f64 {
+    let millis = duration.as_nanos().div_ceil(1_000_000) as f64;
+    f64::from(memory_mb) / 1024.0 * millis / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billing_rounds_up_to_the_millisecond() {
+        assert_eq!(billed_gb_seconds(1024, Duration::from_micros(1)), 0.001);
+        assert_eq!(billed_gb_seconds(128, Duration::from_millis(1000)), 0.125);
+        assert_eq!(
+            billed_gb_seconds(512, Duration::from_micros(2001)),
+            0.5 * 0.003
+        );
+    }
+
+    #[test]
+    fn spec_defaults_and_bounds() {
+        let spec: FunctionSpec =
+            serde_json::from_str(r#"{"code": "export default () => 1"}"#).unwrap();
+        assert_eq!(
+            (spec.memory_mb, spec.timeout_ms, spec.concurrency),
+            (128, 10_000, 16)
+        );
+        spec.validate().unwrap();
+        for bad in [
+            r#"{"code": "x", "memory_mb": 1}"#,
+            r#"{"code": "x", "timeout_ms": 0}"#,
+            r#"{"code": "x", "concurrency": 0}"#,
+            r#"{"code": "  "}"#,
+        ] {
+            let spec: FunctionSpec = serde_json::from_str(bad).unwrap();
+            assert!(spec.validate().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<FunctionSpec>(r#"{"code": "x", "nope": 1}"#).is_err());
+        assert!(validate_name("thumb-2").is_ok());
+        assert!(validate_name("../x").is_err());
+    }
+}

@@ -1,0 +1,472 @@
+//! [`FunctionService`]: deploy, invoke, and read activations — what the HTTP layer calls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ferrobase_core::Namespace;
+use ferrobase_core::event::{Causation, rfc3339_millis};
+use ferrobase_core::records::RecordStore;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::FunctionError;
+use crate::activations::{ActivationRetention, ActivationStore};
+use crate::engine::{self, FetchPolicy, HostBinding};
+use crate::host::{HostApi, HostContext};
+use crate::model::{
+    ActivationRecord, Cause, FunctionSpec, FunctionVersion, OutcomeKind, StartKind,
+    billed_gb_seconds, validate_name,
+};
+use crate::pool::{Execution, Pool, PoolConfig, PoolStats};
+use crate::store::FunctionStore;
+
+/// Tunables of the function service.
+#[derive(Debug, Clone)]
+pub struct FunctionsConfig {
+    pub pool: PoolConfig,
+    /// Activations that may wait for a free slot of a function before 429.
+    pub max_waiting: usize,
+    pub retention: ActivationRetention,
+    /// Most bytes of a result kept in its activation record (the caller gets it whole).
+    pub max_record_result_bytes: usize,
+    /// Most bytes a result may have at all.
+    pub max_result_bytes: usize,
+    pub fetch: FetchPolicy,
+}
+
+impl Default for FunctionsConfig {
+    fn default() -> Self {
+        FunctionsConfig {
+            pool: PoolConfig::default(),
+            max_waiting: 64,
+            retention: ActivationRetention::default(),
+            max_record_result_bytes: 64 * 1024,
+            max_result_bytes: 6 * 1024 * 1024,
+            fetch: FetchPolicy::default(),
+        }
+    }
+}
+
+/// A request to run a function.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub namespace: Namespace,
+    /// `name` (the latest version) or `name@version`.
+    pub target: String,
+    pub event: serde_json::Value,
+    pub cause: Cause,
+    /// Set when an event written by a function triggers this one (loop protection).
+    pub causation: Causation,
+}
+
+/// A finished activation: its record, and the whole result for the caller.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub record: ActivationRecord,
+    /// The result as JSON text (outcome `ok` only), not truncated.
+    pub result_json: Option<String>,
+}
+
+/// Concurrency of one function: running slots and a bounded wait.
+#[derive(Debug)]
+struct Limiter {
+    concurrency: u32,
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+/// Per-namespace counters for metrics.
+#[derive(Debug, Default, Clone)]
+pub struct NamespaceUsage {
+    pub outcomes: [u64; 4],
+    pub gb_seconds: f64,
+    pub duration_seconds_sum: f64,
+    /// Counts per upper bound of [`DURATION_BUCKETS`], then +Inf.
+    pub duration_buckets: Vec<u64>,
+}
+
+/// Upper bounds (seconds) of the activation duration histogram.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0, 30.0,
+];
+
+/// Deploys and runs functions.
+#[derive(Debug)]
+pub struct FunctionService {
+    store: FunctionStore,
+    activations: ActivationStore,
+    pool: Pool,
+    host: Arc<dyn HostApi>,
+    fetch: Arc<FetchPolicy>,
+    limiters: Mutex<HashMap<(Namespace, String), Arc<Limiter>>>,
+    usage: Mutex<HashMap<Namespace, NamespaceUsage>>,
+    config: FunctionsConfig,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Splits `name@3` into the name and version.
+fn parse_target(target: &str) -> Result<(&str, Option<u32>), FunctionError> {
+    match target.split_once('@') {
+        None => Ok((target, None)),
+        Some((name, version)) => version
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v > 0)
+            .map(|v| (name, Some(v)))
+            .ok_or_else(|| FunctionError::Invalid(format!("invalid version in {target:?}"))),
+    }
+}
+
+impl FunctionService {
+    /// Starts the executor threads and the activation recorder (on the current runtime).
+    pub fn start(
+        records: Arc<dyn RecordStore>,
+        host: Arc<dyn HostApi>,
+        config: FunctionsConfig,
+    ) -> Result<Arc<Self>, FunctionError> {
+        Ok(Arc::new(FunctionService {
+            store: FunctionStore::new(records.clone()),
+            activations: ActivationStore::start(records, config.retention),
+            pool: Pool::start(config.pool.clone())?,
+            host,
+            fetch: Arc::new(config.fetch.clone()),
+            limiters: Mutex::default(),
+            usage: Mutex::default(),
+            config,
+        }))
+    }
+
+    pub fn pool_stats(&self) -> &PoolStats {
+        self.pool.stats()
+    }
+
+    /// Usage per namespace, for metrics.
+    pub fn usage(&self) -> HashMap<Namespace, NamespaceUsage> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Compiles `spec` and, when it loads, stores it as the next version of `name`.
+    pub async fn deploy(
+        &self,
+        ns: &Namespace,
+        name: &str,
+        spec: FunctionSpec,
+    ) -> Result<Arc<FunctionVersion>, FunctionError> {
+        validate_name(name)?;
+        spec.validate()?;
+        let code = spec.code.clone();
+        let memory = spec.memory_mb as usize * 1024 * 1024;
+        let check_deadline = Instant::now() + spec.timeout().min(Duration::from_secs(5));
+        // Compiling is CPU work on a throwaway isolate; keep it off the async workers.
+        tokio::task::spawn_blocking(move || engine::check(&code, memory, check_deadline))
+            .await
+            .map_err(|error| FunctionError::Unavailable(format!("deploy check failed: {error}")))?
+            .map_err(FunctionError::Compile)?;
+        let version = self
+            .store
+            .deploy(ns, name, spec, rfc3339_millis(now_ms()))
+            .await?;
+        // A redeploy may change the concurrency; the next invocation builds a new limiter.
+        self.limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(ns.clone(), name.to_owned()));
+        Ok(version)
+    }
+
+    pub async fn get(
+        &self,
+        ns: &Namespace,
+        target: &str,
+    ) -> Result<Arc<FunctionVersion>, FunctionError> {
+        let (name, version) = parse_target(target)?;
+        validate_name(name)?;
+        self.store.get(ns, name, version).await
+    }
+
+    pub async fn versions(
+        &self,
+        ns: &Namespace,
+        name: &str,
+    ) -> Result<Vec<Arc<FunctionVersion>>, FunctionError> {
+        validate_name(name)?;
+        self.store.versions(ns, name).await
+    }
+
+    /// Deletes `name`; activations already running finish on the code they hold.
+    pub async fn delete(&self, ns: &Namespace, name: &str) -> Result<(), FunctionError> {
+        validate_name(name)?;
+        for version_id in self.store.delete(ns, name).await? {
+            self.pool.forget(&version_id);
+        }
+        self.limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(ns.clone(), name.to_owned()));
+        Ok(())
+    }
+
+    fn limiter(&self, version: &FunctionVersion) -> Arc<Limiter> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (version.namespace.clone(), version.name.clone());
+        let concurrency = version.spec.concurrency;
+        limiters
+            .entry(key)
+            .and_modify(|limiter| {
+                if limiter.concurrency != concurrency {
+                    *limiter = Arc::new(Limiter::new(concurrency));
+                }
+            })
+            .or_insert_with(|| Arc::new(Limiter::new(concurrency)))
+            .clone()
+    }
+
+    /// Runs an invocation and waits for its end.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<Completed, FunctionError> {
+        let version = self.get(&invocation.namespace, &invocation.target).await?;
+        let limiter = self.limiter(&version);
+        let _slot = limiter.admit(&version, self.config.max_waiting).await?;
+        Ok(self.run(version, invocation, new_activation_id()).await)
+    }
+
+    /// Starts an invocation and returns its activation id at once (`?blocking=false`). A full
+    /// wait queue is still refused right away.
+    pub async fn start_invoke(
+        self: &Arc<Self>,
+        invocation: Invocation,
+    ) -> Result<String, FunctionError> {
+        let version = self.get(&invocation.namespace, &invocation.target).await?;
+        let limiter = self.limiter(&version);
+        let ticket = limiter.reserve(&version, self.config.max_waiting)?;
+        let id = new_activation_id();
+        let service = self.clone();
+        let activation_id = id.clone();
+        tokio::spawn(async move {
+            let _slot = ticket.wait(&limiter).await;
+            service.run(version, invocation, activation_id).await;
+        });
+        Ok(id)
+    }
+
+    async fn run(
+        &self,
+        version: Arc<FunctionVersion>,
+        invocation: Invocation,
+        id: String,
+    ) -> Completed {
+        let timeout = version.spec.timeout();
+        let deadline = Instant::now() + timeout;
+        let deadline_ms = now_ms() + timeout.as_millis() as u64;
+        let ctx = json!({
+            "activationId": id,
+            "functionName": version.name,
+            "version": version.version,
+            "namespace": version.namespace,
+            "deadline": deadline_ms,
+            "cause": invocation.cause,
+            "env": version.spec.env,
+        });
+        let causation = Causation {
+            cause: Some(id.clone()),
+            depth: invocation.causation.depth + u32::from(invocation.causation.cause.is_some()),
+        };
+        let execution = Execution {
+            version: version.clone(),
+            event_json: invocation.event.to_string(),
+            ctx_json: ctx.to_string(),
+            deadline,
+            host: HostBinding {
+                api: self.host.clone(),
+                context: HostContext {
+                    namespace: version.namespace.clone(),
+                    function: version.name.clone(),
+                    activation_id: id.clone(),
+                    causation,
+                },
+                fetch: self.fetch.clone(),
+            },
+        };
+        let started_at = SystemTime::now();
+        let executed = self.pool.execute(execution).await;
+        let (start_kind, mut output, duration, started_at) = match executed {
+            Ok(done) => (done.start_kind, done.output, done.duration, done.started_at),
+            Err(error) => (
+                StartKind::Cold,
+                crate::engine::ActivationOutput {
+                    outcome: OutcomeKind::Error,
+                    result_json: None,
+                    error: Some(crate::model::ActivationError {
+                        message: error.to_string(),
+                        stack: None,
+                    }),
+                    logs: Vec::new(),
+                    logs_dropped: 0,
+                },
+                Duration::ZERO,
+                started_at,
+            ),
+        };
+        if let Some(result) = &output.result_json
+            && result.len() > self.config.max_result_bytes
+        {
+            output.outcome = OutcomeKind::Error;
+            output.error = Some(crate::model::ActivationError {
+                message: format!(
+                    "the result is {} bytes; the limit is {}",
+                    result.len(),
+                    self.config.max_result_bytes
+                ),
+                stack: None,
+            });
+            output.result_json = None;
+        }
+        let (result, result_truncated) = match &output.result_json {
+            None => (None, false),
+            Some(json) if json.len() <= self.config.max_record_result_bytes => {
+                (serde_json::from_str(json).ok(), false)
+            }
+            Some(json) => {
+                let mut cut = self.config.max_record_result_bytes;
+                while !json.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                (
+                    Some(serde_json::Value::String(json[..cut].to_owned())),
+                    true,
+                )
+            }
+        };
+        let gb_seconds = billed_gb_seconds(version.spec.memory_mb, duration);
+        let start_ms = started_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let record = ActivationRecord {
+            id,
+            namespace: version.namespace.clone(),
+            function: version.name.clone(),
+            version: version.version,
+            cause: invocation.cause,
+            start: rfc3339_millis(start_ms),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            start_kind,
+            outcome: output.outcome,
+            error: output.error,
+            result,
+            result_truncated,
+            logs: output.logs,
+            logs_truncated: output.logs_dropped > 0,
+            memory_mb: version.spec.memory_mb,
+            billed_gb_seconds: gb_seconds,
+        };
+        self.account(&record, duration);
+        self.activations.record(record.clone());
+        Completed {
+            record,
+            result_json: output.result_json,
+        }
+    }
+
+    fn account(&self, record: &ActivationRecord, duration: Duration) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = usage.entry(record.namespace.clone()).or_default();
+        if entry.duration_buckets.is_empty() {
+            entry.duration_buckets = vec![0; DURATION_BUCKETS.len() + 1];
+        }
+        let index = match record.outcome {
+            OutcomeKind::Ok => 0,
+            OutcomeKind::Error => 1,
+            OutcomeKind::Timeout => 2,
+            OutcomeKind::Oom => 3,
+        };
+        entry.outcomes[index] += 1;
+        entry.gb_seconds += record.billed_gb_seconds;
+        let seconds = duration.as_secs_f64();
+        entry.duration_seconds_sum += seconds;
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        entry.duration_buckets[bucket] += 1;
+    }
+
+    pub async fn activation(
+        &self,
+        ns: &Namespace,
+        id: &str,
+    ) -> Result<ActivationRecord, FunctionError> {
+        self.activations.get(ns, id).await
+    }
+
+    pub async fn activations(
+        &self,
+        ns: &Namespace,
+        function: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ActivationRecord>, FunctionError> {
+        self.activations.list(ns, function, after, limit).await
+    }
+}
+
+fn new_activation_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// A place in a function's wait queue, taken before the activation starts.
+struct Ticket;
+
+impl Limiter {
+    fn new(concurrency: u32) -> Self {
+        Limiter {
+            concurrency,
+            slots: Arc::new(Semaphore::new(concurrency as usize)),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes a place in line, unless every slot is busy and `max_waiting` already wait.
+    fn reserve(
+        &self,
+        version: &FunctionVersion,
+        max_waiting: usize,
+    ) -> Result<Ticket, FunctionError> {
+        let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
+        if ahead >= self.slots.available_permits() + max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(FunctionError::Busy(format!(
+                "function {} is at its concurrency limit of {} with {max_waiting} waiting",
+                version.name, self.concurrency
+            )));
+        }
+        Ok(Ticket)
+    }
+
+    async fn admit(
+        &self,
+        version: &FunctionVersion,
+        max_waiting: usize,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, FunctionError> {
+        let ticket = self.reserve(version, max_waiting)?;
+        Ok(ticket.wait(self).await)
+    }
+}
+
+impl Ticket {
+    async fn wait(self, limiter: &Limiter) -> tokio::sync::OwnedSemaphorePermit {
+        let permit = limiter
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("limiter semaphores are never closed");
+        limiter.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit
+    }
+}
