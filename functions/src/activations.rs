@@ -5,7 +5,7 @@
 //! with its `ferrobase.function.completed` event. Until a record is committed it is served from
 //! memory, so a client can read its activation the moment the invoke answers.
 //!
-//! Keys order newest first: `act/{inverted time}{randomness}` is derived from the ULID id, so
+//! Keys order newest first: `act/{inverted id}` is derived from the (monotonic) ULID id, so
 //! a prefix scan lists the latest activations first; `actf/{function}/...` indexes them per
 //! function. Retention keeps at most a configured number per namespace, younger than an age.
 
@@ -46,11 +46,11 @@ impl Default for ActivationRetention {
     }
 }
 
-/// The record key of activation `id` (a ULID): newest first in key order.
+/// The record key of activation `id` (a ULID): the id's bits inverted, so that key order is
+/// newest first (ids are generated monotonically, also within one millisecond).
 fn sort_key(id: &str) -> Option<String> {
     let ulid = ulid::Ulid::from_string(id).ok()?;
-    let inverted = (1u64 << 48) - 1 - ulid.timestamp_ms();
-    Some(format!("{inverted:012x}{}", &id[10..]))
+    Some(format!("{:032x}", u128::MAX - u128::from(ulid)))
 }
 
 fn record_key(id: &str) -> Option<String> {

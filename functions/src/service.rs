@@ -273,9 +273,11 @@ impl FunctionService {
             "cause": invocation.cause,
             "env": version.spec.env,
         });
+        // Writes made by this activation are one hop deeper than what triggered it (a request
+        // is depth 0), so chains of functions triggering functions can be cut off.
         let causation = Causation {
             cause: Some(id.clone()),
-            depth: invocation.causation.depth + u32::from(invocation.causation.cause.is_some()),
+            depth: invocation.causation.depth.saturating_add(1),
         };
         let execution = Execution {
             version: version.clone(),
@@ -415,8 +417,16 @@ impl FunctionService {
     }
 }
 
+/// A new activation id: a ULID, strictly increasing within this process (also within one
+/// millisecond), so that ids sort in start order.
 fn new_activation_id() -> String {
-    ulid::Ulid::new().to_string()
+    static IDS: Mutex<Option<ulid::Generator>> = Mutex::new(None);
+    let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+    let generator = ids.get_or_insert_with(ulid::Generator::new);
+    generator
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
 }
 
 /// A place in a function's wait queue, taken before the activation starts.

@@ -32,6 +32,9 @@ pub enum Command {
     /// Run a benchmark against a running server.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Deploy, invoke and inspect functions on a running server.
+    #[command(subcommand, name = "fn")]
+    Fn(crate::fn_cli::FnCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub kv: KvConfig,
     pub events: EventsConfig,
+    pub functions: FunctionsSettings,
 }
 
 impl Default for Config {
@@ -43,7 +44,90 @@ impl Default for Config {
             cors: CorsConfig::default(),
             kv: KvConfig::default(),
             events: EventsConfig::default(),
+            functions: FunctionsSettings::default(),
         }
+    }
+}
+
+/// The function runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionsSettings {
+    /// Executor threads running isolates; 0 (the default) means one per core. At most 256.
+    pub threads: usize,
+    /// Pre-warmed isolates kept per thread. Default 2; at most 64.
+    pub prewarmed_per_thread: usize,
+    /// Warm isolates idle this long are dropped. Default 10 min.
+    #[serde(with = "humantime_serde")]
+    pub idle_ttl: Duration,
+    /// Memory all idle isolates may hold before the least recently used go. Default 1024 MiB.
+    pub memory_budget_mb: usize,
+    /// Activations that may wait for a busy function before 429. Default 64.
+    pub max_waiting: usize,
+    /// Hosts functions may `fetch` from (exact, or `*.example.com`). Default none.
+    pub fetch_allowed_hosts: Vec<String>,
+    /// Activation records kept per namespace. Default 10000.
+    pub activations_max_per_namespace: usize,
+    /// Activation records older than this are dropped. Default 7 days.
+    #[serde(with = "humantime_serde")]
+    pub activations_max_age: Duration,
+}
+
+impl Default for FunctionsSettings {
+    fn default() -> Self {
+        FunctionsSettings {
+            threads: 0,
+            prewarmed_per_thread: 2,
+            idle_ttl: Duration::from_secs(600),
+            memory_budget_mb: 1024,
+            max_waiting: 64,
+            fetch_allowed_hosts: Vec::new(),
+            activations_max_per_namespace: 10_000,
+            activations_max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl FunctionsSettings {
+    pub fn runtime_config(&self) -> ferrobase_functions::FunctionsConfig {
+        use ferrobase_functions::activations::ActivationRetention;
+        use ferrobase_functions::engine::FetchPolicy;
+        use ferrobase_functions::pool::PoolConfig;
+        ferrobase_functions::FunctionsConfig {
+            pool: PoolConfig {
+                threads: self.threads,
+                stems_per_thread: self.prewarmed_per_thread,
+                idle_ttl: self.idle_ttl,
+                memory_budget_bytes: self.memory_budget_mb * 1024 * 1024,
+                ..PoolConfig::default()
+            },
+            max_waiting: self.max_waiting,
+            retention: ActivationRetention {
+                max_per_namespace: self.activations_max_per_namespace,
+                max_age: self.activations_max_age,
+                ..ActivationRetention::default()
+            },
+            fetch: FetchPolicy {
+                allowed_hosts: self.fetch_allowed_hosts.clone(),
+            },
+            ..ferrobase_functions::FunctionsConfig::default()
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.threads > 256 {
+            bail!("functions.threads must be at most 256");
+        }
+        if self.prewarmed_per_thread > 64 {
+            bail!("functions.prewarmed_per_thread must be at most 64");
+        }
+        if self.max_waiting > 100_000 {
+            bail!("functions.max_waiting must be at most 100000");
+        }
+        if self.activations_max_per_namespace == 0 {
+            bail!("functions.activations_max_per_namespace must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -151,6 +235,7 @@ impl Config {
         if self.events.max_events == Some(0) {
             bail!("events.max_events must be at least 1 (leave it unset for no count limit)");
         }
+        self.functions.validate()?;
         if self.shutdown_grace > Duration::from_secs(3600) {
             bail!("shutdown_grace must be at most 1h");
         }

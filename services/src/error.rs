@@ -16,6 +16,8 @@ use serde_json::json;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Extra fields merged into the error object (e.g. `line` and `column` of a compile error).
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,7 +25,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Adds fields (a JSON object) to the error object.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -61,7 +70,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             status_of(self.code),
-            Json(json!({"error": {"code": self.code.as_str(), "message": self.message}})),
+            Json({
+                let mut error = json!({"code": self.code.as_str(), "message": self.message});
+                if let (Some(serde_json::Value::Object(extra)), Some(object)) =
+                    (self.details, error.as_object_mut())
+                {
+                    for (name, value) in extra {
+                        object.entry(name).or_insert(value);
+                    }
+                }
+                json!({ "error": error })
+            }),
         )
             .into_response();
         if self.code == ErrorCode::Unauthenticated {

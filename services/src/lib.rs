@@ -18,6 +18,8 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fn_cli;
+pub mod host;
 pub mod metrics;
 pub mod policies;
 pub mod routes;

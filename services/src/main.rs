@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => ferrobase::server::serve(args.config()?).await,
+            Command::Fn(command) => ferrobase::fn_cli::run(command).await,
             Command::Token(args) => {
                 let token = ferrobase::auth::mint_token(&args)?;
                 println!("{token}");

@@ -155,3 +155,135 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .inc();
     response
 }
+
+/// Appends the function runtime's metrics to an OpenMetrics exposition (before `# EOF`):
+/// invocations by outcome, a duration histogram and GB-seconds per namespace, starts by kind,
+/// and pool sizes.
+pub fn append_function_metrics(
+    text: &mut String,
+    functions: &ferrobase_functions::FunctionService,
+) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+
+    use ferrobase_functions::service::DURATION_BUCKETS;
+
+    let eof = text.rfind("# EOF").unwrap_or(text.len());
+    let tail = text.split_off(eof);
+    let usage = functions.usage();
+    let mut namespaces: Vec<_> = usage.iter().collect();
+    namespaces.sort_by(|a, b| a.0.cmp(b.0));
+    // Writing into a String cannot fail.
+    let out = text;
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_invocations Function activations by namespace and outcome."
+    );
+    let _ = writeln!(out, "# TYPE ferrobase_function_invocations counter");
+    for (ns, counters) in &namespaces {
+        for (index, outcome) in ["ok", "error", "timeout", "oom"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "ferrobase_function_invocations_total{{namespace=\"{ns}\",outcome=\"{outcome}\"}} {}",
+                counters.outcomes[index]
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_duration_seconds Activation durations by namespace."
+    );
+    let _ = writeln!(out, "# TYPE ferrobase_function_duration_seconds histogram");
+    for (ns, counters) in &namespaces {
+        let mut cumulative = 0;
+        for (index, bound) in DURATION_BUCKETS.iter().enumerate() {
+            cumulative += counters.duration_buckets.get(index).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "ferrobase_function_duration_seconds_bucket{{namespace=\"{ns}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let total: u64 = counters.duration_buckets.iter().sum();
+        let _ = writeln!(
+            out,
+            "ferrobase_function_duration_seconds_bucket{{namespace=\"{ns}\",le=\"+Inf\"}} {total}"
+        );
+        let _ = writeln!(
+            out,
+            "ferrobase_function_duration_seconds_sum{{namespace=\"{ns}\"}} {}",
+            counters.duration_seconds_sum
+        );
+        let _ = writeln!(
+            out,
+            "ferrobase_function_duration_seconds_count{{namespace=\"{ns}\"}} {total}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_gb_seconds Billed GB-seconds (memory_mb/1024 x duration) by namespace."
+    );
+    let _ = writeln!(out, "# TYPE ferrobase_function_gb_seconds counter");
+    for (ns, counters) in &namespaces {
+        let _ = writeln!(
+            out,
+            "ferrobase_function_gb_seconds_total{{namespace=\"{ns}\"}} {}",
+            counters.gb_seconds
+        );
+    }
+    let stats = functions.pool_stats();
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_starts Activations by how they got their isolate."
+    );
+    let _ = writeln!(out, "# TYPE ferrobase_function_starts counter");
+    for (kind, counter) in [
+        ("cold", &stats.cold),
+        ("prewarmed", &stats.prewarmed),
+        ("warm", &stats.warm),
+    ] {
+        let _ = writeln!(
+            out,
+            "ferrobase_function_starts_total{{kind=\"{kind}\"}} {}",
+            counter.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_pool_isolates Idle isolates in the pool."
+    );
+    let _ = writeln!(out, "# TYPE ferrobase_function_pool_isolates gauge");
+    let _ = writeln!(
+        out,
+        "ferrobase_function_pool_isolates{{state=\"warm\"}} {}",
+        stats.warm_idle.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "ferrobase_function_pool_isolates{{state=\"prewarmed\"}} {}",
+        stats.stems.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_pool_idle_memory_bytes Heap held by idle warm isolates."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE ferrobase_function_pool_idle_memory_bytes gauge"
+    );
+    let _ = writeln!(
+        out,
+        "ferrobase_function_pool_idle_memory_bytes {}",
+        stats.idle_memory_bytes.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_evictions Idle isolates evicted (TTL, memory budget, redeploy)."
+    );
+    let _ = writeln!(out, "# TYPE ferrobase_function_evictions counter");
+    let _ = writeln!(
+        out,
+        "ferrobase_function_evictions_total {}",
+        stats.evicted.load(Ordering::Relaxed)
+    );
+    out.push_str(&tail);
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ferrobase_core::SystemClock;
-use ferrobase_kv::{KvEngine, KvLimits, MemoryEngine, SledEngine};
+use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine, SledEngine};
 use tokio::net::TcpListener;
 
 use crate::auth::TokenVerifier;
@@ -38,7 +38,13 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         max_value_bytes: config.kv.max_value_bytes,
         max_txn_bytes: config.kv.max_txn_bytes,
     };
-    Ok(AppState::new(kv, verifier, limits))
+    let functions = ferrobase_functions::FunctionService::start(
+        Arc::new(KvRecordStore::new(kv.clone())),
+        Arc::new(crate::host::ServiceHost::new(kv.clone())),
+        config.functions.runtime_config(),
+    )
+    .context("starting the function runtime")?;
+    Ok(AppState::new(kv, verifier, limits).with_functions(functions))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends

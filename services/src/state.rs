@@ -27,6 +27,8 @@ pub struct AppState {
     pub policies: Arc<PolicyStore>,
     pub metrics: Arc<Metrics>,
     pub limits: HttpLimits,
+    /// The function runtime; `None` when the server runs without functions.
+    pub functions: Option<Arc<ferrobase_functions::FunctionService>>,
     lifecycle: Arc<Lifecycle>,
 }
 
@@ -46,11 +48,18 @@ impl AppState {
             verifier,
             metrics: Arc::new(Metrics::default()),
             limits,
+            functions: None,
             lifecycle: Arc::new(Lifecycle {
                 draining: AtomicBool::new(false),
                 shutdown: watch::channel(false).0,
             }),
         }
+    }
+
+    /// The same state with `functions` as its function runtime.
+    pub fn with_functions(mut self, functions: Arc<ferrobase_functions::FunctionService>) -> Self {
+        self.functions = Some(functions);
+        self
     }
 
     /// Marks the server as shutting down: `/readyz` fails and event streams end, so that

@@ -711,11 +711,16 @@ mod tests {
         fs::read(fixture(name)).unwrap()
     }
 
+    /// One "now" for the whole test process: claims built at different moments must still
+    /// compare equal when a second boundary passes between them.
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
+        static NOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        *NOW.get_or_init(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        })
     }
 
     fn user_claims() -> Claims {

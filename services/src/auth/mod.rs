@@ -144,17 +144,30 @@ pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     if ns.is_none() && args.role != Role::Admin {
         anyhow::bail!("--ns is required for {} tokens", args.role.as_str());
     }
+    let scopes = (!args.scope.is_empty()).then(|| args.scope.clone());
+    mint(&config, args.role, ns, &args.sub, args.ttl, scopes)
+}
+
+/// A token for `role` in `ns`, valid for `ttl`, signed with the key `config` describes.
+pub fn mint(
+    config: &crate::config::Config,
+    role: Role,
+    ns: Option<Namespace>,
+    sub: &str,
+    ttl: std::time::Duration,
+    scopes: Option<Vec<String>>,
+) -> anyhow::Result<String> {
     let verifier = TokenVerifier::load(&config.auth, &config.data_dir)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let claims = Claims {
-        sub: args.sub.clone(),
-        exp: now + args.ttl.as_secs().max(1),
+        sub: sub.to_owned(),
+        exp: now + ttl.as_secs().max(1),
         iat: Some(now),
         ns,
-        role: args.role,
-        scopes: (!args.scope.is_empty()).then(|| args.scope.clone()),
+        role,
+        scopes,
     };
     Ok(verifier.mint(&claims)?)
 }

@@ -134,31 +134,6 @@ async fn get_value(
     Ok(response)
 }
 
-/// Reads a request body of at most `limit` bytes, answering 413 beyond it.
-async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::TooLarge,
-            format!("{what} exceeds the limit of {limit} bytes"),
-        )
-    };
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(error) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-            while let Some(current) = source {
-                if current.is::<http_body_util::LengthLimitError>() {
-                    return Err(too_large());
-                }
-                source = current.source();
-            }
-            Err(ApiError::invalid(format!(
-                "cannot read the request body: {error}"
-            )))
-        }
-    }
-}
-
 async fn put_value(
     State(state): State<AppState>,
     Path((ns, key)): Path<(String, String)>,
@@ -192,7 +167,7 @@ async fn put_value(
             .ok_or_else(|| ApiError::invalid("Content-Type must be 1 to 255 visible characters"))?
             .to_owned(),
     };
-    let value = read_body(body, max, "value").await?;
+    let value = crate::routes::read_body(body, max, "value").await?;
     let mut txn = Txn::put(key.clone(), value, content_type);
     if let Some(seconds) = params.ttl {
         txn = txn.with_ttl(Duration::from_secs(seconds));
@@ -438,7 +413,7 @@ async fn post_action(
     }
     let ns = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
-    let body = read_body(body, state.limits.max_txn_bytes, "transaction").await?;
+    let body = crate::routes::read_body(body, state.limits.max_txn_bytes, "transaction").await?;
     let request: TxnRequest = serde_json::from_slice(&body)
         .map_err(|error| ApiError::invalid(format!("invalid transaction: {error}")))?;
     let txn = request.into_txn()?;

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod extract;
+pub mod functions;
 pub mod kv;
 pub mod ops;
 pub mod policies;
@@ -23,6 +24,7 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
         .merge(kv::router())
         .merge(events::router())
         .merge(policies::router())
+        .merge(functions::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -84,4 +86,33 @@ fn cors_layer(cors: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
 /// Parses a namespace from a path segment, as a 400 when invalid.
 pub(crate) fn parse_ns(raw: &str) -> Result<ferrobase_core::Namespace, ApiError> {
     ferrobase_core::Namespace::parse(raw).map_err(|error| ApiError::invalid(error.to_string()))
+}
+
+/// Reads a request body of at most `limit` bytes, answering 413 beyond it.
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    what: &str,
+) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ferrobase_core::ErrorCode::TooLarge,
+            format!("{what} exceeds the limit of {limit} bytes"),
+        )
+    };
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+            while let Some(current) = source {
+                if current.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large());
+                }
+                source = current.source();
+            }
+            Err(ApiError::invalid(format!(
+                "cannot read the request body: {error}"
+            )))
+        }
+    }
 }

@@ -46,6 +46,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(retained),
+        {
+            let mut text = state.metrics.render(retained);
+            if let Some(functions) = &state.functions {
+                crate::metrics::append_function_metrics(&mut text, functions);
+            }
+            text
+        },
     )
 }

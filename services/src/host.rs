@@ -1,0 +1,182 @@
+//! The [`HostApi`] functions call: their SDK's KV operations on the function's own namespace
+//! (with the activation as the cause of the events they write) and allow-listed `fetch`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ferrobase_functions::{HostApi, HostContext, HostError, HostOp};
+use ferrobase_kv::{Check, Key, KvEngine, KvError, ListQuery, MutationResult, Txn};
+use serde_json::{Value, json};
+
+/// Most bytes of a fetched body handed to a function.
+const MAX_FETCH_BODY_BYTES: usize = 6 * 1024 * 1024;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_LIST_LIMIT: usize = 1000;
+
+#[derive(Debug)]
+pub struct ServiceHost {
+    kv: Arc<dyn KvEngine>,
+    http: reqwest::Client,
+}
+
+impl ServiceHost {
+    pub fn new(kv: Arc<dyn KvEngine>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            // Redirects could lead off the allow-list; the function sees the 3xx instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client without TLS options builds");
+        ServiceHost { kv, http }
+    }
+
+    async fn fetch(
+        &self,
+        url: String,
+        method: String,
+        headers: BTreeMap<String, String>,
+        body: Option<String>,
+    ) -> Result<Value, HostError> {
+        let method =
+            reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                HostError::new("invalid_argument", format!("invalid method {method:?}"))
+            })?;
+        let mut request = self.http.request(method, &url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|error| {
+            HostError::new("unavailable", format!("fetch {url} failed: {error}"))
+        })?;
+        let status = response.status().as_u16();
+        let headers: BTreeMap<String, String> = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+            .collect();
+        let bytes = response.bytes().await.map_err(|error| {
+            HostError::new("unavailable", format!("reading {url} failed: {error}"))
+        })?;
+        if bytes.len() > MAX_FETCH_BODY_BYTES {
+            return Err(HostError::new(
+                "too_large",
+                format!("the response of {url} is larger than {MAX_FETCH_BODY_BYTES} bytes"),
+            ));
+        }
+        Ok(json!({"status": status, "headers": headers, "body": String::from_utf8_lossy(&bytes)}))
+    }
+}
+
+fn kv_error(error: KvError) -> HostError {
+    HostError::new(error.code().as_str(), error.to_string())
+}
+
+fn key(raw: &str) -> Result<Key, HostError> {
+    Key::parse(raw).map_err(kv_error)
+}
+
+#[async_trait]
+impl HostApi for ServiceHost {
+    async fn call(&self, context: &HostContext, op: HostOp) -> Result<Value, HostError> {
+        let ns = &context.namespace;
+        match op {
+            HostOp::KvGet { key: raw } => {
+                let entry = self.kv.get(ns, &key(&raw)?).await.map_err(kv_error)?;
+                Ok(entry.map_or(Value::Null, |entry| {
+                    json!({
+                        "value": String::from_utf8_lossy(&entry.value),
+                        "version": entry.meta.version,
+                        "content_type": entry.meta.content_type,
+                    })
+                }))
+            }
+            HostOp::KvPut {
+                key: raw,
+                value,
+                content_type,
+                ttl,
+                if_version,
+                if_absent,
+            } => {
+                let key = key(&raw)?;
+                let mut txn = Txn::put(key.clone(), Bytes::from(value), content_type);
+                if let Some(seconds) = ttl {
+                    txn = txn.with_ttl(Duration::from_secs(seconds));
+                }
+                if let Some(version) = if_version {
+                    txn = txn.with_check(Check::Version {
+                        key: key.clone(),
+                        version,
+                    });
+                }
+                if if_absent {
+                    txn = txn.with_check(Check::Absent { key: key.clone() });
+                }
+                txn.causation = context.causation.clone();
+                let outcome = self.kv.commit(ns, txn).await.map_err(kv_error)?;
+                match outcome.results.first() {
+                    Some(MutationResult::Put { version, .. }) => {
+                        Ok(json!({"key": raw, "version": version}))
+                    }
+                    _ => Err(HostError::new("internal", "put committed without a result")),
+                }
+            }
+            HostOp::KvDelete {
+                key: raw,
+                if_version,
+            } => {
+                let key = key(&raw)?;
+                let mut txn = Txn::delete(key.clone());
+                if let Some(version) = if_version {
+                    txn = txn.with_check(Check::Version { key, version });
+                }
+                txn.causation = context.causation.clone();
+                let outcome = self.kv.commit(ns, txn).await.map_err(kv_error)?;
+                Ok(json!(matches!(
+                    outcome.results.first(),
+                    Some(MutationResult::Delete { existed: true, .. })
+                )))
+            }
+            HostOp::KvList {
+                prefix,
+                after,
+                limit,
+            } => {
+                let limit = limit.unwrap_or(100).clamp(1, MAX_LIST_LIMIT);
+                let page = self
+                    .kv
+                    .list(
+                        ns,
+                        &ListQuery {
+                            prefix,
+                            after,
+                            limit,
+                        },
+                    )
+                    .await
+                    .map_err(kv_error)?;
+                let items: Vec<Value> = page
+                    .entries
+                    .into_iter()
+                    .map(|(key, meta)| {
+                        json!({"key": key, "version": meta.version, "size": meta.size,
+                               "content_type": meta.content_type})
+                    })
+                    .collect();
+                Ok(json!({"items": items, "next": page.next}))
+            }
+            HostOp::Fetch {
+                url,
+                method,
+                headers,
+                body,
+            } => self.fetch(url, method, headers, body).await,
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The functions API: deploy, inspect and delete functions, invoke them (blocking or not),
+//! web actions, and activation records.
+//!
+//! - `PUT/GET/DELETE /v1/functions/{ns}/{name}`
+//! - `POST /v1/functions/{ns}/{name}/invoke[?blocking=false]` (`name` or `name@version`)
+//! - `ANY /web/{ns}/{name}/{*path}` for functions deployed with `"web": true`, no token needed
+//! - `GET /v1/activations/{ns}?function=&after=&limit=`, `GET /v1/activations/{ns}/{id}`
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use ferrobase_core::event::Causation;
+use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::{ErrorCode, Namespace};
+use ferrobase_functions::model::Cause;
+use ferrobase_functions::service::{Completed, Invocation};
+use ferrobase_functions::{
+    FunctionError, FunctionService, FunctionSpec, FunctionVersion, OutcomeKind,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Authorizer, Identity};
+use crate::error::ApiError;
+use crate::routes::extract::{Path, Query};
+use crate::routes::parse_ns;
+use crate::state::AppState;
+
+/// Largest deploy document (the code is limited to 4 MiB inside it).
+const MAX_DEPLOY_BYTES: usize = 5 * 1024 * 1024;
+/// Largest invocation payload.
+const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
+const DEFAULT_LIST_LIMIT: usize = 20;
+const MAX_LIST_LIMIT: usize = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/functions/{ns}/{name}",
+            get(get_function).put(deploy).delete(delete),
+        )
+        .route("/v1/functions/{ns}/{name}/invoke", post(invoke))
+        .route("/v1/activations/{ns}", get(list_activations))
+        .route("/v1/activations/{ns}/{id}", get(get_activation))
+        .route("/web/{ns}/{name}", any(web_action))
+        .route("/web/{ns}/{name}/{*path}", any(web_action))
+}
+
+fn service(state: &AppState) -> Result<&Arc<FunctionService>, ApiError> {
+    state.functions.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "functions are not enabled on this server",
+        )
+    })
+}
+
+/// The function name of a `name` or `name@version` target, for policy checks.
+fn base_name(target: &str) -> &str {
+    target.split('@').next().unwrap_or(target)
+}
+
+fn function(name: &str) -> Resource<'_> {
+    Resource::new(Service::Function, name)
+}
+
+impl From<FunctionError> for ApiError {
+    fn from(error: FunctionError) -> Self {
+        match &error {
+            FunctionError::Compile(compile) => {
+                ApiError::new(ErrorCode::InvalidArgument, error.to_string()).with_details(json!({
+                    "line": compile.line,
+                    "column": compile.column,
+                }))
+            }
+            FunctionError::Storage(_) => ApiError::internal(error),
+            _ => ApiError::new(error.code(), error.to_string()),
+        }
+    }
+}
+
+/// A version without its code, as listed.
+fn summary(version: &FunctionVersion) -> Value {
+    json!({
+        "namespace": version.namespace,
+        "name": version.name,
+        "version": version.version,
+        "deployed_at": version.deployed_at,
+        "memory_mb": version.spec.memory_mb,
+        "timeout_ms": version.spec.timeout_ms,
+        "concurrency": version.spec.concurrency,
+        "web": version.spec.web,
+    })
+}
+
+async fn deploy(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    identity: Identity,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(Action::Write, function(&name))?;
+    let body = crate::routes::read_body(body, MAX_DEPLOY_BYTES, "deploy document").await?;
+    let spec: FunctionSpec = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::invalid(format!("invalid deploy document: {error}")))?;
+    let version = service(&state)?.deploy(&ns, &name, spec).await?;
+    Ok(Json(summary(&version)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct GetParams {
+    version: Option<u32>,
+}
+
+async fn get_function(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(params): Query<GetParams>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(Action::Read, function(&name))?;
+    let service = service(&state)?;
+    let versions = service.versions(&ns, &name).await?;
+    let shown = match params.version {
+        Some(number) => service.get(&ns, &format!("{name}@{number}")).await?,
+        None => versions
+            .last()
+            .cloned()
+            .expect("versions() never answers an empty list"),
+    };
+    let mut shown_json = summary(&shown);
+    shown_json["code"] = json!(shown.spec.code);
+    shown_json["env"] = json!(shown.spec.env);
+    Ok(Json(json!({
+        "name": name,
+        "latest": versions.last().map(|v| v.version),
+        "version": shown_json,
+        "versions": versions.iter().map(|v| summary(v)).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(Action::Write, function(&name))?;
+    service(&state)?.delete(&ns, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct InvokeParams {
+    #[serde(default = "yes")]
+    blocking: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn invoke(
+    State(state): State<AppState>,
+    Path((ns, target)): Path<(String, String)>,
+    Query(params): Query<InvokeParams>,
+    identity: Identity,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(Action::Invoke, function(base_name(&target)))?;
+    let body = crate::routes::read_body(body, MAX_EVENT_BYTES, "invocation payload").await?;
+    let event: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::invalid(format!("the payload must be JSON: {error}")))?
+    };
+    let invocation = Invocation {
+        namespace: ns,
+        target,
+        event,
+        cause: Cause::Request,
+        causation: Causation::default(),
+    };
+    let service = service(&state)?;
+    if !params.blocking {
+        let id = service.start_invoke(invocation).await?;
+        return Ok((StatusCode::ACCEPTED, Json(json!({"activation_id": id}))).into_response());
+    }
+    let completed = service.invoke(invocation).await?;
+    Ok(invoke_response(completed))
+}
+
+/// The result as JSON (200), or the failure: 502 for errors and oom, 504 for timeouts, each
+/// with the activation id so the record can be looked up.
+fn invoke_response(completed: Completed) -> Response {
+    let id = completed.record.id.clone();
+    let mut response = match (completed.record.outcome, completed.result_json) {
+        (OutcomeKind::Ok, Some(json)) => {
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        (outcome, _) => failure_response(outcome, &completed.record.error, &id),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert("x-ferrobase-activation-id", value);
+    }
+    response
+}
+
+fn failure_response(
+    outcome: OutcomeKind,
+    error: &Option<ferrobase_functions::model::ActivationError>,
+    id: &str,
+) -> Response {
+    let (status, code) = match outcome {
+        OutcomeKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+        OutcomeKind::Oom => (StatusCode::BAD_GATEWAY, "oom"),
+        OutcomeKind::Error | OutcomeKind::Ok => (StatusCode::BAD_GATEWAY, "function_error"),
+    };
+    let message = error
+        .as_ref()
+        .map_or("the function failed", |e| e.message.as_str());
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message, "activation_id": id}})),
+    )
+        .into_response()
+}
+
+/// A web action: the request becomes the event; a returned `{status, headers, body}` becomes
+/// the response, any other value a JSON 200.
+async fn web_action(
+    State(state): State<AppState>,
+    Path(params): Path<BTreeMap<String, String>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(params.get("ns").map_or("", String::as_str))?;
+    let name = params.get("name").map_or("", String::as_str);
+    let service = service(&state)?;
+    let version = match service.get(&ns, name).await {
+        Ok(version) if version.spec.web => version,
+        // Functions not exported to the web look absent, like any unknown path.
+        Ok(_) | Err(FunctionError::NotFound(_)) | Err(FunctionError::Invalid(_)) => {
+            return Err(ApiError::not_found("no such web action"));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let body = crate::routes::read_body(body, MAX_EVENT_BYTES, "request body").await?;
+    let event = web_event(
+        &method,
+        params.get("path"),
+        uri.query(),
+        &headers,
+        &body,
+        &state,
+    );
+    let completed = service
+        .invoke(Invocation {
+            namespace: ns,
+            target: format!("{}@{}", version.name, version.version),
+            event,
+            cause: Cause::Request,
+            causation: Causation::default(),
+        })
+        .await?;
+    Ok(web_response(completed))
+}
+
+fn web_event(
+    method: &Method,
+    path: Option<&String>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    state: &AppState,
+) -> Value {
+    let query: BTreeMap<String, String> = query
+        .map(|q| {
+            q.split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(name), percent_decode(value))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let header_map: BTreeMap<String, String> = headers
+        .iter()
+        .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .collect();
+    // A caller with a valid token is identified to the function; the token itself is not
+    // passed on.
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|token| state.verifier.verify(token).ok())
+        .map(|claims| json!({"sub": claims.sub, "role": claims.role, "ns": claims.ns}));
+    let text = String::from_utf8_lossy(body).into_owned();
+    let json_body = serde_json::from_slice::<Value>(body).ok();
+    json!({
+        "method": method.as_str(),
+        "path": format!("/{}", path.map_or("", String::as_str)),
+        "query": query,
+        "headers": header_map,
+        "body": text,
+        "json": json_body,
+        "auth": auth,
+    })
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding) in a query component.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, None) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn web_response(completed: Completed) -> Response {
+    let id = completed.record.id.clone();
+    let (OutcomeKind::Ok, Some(json)) = (completed.record.outcome, completed.result_json) else {
+        return failure_response(completed.record.outcome, &completed.record.error, &id);
+    };
+    let value: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
+    let shaped = value.as_object().filter(|object| {
+        !object.is_empty()
+            && object
+                .keys()
+                .all(|k| matches!(k.as_str(), "status" | "headers" | "body"))
+    });
+    let Some(object) = shaped else {
+        return ([(header::CONTENT_TYPE, "application/json")], json).into_response();
+    };
+    let status = object
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut headers = HeaderMap::new();
+    if let Some(map) = object.get("headers").and_then(Value::as_object) {
+        for (name, value) in map {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::from_str(&text),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    let body = match object.get("body") {
+        None | Some(Value::Null) => Body::empty(),
+        Some(Value::String(text)) => Body::from(text.clone()),
+        Some(other) => {
+            headers
+                .entry(header::CONTENT_TYPE)
+                .or_insert(HeaderValue::from_static("application/json"));
+            Body::from(other.to_string())
+        }
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct ActivationParams {
+    function: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_activations(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    Query(params): Query<ActivationParams>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    if let Some(name) = &params.function {
+        authorizer.require(Action::Read, function(name))?;
+    }
+    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_LIST_LIMIT}"
+        )));
+    }
+    let records = service(&state)?
+        .activations(
+            &ns,
+            params.function.as_deref(),
+            params.after.as_deref(),
+            limit,
+        )
+        .await?;
+    let visible: Vec<_> = records
+        .into_iter()
+        .filter(|record| authorizer.allows(Action::Read, function(&record.function)))
+        .collect();
+    let next = (visible.len() == limit)
+        .then(|| visible.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(json!({"activations": visible, "next": next})).into_response())
+}
+
+async fn get_activation(
+    State(state): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns: Namespace = parse_ns(&ns)?;
+    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let record = service(&state)?.activation(&ns, &id).await?;
+    authorizer.require(Action::Read, function(&record.function))?;
+    Ok(Json(record).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn query_components_are_decoded() {
+        assert_eq!(percent_decode("a%20b+c%2Fd"), "a b c/d");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%C3%BC"), "ü");
+    }
+}
