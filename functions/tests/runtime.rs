@@ -590,3 +590,81 @@ async fn activation_records_are_durable_and_listed_newest_first() {
         .unwrap();
     assert_eq!(after.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_never_see_each_others_globals_or_the_host() {
+    let f = fixture_with(config());
+    f.deploy("setter", spec("export default () => { globalThis.secret = 'from setter'; return typeof globalThis.secret; }")).await;
+    f.deploy(
+        "reader",
+        spec("export default () => ({ secret: typeof globalThis.secret, process: typeof process, require: typeof require, host: typeof __ferrobase_host, std: typeof std, os: typeof os })"),
+    )
+    .await;
+    assert_eq!(
+        result(&f.invoke("setter", json!({})).await),
+        json!("string")
+    );
+    let seen = result(&f.invoke("reader", json!({})).await);
+    assert_eq!(
+        seen,
+        json!({"secret": "undefined", "process": "undefined", "require": "undefined", "host": "undefined", "std": "undefined", "os": "undefined"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_the_oldest_activations_beyond_the_count() {
+    use ferrobase_functions::activations::{ActivationRetention, prune};
+    let kv = Arc::new(MemoryEngine::new(
+        ManualClock::starting_now(),
+        KvLimits::default(),
+    ));
+    let records = Arc::new(KvRecordStore::new(kv));
+    let service =
+        FunctionService::start(records.clone(), Arc::new(TestHost::default()), config()).unwrap();
+    let ns = Namespace::parse("shop").unwrap();
+    service
+        .deploy(&ns, "r", spec("export default (e) => e.n"))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let done = service
+            .invoke(Invocation {
+                namespace: ns.clone(),
+                target: "r".into(),
+                event: json!({"n": n}),
+                cause: Cause::Request,
+                causation: Causation::default(),
+            })
+            .await
+            .unwrap();
+        ids.push(done.record.id);
+    }
+    // Wait until the recorder has made all five durable.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ferrobase_core::records::RecordStore::scan(&*records, &ns, "act/", None, 100)
+        .await
+        .unwrap()
+        .len()
+        < 5
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let retention = ActivationRetention {
+        max_per_namespace: 2,
+        ..ActivationRetention::default()
+    };
+    assert_eq!(prune(&*records, &ns, &retention).await.unwrap(), 3);
+    let kept = service.activations(&ns, Some("r"), None, 10).await.unwrap();
+    let kept_ids: Vec<&str> = kept.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        kept_ids,
+        vec![ids[4].as_str(), ids[3].as_str()],
+        "the newest two remain"
+    );
+    assert!(matches!(
+        service.activation(&ns, &ids[0]).await,
+        Err(FunctionError::NotFound(_))
+    ));
+}

@@ -16,6 +16,8 @@
 //! per-worker `Vec`; the vectors are merged and sorted once at the end of the phase for the
 //! percentiles. Throughput is requests over the wall time of the whole phase.
 
+pub mod functions;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -117,7 +119,7 @@ impl PhaseStats {
 
 /// The `q`-quantile (0.0..=1.0) of `sorted` by the nearest-rank method: the smallest sample
 /// such that at least `q` of all samples are less than or equal to it. Zero when empty.
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

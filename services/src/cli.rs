@@ -41,6 +41,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// KV GET and durable PUT throughput and latency over HTTP.
     Kv(crate::bench::KvBenchArgs),
+    /// Function invocation latency, throughput, cold start and memory, beside `node -e`.
+    Functions(crate::bench::functions::FunctionsBenchArgs),
 }
 
 /// Settings shared by every command that reads the server's configuration and data directory.

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
                 println!("{token}");
                 Ok(())
             }
+            Command::Bench(BenchCommand::Functions(args)) => {
+                ferrobase::bench::functions::run_functions_bench(&args).await
+            }
             Command::Bench(BenchCommand::Kv(args)) => {
                 ferrobase::bench::run_kv_bench(&args).await?.print();
                 Ok(())

@@ -1,0 +1,431 @@
+//! `ferrobase bench functions`: latency, throughput, cold start and memory of the function
+//! runtime for a trivial function, beside a process-per-invocation baseline (`node -e`, the
+//! way a container platform starts a runtime per cold request), all in one run.
+//!
+//! Phases:
+//! 1. warm invocations in process (`FunctionService::invoke`, sequential) — p50/p99;
+//! 2. warm invocations over HTTP on loopback: latency on one connection, then invocations/s
+//!    and latency with N connections;
+//! 3. cold starts: a new isolate for the already deployed function, loaded and run once;
+//! 4. resident memory per idle warm isolate, from creating many of them;
+//! 5. `node -e` of the same function, per invocation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use ferrobase_core::auth::{Claims, Role};
+use ferrobase_core::event::Causation;
+use ferrobase_core::{Namespace, SystemClock};
+use ferrobase_functions::engine::{ActivationInput, FetchPolicy, HostBinding, Isolate, LogLimits};
+use ferrobase_functions::model::{Cause, OutcomeKind};
+use ferrobase_functions::pool::PoolConfig;
+use ferrobase_functions::service::Invocation;
+use ferrobase_functions::{FunctionService, FunctionSpec, FunctionsConfig, HostContext};
+use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::percentile;
+use crate::auth::{AuthConfig, TokenVerifier};
+use crate::host::ServiceHost;
+use crate::state::{AppState, HttpLimits};
+
+const MODULE: &str = "export default (event) => ({ ok: true, n: event.n ?? 0 });";
+const NODE_SCRIPT: &str = "function main(event) { return { ok: true, n: event.n ?? 0 }; }\nprocess.stdout.write(JSON.stringify(main({ n: 1 })));";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FunctionsBenchArgs {
+    /// Sequential warm invocations in process.
+    #[arg(long, default_value_t = 20_000)]
+    pub warm: usize,
+    /// Invocations over HTTP.
+    #[arg(long, default_value_t = 50_000)]
+    pub http_requests: usize,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Cold starts measured.
+    #[arg(long, default_value_t = 500)]
+    pub cold_starts: usize,
+    /// Idle warm isolates created to measure memory per isolate.
+    #[arg(long, default_value_t = 1000)]
+    pub isolates: usize,
+    /// `node -e` runs for the process-per-invocation baseline (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    pub node_runs: usize,
+}
+
+struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    fn p(&mut self, q: f64) -> Duration {
+        self.0.sort_unstable();
+        percentile(&self.0, q)
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()> {
+    ensure!(args.connections > 0 && args.warm > 0 && args.cold_starts > 0 && args.isolates > 0);
+    let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
+        Arc::new(SystemClock),
+        KvLimits::default(),
+    ));
+    let host = Arc::new(ServiceHost::new(kv.clone()));
+    let service = FunctionService::start(
+        Arc::new(KvRecordStore::new(kv.clone())),
+        host.clone(),
+        FunctionsConfig {
+            pool: PoolConfig::default(),
+            max_waiting: 100_000,
+            ..FunctionsConfig::default()
+        },
+    )?;
+    let ns = Namespace::parse("bench")?;
+    let spec: FunctionSpec = serde_json::from_value(json!({"code": MODULE, "concurrency": 1000}))?;
+    service.deploy(&ns, "trivial", spec.clone()).await?;
+    let invocation = || Invocation {
+        namespace: ns.clone(),
+        target: "trivial".into(),
+        event: json!({"n": 1}),
+        cause: Cause::Request,
+        causation: Causation::default(),
+    };
+
+    // 1. Warm, in process.
+    for _ in 0..1000.min(args.warm) {
+        service.invoke(invocation()).await?;
+    }
+    let mut warm = Latencies(Vec::with_capacity(args.warm));
+    for _ in 0..args.warm {
+        let started = Instant::now();
+        let done = service.invoke(invocation()).await?;
+        warm.0.push(started.elapsed());
+        ensure!(
+            done.record.outcome == OutcomeKind::Ok,
+            "warm invocation failed: {:?}",
+            done.record.error
+        );
+    }
+    let (warm_p50, warm_p99) = (warm.p(0.5), warm.p(0.99));
+    println!(
+        "functions in-process warm: p50_us={:.1} p99_us={:.1} (n={})",
+        us(warm_p50),
+        us(warm_p99),
+        args.warm
+    );
+
+    // 2. Warm, over HTTP: latency with one connection, then throughput with many.
+    let (_, mut single) = http_phase(kv.clone(), service.clone(), 1, args.warm.min(5000)).await?;
+    let (http_p50, http_p99) = (single.p(0.5), single.p(0.99));
+    println!(
+        "functions over-HTTP warm, one connection: p50_us={:.1} p99_us={:.1} (n={})",
+        us(http_p50),
+        us(http_p99),
+        single.0.len()
+    );
+    let (http_rate, mut loaded) = http_phase(
+        kv.clone(),
+        service.clone(),
+        args.connections,
+        args.http_requests,
+    )
+    .await?;
+    let (loaded_p50, loaded_p99) = (loaded.p(0.5), loaded.p(0.99));
+    println!(
+        "functions over-HTTP warm, {} connections: invocations_per_sec={http_rate:.0} p50_us={:.1} p99_us={:.1} (n={})",
+        args.connections,
+        us(loaded_p50),
+        us(loaded_p99),
+        args.http_requests
+    );
+
+    // 3 and 4 run on a thread of their own, as executor threads do (isolates are !Send).
+    let version_id = "bench/trivial@1".to_owned();
+    let context = HostContext {
+        namespace: ns.clone(),
+        function: "trivial".into(),
+        activation_id: "bench".into(),
+        causation: Causation::default(),
+    };
+    let binding = HostBinding {
+        api: host,
+        context,
+        fetch: Arc::new(FetchPolicy::default()),
+    };
+    let (cold_starts, isolates) = (args.cold_starts, args.isolates);
+    let memory = spec.memory_mb as usize * 1024 * 1024;
+    let (mut cold, per_isolate) = std::thread::spawn(move || {
+        isolate_phases(&version_id, memory, binding, cold_starts, isolates)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the isolate benchmark thread panicked"))??;
+    let (cold_p50, cold_p99) = (cold.p(0.5), cold.p(0.99));
+    println!(
+        "functions cold start: p50_us={:.1} p99_us={:.1} (n={cold_starts})",
+        us(cold_p50),
+        us(cold_p99)
+    );
+    println!(
+        "functions idle warm isolate: rss_per_isolate_kib={:.0} (n={isolates})",
+        per_isolate / 1024.0
+    );
+
+    // 5. A runtime process per invocation.
+    let node = if args.node_runs > 0 {
+        node_baseline(args.node_runs)?
+    } else {
+        None
+    };
+    println!();
+    println!("{:<44} {:>12} {:>12}  target", "measure", "p50", "p99");
+    println!(
+        "{:<44} {:>10.1}us {:>10.1}us  p50 <= 100us",
+        "warm invocation, in process",
+        us(warm_p50),
+        us(warm_p99)
+    );
+    println!(
+        "{:<44} {:>10.1}us {:>10.1}us  p50 <= 1000us",
+        "warm invocation, over HTTP (one connection)",
+        us(http_p50),
+        us(http_p99)
+    );
+    println!(
+        "{:<44} {:>10.1}us {:>10.1}us  p50 <= 2000us",
+        "cold start (new isolate, deployed function)",
+        us(cold_p50),
+        us(cold_p99)
+    );
+    println!(
+        "{:<44} {:>10.1}us {:>10.1}us",
+        format!(
+            "warm invocation, over HTTP ({} connections)",
+            args.connections
+        ),
+        us(loaded_p50),
+        us(loaded_p99)
+    );
+    println!(
+        "{:<44} {:>12.0}/s {:>11}  >= 10000/s",
+        format!("invocations over HTTP ({} connections)", args.connections),
+        http_rate,
+        ""
+    );
+    println!(
+        "{:<44} {:>10.0}KiB {:>11}  <= 512KiB",
+        "resident memory per idle warm isolate",
+        per_isolate / 1024.0,
+        ""
+    );
+    match node {
+        Some(mut node) => {
+            let (node_p50, node_p99) = (node.p(0.5), node.p(0.99));
+            println!(
+                "{:<44} {:>10.1}us {:>10.1}us",
+                "node -e per invocation (baseline)",
+                us(node_p50),
+                us(node_p99)
+            );
+            println!(
+                "cold start / node -e (p50) = {:.4} ({:.0}x faster)",
+                us(cold_p50) / us(node_p50),
+                us(node_p50) / us(cold_p50)
+            );
+        }
+        None => println!("node -e baseline: skipped (node not found or --node-runs 0)"),
+    }
+    Ok(())
+}
+
+async fn http_phase(
+    kv: Arc<dyn KvEngine>,
+    service: Arc<FunctionService>,
+    connections: usize,
+    requests: usize,
+) -> anyhow::Result<(f64, Latencies)> {
+    let dir = tempfile_dir()?;
+    let auth = AuthConfig {
+        hs256_secret: Some("bench-secret-bench-secret-bench-secret!".into()),
+        ..AuthConfig::default()
+    };
+    let verifier = Arc::new(TokenVerifier::load(&auth, &dir)?);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let token = verifier.mint(&Claims {
+        sub: "bench".into(),
+        exp,
+        iat: None,
+        ns: Some(Namespace::parse("bench")?),
+        role: Role::Service,
+        scopes: None,
+    })?;
+    let limits = HttpLimits {
+        max_value_bytes: 1 << 20,
+        max_txn_bytes: 4 << 20,
+    };
+    let state = AppState::new(kv, verifier, limits).with_functions(service);
+    let router = crate::routes::router(state, &crate::config::CorsConfig::default())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!(
+        "http://{}/v1/functions/bench/trivial/invoke",
+        listener.local_addr()?
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(requests));
+    let started = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..connections {
+        let (url, token, remaining) = (url.clone(), token.clone(), remaining.clone());
+        workers.spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()?;
+            let mut samples = Vec::new();
+            while remaining
+                .fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+            {
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .body("{\"n\":1}")
+                    .send()
+                    .await?;
+                let status = response.status();
+                response.bytes().await?;
+                samples.push(sent.elapsed());
+                ensure!(status.is_success(), "invoke answered {status}");
+            }
+            anyhow::Ok(samples)
+        });
+    }
+    let mut all = Vec::with_capacity(requests);
+    while let Some(result) = workers.join_next().await {
+        all.extend(result.context("benchmark worker")??);
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((rate, Latencies(all)))
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ferrobase-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Cold starts, then memory per idle warm isolate, on the current (dedicated) thread.
+fn isolate_phases(
+    version_id: &str,
+    memory: usize,
+    binding: HostBinding,
+    cold_starts: usize,
+    isolates: usize,
+) -> anyhow::Result<(Latencies, f64)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let input = || ActivationInput {
+            event_json: "{\"n\":1}".into(),
+            ctx_json: "{}".into(),
+            deadline: Instant::now() + Duration::from_secs(10),
+            host: binding.clone(),
+            log_limits: LogLimits::default(),
+        };
+        let mut cold = Latencies(Vec::with_capacity(cold_starts));
+        for _ in 0..cold_starts {
+            let started = Instant::now();
+            let mut isolate = Isolate::new().map_err(|e| anyhow::anyhow!(e.message))?;
+            isolate
+                .specialize(
+                    version_id,
+                    MODULE,
+                    memory,
+                    Instant::now() + Duration::from_secs(10),
+                )
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let output = isolate.invoke(input()).await;
+            cold.0.push(started.elapsed());
+            ensure!(
+                output.outcome == OutcomeKind::Ok,
+                "cold start failed: {:?}",
+                output.error
+            );
+        }
+        let before = resident_bytes()?;
+        let mut warm = Vec::with_capacity(isolates);
+        for _ in 0..isolates {
+            let mut isolate = Isolate::new().map_err(|e| anyhow::anyhow!(e.message))?;
+            isolate
+                .specialize(
+                    version_id,
+                    MODULE,
+                    memory,
+                    Instant::now() + Duration::from_secs(10),
+                )
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            isolate.invoke(input()).await;
+            warm.push(isolate);
+        }
+        let after = resident_bytes()?;
+        let per_isolate = after.saturating_sub(before) as f64 / isolates as f64;
+        drop(warm);
+        Ok((cold, per_isolate))
+    })
+}
+
+/// Resident set size of this process (Linux `/proc/self/status`).
+fn resident_bytes() -> anyhow::Result<u64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .context("no VmRSS in /proc/self/status")?;
+    Ok(kib * 1024)
+}
+
+/// Wall time of `node -e` running the same function once, per run; `None` without node.
+fn node_baseline(runs: usize) -> anyhow::Result<Option<Latencies>> {
+    let probe = std::process::Command::new("node").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Ok(None);
+    }
+    let mut samples = Latencies(Vec::with_capacity(runs));
+    for _ in 0..runs {
+        let started = Instant::now();
+        let output = std::process::Command::new("node")
+            .arg("-e")
+            .arg(NODE_SCRIPT)
+            .output()?;
+        samples.0.push(started.elapsed());
+        ensure!(
+            output.status.success() && output.stdout == b"{\"ok\":true,\"n\":1}",
+            "node baseline failed"
+        );
+    }
+    Ok(Some(samples))
+}
