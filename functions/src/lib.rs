@@ -7,6 +7,7 @@
 //! - [`store`]: deployed functions and their immutable versions, kept as records.
 //! - [`activations`]: the durable activation records, written in batches.
 //! - [`service`]: [`FunctionService`], what the HTTP layer calls: deploy, invoke, records.
+//! - [`triggers`]: triggers, rules, at-least-once delivery with retries and dead letters.
 //! - [`host`]: the [`HostApi`] trait through which functions reach the services.
 //! - [`model`]: specs, versions, outcomes, records.
 
@@ -18,6 +19,7 @@ pub mod model;
 pub mod pool;
 pub mod service;
 pub mod store;
+pub mod triggers;
 
 pub use error::FunctionError;
 pub use host::{HostApi, HostContext, HostError, HostOp};

@@ -44,7 +44,17 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         config.functions.runtime_config(),
     )
     .context("starting the function runtime")?;
-    Ok(AppState::new(kv, verifier, limits).with_functions(functions))
+    let triggers = ferrobase_functions::triggers::TriggerService::start(
+        Arc::new(KvRecordStore::new(kv.clone())),
+        kv.clone(),
+        functions.clone(),
+        ferrobase_functions::triggers::TriggerConfig::default(),
+    )
+    .await
+    .context("resuming triggers and rules")?;
+    Ok(AppState::new(kv, verifier, limits)
+        .with_functions(functions)
+        .with_triggers(triggers))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends

@@ -29,6 +29,8 @@ pub struct AppState {
     pub limits: HttpLimits,
     /// The function runtime; `None` when the server runs without functions.
     pub functions: Option<Arc<ferrobase_functions::FunctionService>>,
+    /// Triggers and rules; `None` when the server runs without them.
+    pub triggers: Option<Arc<ferrobase_functions::triggers::TriggerService>>,
     lifecycle: Arc<Lifecycle>,
 }
 
@@ -49,6 +51,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             limits,
             functions: None,
+            triggers: None,
             lifecycle: Arc::new(Lifecycle {
                 draining: AtomicBool::new(false),
                 shutdown: watch::channel(false).0,
@@ -59,6 +62,15 @@ impl AppState {
     /// The same state with `functions` as its function runtime.
     pub fn with_functions(mut self, functions: Arc<ferrobase_functions::FunctionService>) -> Self {
         self.functions = Some(functions);
+        self
+    }
+
+    /// The same state with `triggers` delivering events to functions.
+    pub fn with_triggers(
+        mut self,
+        triggers: Arc<ferrobase_functions::triggers::TriggerService>,
+    ) -> Self {
+        self.triggers = Some(triggers);
         self
     }
 

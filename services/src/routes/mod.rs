@@ -7,6 +7,7 @@ pub mod functions;
 pub mod kv;
 pub mod ops;
 pub mod policies;
+pub mod triggers;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -25,6 +26,7 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
         .merge(events::router())
         .merge(policies::router())
         .merge(functions::router())
+        .merge(triggers::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

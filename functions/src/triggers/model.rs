@@ -1,0 +1,248 @@
+//! Triggers (event sources with filters), rules (trigger → function bindings with retry
+//! policy) and dead letters, as stored and served.
+
+use std::time::Duration;
+
+use ferrobase_core::{Event, EventType};
+use serde::{Deserialize, Serialize};
+
+use crate::FunctionError;
+use crate::model::validate_name;
+
+/// KV operations a KV trigger can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvOp {
+    Put,
+    Delete,
+    Expire,
+}
+
+/// Activation outcomes a function-completion trigger can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompletionOutcome {
+    Ok,
+    Error,
+}
+
+/// Where a trigger's events come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    /// KV changes under a key prefix.
+    Kv {
+        #[serde(default)]
+        prefix: String,
+        #[serde(default = "all_kv_ops")]
+        ops: Vec<KvOp>,
+    },
+    /// `POST /v1/triggers/{ns}/{name}/fire`.
+    Manual,
+    /// The completion of a function's activations.
+    Function {
+        function: String,
+        #[serde(default = "all_outcomes")]
+        on: Vec<CompletionOutcome>,
+    },
+}
+
+fn all_kv_ops() -> Vec<KvOp> {
+    vec![KvOp::Put, KvOp::Delete, KvOp::Expire]
+}
+
+fn all_outcomes() -> Vec<CompletionOutcome> {
+    vec![CompletionOutcome::Ok, CompletionOutcome::Error]
+}
+
+/// `PUT /v1/triggers/{ns}/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    pub source: Source,
+}
+
+impl TriggerSpec {
+    pub fn validate(&self) -> Result<(), FunctionError> {
+        match &self.source {
+            Source::Kv { prefix, ops } => {
+                if ops.is_empty() {
+                    return Err(FunctionError::Invalid(
+                        "a kv trigger needs at least one op".into(),
+                    ));
+                }
+                if prefix.len() > 1024 || prefix.chars().any(char::is_control) {
+                    return Err(FunctionError::Invalid("invalid kv prefix".into()));
+                }
+            }
+            Source::Manual => {}
+            Source::Function { function, on } => {
+                validate_name(function)?;
+                if on.is_empty() {
+                    return Err(FunctionError::Invalid(
+                        "a function trigger needs at least one outcome in `on`".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `event` is one this trigger (named `name`) fires for.
+    pub fn matches(&self, name: &str, event: &Event) -> bool {
+        match &self.source {
+            Source::Kv { prefix, ops } => {
+                let op = match event.event_type {
+                    EventType::KvPut => KvOp::Put,
+                    EventType::KvDelete => KvOp::Delete,
+                    EventType::KvExpire => KvOp::Expire,
+                    _ => return false,
+                };
+                ops.contains(&op) && event.subject.starts_with(prefix.as_str())
+            }
+            Source::Manual => event.event_type == EventType::TriggerFired && event.subject == name,
+            Source::Function { function, on } => {
+                if event.event_type != EventType::FunctionCompleted || event.subject != *function {
+                    return false;
+                }
+                let outcome = match event.data["outcome"].as_str() {
+                    Some("ok") => CompletionOutcome::Ok,
+                    Some(_) => CompletionOutcome::Error,
+                    None => return false,
+                };
+                on.contains(&outcome)
+            }
+        }
+    }
+}
+
+/// Exponential backoff between attempts, with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    pub initial_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial_ms: 1000,
+            max_ms: 60_000,
+        }
+    }
+}
+
+impl Backoff {
+    /// The pause after failed attempt `attempt` (1-based): initial × 2^(attempt−1), capped,
+    /// then spread by ±20% (from `jitter` in 0..1) so that retries of many events don't align.
+    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(30);
+        let base = self
+            .initial_ms
+            .saturating_mul(1u64 << exponent)
+            .min(self.max_ms) as f64;
+        Duration::from_millis((base * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as u64)
+    }
+}
+
+/// `PUT /v1/rules/{ns}/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub trigger: String,
+    /// `name` (latest version at delivery) or `name@version`.
+    pub function: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub backoff: Backoff,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+
+impl RuleSpec {
+    pub fn validate(&self) -> Result<(), FunctionError> {
+        validate_name(&self.trigger)?;
+        validate_name(self.function.split('@').next().unwrap_or_default())?;
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(FunctionError::Invalid(
+                "max_attempts must be between 1 and 100".into(),
+            ));
+        }
+        if self.backoff.initial_ms == 0
+            || self.backoff.max_ms < self.backoff.initial_ms
+            || self.backoff.max_ms > 3_600_000
+        {
+            return Err(FunctionError::Invalid(
+                "backoff needs 0 < initial_ms <= max_ms <= 3600000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One failed attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at: String,
+    pub activation_id: Option<String>,
+    pub error: String,
+}
+
+/// An event a rule gave up on, with every attempt's error (`GET /v1/dlq/{ns}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub rule: String,
+    pub function: String,
+    pub event: Event,
+    pub attempts: Vec<Attempt>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
+        let backoff = Backoff {
+            initial_ms: 100,
+            max_ms: 1000,
+        };
+        assert_eq!(backoff.delay(1, 0.5), Duration::from_millis(100));
+        assert_eq!(backoff.delay(2, 0.5), Duration::from_millis(200));
+        assert_eq!(backoff.delay(5, 0.5), Duration::from_millis(1000));
+        assert_eq!(backoff.delay(1, 0.0), Duration::from_millis(80));
+        assert_eq!(backoff.delay(1, 1.0), Duration::from_millis(120));
+        assert_eq!(backoff.delay(40, 0.5), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn rule_and_trigger_documents_validate() {
+        let rule: RuleSpec = serde_json::from_str(r#"{"trigger": "t", "function": "f"}"#).unwrap();
+        assert_eq!((rule.enabled, rule.max_attempts), (true, 5));
+        rule.validate().unwrap();
+        let bad: RuleSpec =
+            serde_json::from_str(r#"{"trigger": "t", "function": "f", "max_attempts": 0}"#)
+                .unwrap();
+        assert!(bad.validate().is_err());
+        let trigger: TriggerSpec = serde_json::from_str(
+            r#"{"source": {"kind": "kv", "prefix": "orders/", "ops": ["put"]}}"#,
+        )
+        .unwrap();
+        trigger.validate().unwrap();
+        assert!(
+            serde_json::from_str::<TriggerSpec>(r#"{"source": {"kind": "carrier-pigeon"}}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! Triggers and rules in process: events from the change log drive functions at least once,
+//! with retries, dead letters, replay, fan-out, manual and completion triggers, and loop
+//! protection, on a real (in-memory) KV engine and real isolates.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Method, Request, StatusCode};
+use ferrobase::auth::{AuthConfig, TokenVerifier};
+use ferrobase::config::CorsConfig;
+use ferrobase::host::ServiceHost;
+use ferrobase::state::{AppState, HttpLimits};
+use ferrobase_core::auth::{Claims, Role};
+use ferrobase_core::{ManualClock, Namespace};
+use ferrobase_functions::pool::PoolConfig;
+use ferrobase_functions::triggers::{TriggerConfig, TriggerService};
+use ferrobase_functions::{FunctionService, FunctionsConfig};
+use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct App {
+    router: Router,
+    verifier: Arc<TokenVerifier>,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    async fn new() -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
+            ManualClock::starting_now(),
+            KvLimits::default(),
+        ));
+        let auth = AuthConfig {
+            hs256_secret: Some("t".repeat(40)),
+            ..AuthConfig::default()
+        };
+        let verifier = Arc::new(TokenVerifier::load(&auth, dir.path()).unwrap());
+        let records = Arc::new(KvRecordStore::new(kv.clone()));
+        let functions = FunctionService::start(
+            records.clone(),
+            Arc::new(ServiceHost::new(kv.clone())),
+            FunctionsConfig {
+                pool: PoolConfig {
+                    threads: 2,
+                    stems_per_thread: 1,
+                    ..PoolConfig::default()
+                },
+                ..FunctionsConfig::default()
+            },
+        )
+        .unwrap();
+        let triggers = TriggerService::start(
+            records,
+            kv.clone(),
+            functions.clone(),
+            TriggerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let limits = HttpLimits {
+            max_value_bytes: 1 << 20,
+            max_txn_bytes: 4 << 20,
+        };
+        let state = AppState::new(kv, verifier.clone(), limits)
+            .with_functions(functions)
+            .with_triggers(triggers);
+        let router = ferrobase::routes::router(state, &CorsConfig::default()).unwrap();
+        App {
+            router,
+            verifier,
+            _dir: dir,
+        }
+    }
+
+    fn token(&self, role: Role) -> String {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        let claims = Claims {
+            sub: "t".into(),
+            exp,
+            iat: None,
+            ns: Some(Namespace::parse("shop").unwrap()),
+            role,
+            scopes: None,
+        };
+        self.verifier.mint(&claims).unwrap()
+    }
+
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(Role::Service, method, uri, body).await
+    }
+
+    async fn call_as(
+        &self,
+        role: Role,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.token(role)))
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn deploy(&self, name: &str, code: &str) {
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/v1/functions/shop/{name}"),
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    async fn put(&self, uri: &str, body: Value) {
+        let (status, reply) = self.call(Method::PUT, uri, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {reply}");
+    }
+
+    async fn kv_put(&self, key: &str, value: &str) {
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/v1/kv/shop/{key}"))
+            .header(
+                "authorization",
+                format!("Bearer {}", self.token(Role::Service)),
+            )
+            .body(Body::from(value.to_owned()))
+            .unwrap();
+        assert_eq!(
+            self.router.clone().oneshot(request).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+
+    async fn kv_get(&self, key: &str) -> Option<String> {
+        let request = Request::builder()
+            .uri(format!("/v1/kv/shop/{key}"))
+            .header(
+                "authorization",
+                format!("Bearer {}", self.token(Role::Service)),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        if response.status() != StatusCode::OK {
+            return None;
+        }
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Polls until `key` exists (deliveries are asynchronous).
+    async fn eventually(&self, key: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(value) = self.kv_get(key).await {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{key} never appeared");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn dead_letters(&self) -> Vec<Value> {
+        let (_, body) = self.call(Method::GET, "/v1/dlq/shop", None).await;
+        body["dead_letters"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn eventually_dead_letters(&self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let letters = self.dead_letters().await;
+            if letters.len() >= count {
+                return letters;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} dead letters, have {}",
+                letters.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Records each event it gets under `seen/{subject}` (a KV write of its own).
+const RECORDER: &str = "import { kv } from 'ferrobase';\nexport default async (event) => { await kv.put('seen/' + event.subject, event.type); return 'ok'; };";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_triggers_filter_by_prefix_and_op_and_fan_out_to_every_rule() {
+    let app = App::new().await;
+    app.deploy("recorder", RECORDER).await;
+    app.deploy("second", "import { kv } from 'ferrobase';\nexport default async (e) => { await kv.put('also/' + e.subject, 'x'); };").await;
+    app.put(
+        "/v1/triggers/shop/orders",
+        json!({"source": {"kind": "kv", "prefix": "orders/", "ops": ["put"]}}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/record",
+        json!({"trigger": "orders", "function": "recorder"}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/fanout",
+        json!({"trigger": "orders", "function": "second"}),
+    )
+    .await;
+
+    app.kv_put("other/1", "ignored").await;
+    app.kv_put("orders/1", "o").await;
+    assert_eq!(app.eventually("seen/orders/1").await, "ferrobase.kv.put");
+    app.eventually("also/orders/1").await;
+    assert!(
+        app.kv_get("seen/other/1").await.is_none(),
+        "other prefixes do not fire"
+    );
+
+    // Deletes do not match a put-only trigger.
+    let (status, _) = app.call(Method::DELETE, "/v1/kv/shop/orders/1", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.kv_put("orders/2", "o").await;
+    app.eventually("seen/orders/2").await;
+    assert_eq!(
+        app.kv_get("seen/orders/1").await.as_deref(),
+        Some("ferrobase.kv.put")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_deliveries_are_retried_then_dead_lettered_and_replayed() {
+    let app = App::new().await;
+    app.deploy(
+        "flaky",
+        "export default () => { throw new Error('downstream is down'); };",
+    )
+    .await;
+    app.put(
+        "/v1/triggers/shop/jobs",
+        json!({"source": {"kind": "kv", "prefix": "jobs/"}}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/work",
+        json!({"trigger": "jobs", "function": "flaky", "max_attempts": 3, "backoff": {"initial_ms": 10, "max_ms": 40}}),
+    )
+    .await;
+    app.kv_put("jobs/1", "j").await;
+    let letters = app.eventually_dead_letters(1).await;
+    let letter = &letters[0];
+    assert_eq!(letter["rule"], "work");
+    assert_eq!(letter["event"]["subject"], "jobs/1");
+    let attempts = letter["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "every attempt's error is kept");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["error"].as_str().unwrap().contains("downstream is down"))
+    );
+
+    // A replay of a still-broken function keeps the letter and adds the attempt.
+    let id = letter["id"].as_str().unwrap().to_owned();
+    let (_, replayed) = app
+        .call(Method::POST, &format!("/v1/dlq/shop/{id}/replay"), None)
+        .await;
+    assert_eq!(replayed["delivered"], false);
+    assert_eq!(replayed["attempts"].as_array().unwrap().len(), 4);
+
+    // Fixed, the replay delivers and the letter is gone.
+    app.deploy("flaky", RECORDER).await;
+    let (_, replayed) = app
+        .call(Method::POST, &format!("/v1/dlq/shop/{id}/replay"), None)
+        .await;
+    assert_eq!(replayed["delivered"], true);
+    assert_eq!(
+        app.kv_get("seen/jobs/1").await.as_deref(),
+        Some("ferrobase.kv.put")
+    );
+    assert!(app.dead_letters().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_on_the_first_attempt_only_is_retried_to_success() {
+    let app = App::new().await;
+    let code = "import { kv } from 'ferrobase';\nexport default async (e) => {\n  const key = 'attempts/' + e.subject;\n  const n = ((await kv.get(key)) ?? 0) + 1;\n  await kv.put(key, n);\n  if (n === 1) throw new Error('first attempt fails');\n  await kv.put('done/' + e.subject, n);\n};";
+    app.deploy("once", code).await;
+    app.put(
+        "/v1/triggers/shop/t",
+        json!({"source": {"kind": "kv", "prefix": "in/"}}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/r",
+        json!({"trigger": "t", "function": "once", "backoff": {"initial_ms": 10, "max_ms": 100}}),
+    )
+    .await;
+    app.kv_put("in/a", "x").await;
+    assert_eq!(app.eventually("done/in/a").await, "2");
+    assert!(app.dead_letters().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_and_completion_triggers() {
+    let app = App::new().await;
+    app.deploy("greet", "import { kv } from 'ferrobase';\nexport default async (e) => { await kv.put('greeted', e.data.name); return { greeted: e.data.name }; };").await;
+    app.deploy("after", "import { kv } from 'ferrobase';\nexport default async (e) => { await kv.put('after', e.data.outcome + ' ' + e.data.function); };").await;
+    app.put(
+        "/v1/triggers/shop/hello",
+        json!({"source": {"kind": "manual"}}),
+    )
+    .await;
+    app.put(
+        "/v1/triggers/shop/greeted",
+        json!({"source": {"kind": "function", "function": "greet", "on": ["ok"]}}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/on-hello",
+        json!({"trigger": "hello", "function": "greet"}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/chain",
+        json!({"trigger": "greeted", "function": "after"}),
+    )
+    .await;
+
+    let (status, fired) = app
+        .call(
+            Method::POST,
+            "/v1/triggers/shop/hello/fire",
+            Some(json!({"name": "ada"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fired}");
+    assert_eq!(app.eventually("greeted").await, "ada");
+    assert_eq!(app.eventually("after").await, "ok greet");
+
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v1/triggers/shop/greeted/fire",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "only manual triggers can be fired"
+    );
+    let (status, _) = app
+        .call(Method::POST, "/v1/triggers/shop/nope/fire", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_deeper_than_the_limit_are_cut_off() {
+    let app = App::new().await;
+    // Every write to loop/ triggers another write to loop/: an endless chain.
+    let code = "import { kv } from 'ferrobase';\nexport default async (e) => { const n = Number(e.subject.split('/')[1]) + 1; await kv.put('loop/' + n, 'x'); };";
+    app.deploy("looper", code).await;
+    app.put(
+        "/v1/triggers/shop/loop",
+        json!({"source": {"kind": "kv", "prefix": "loop/", "ops": ["put"]}}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/loop",
+        json!({"trigger": "loop", "function": "looper"}),
+    )
+    .await;
+    app.kv_put("loop/0", "start").await;
+    let letters = app.eventually_dead_letters(1).await;
+    let error = letters[0]["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("loop protection"), "{error}");
+    // The client's write is depth 0; functions wrote depths 1..=16; the event at depth 16 is
+    // not delivered, so loop/16 is the last key.
+    assert!(app.kv_get("loop/16").await.is_some());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(app.kv_get("loop/17").await.is_none(), "the chain stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_rules_deliver_nothing_and_deleted_functions_fail_cleanly() {
+    let app = App::new().await;
+    app.deploy("recorder", RECORDER).await;
+    app.put(
+        "/v1/triggers/shop/t",
+        json!({"source": {"kind": "kv", "prefix": "x/"}}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/off",
+        json!({"trigger": "t", "function": "recorder", "enabled": false}),
+    )
+    .await;
+    app.kv_put("x/1", "v").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        app.kv_get("seen/x/1").await.is_none(),
+        "a disabled rule delivers nothing"
+    );
+
+    // A rule whose function was deleted: attempts fail with a clear error, then dead letter.
+    app.deploy("gone", RECORDER).await;
+    app.put(
+        "/v1/rules/shop/orphan",
+        json!({"trigger": "t", "function": "gone", "max_attempts": 2, "backoff": {"initial_ms": 5, "max_ms": 5}}),
+    )
+    .await;
+    let (status, _) = app
+        .call(Method::DELETE, "/v1/functions/shop/gone", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.kv_put("x/2", "v").await;
+    let letters = app.eventually_dead_letters(1).await;
+    assert!(
+        letters[0]["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not found")
+    );
+    let (status, _) = app.call(Method::GET, "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK, "nothing crashed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_are_validated_and_managed_by_privileged_tokens_only() {
+    let app = App::new().await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/triggers/shop/t",
+            Some(json!({"source": {"kind": "nope"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/rules/shop/r",
+            Some(json!({"trigger": "missing", "function": "f"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a rule needs an existing trigger"
+    );
+    app.put("/v1/triggers/shop/t", json!({"source": {"kind": "manual"}}))
+        .await;
+    let (status, _) = app
+        .call_as(
+            Role::User,
+            Method::PUT,
+            "/v1/rules/shop/r",
+            Some(json!({"trigger": "t", "function": "f"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app.call(Method::GET, "/v1/triggers/shop/t", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["source"]["kind"], "manual");
+    let (status, _) = app.call(Method::DELETE, "/v1/triggers/shop/t", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.call(Method::GET, "/v1/triggers/shop/t", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
