@@ -39,12 +39,53 @@ pub enum Source {
     },
     /// `POST /v1/triggers/{ns}/{name}/fire`.
     Manual,
+    /// A schedule: a 5-field (minute) or 6-field (second) cron expression in a time zone.
+    /// Each scheduled time ticks once, across restarts and nodes; ticks missed while the
+    /// server was down fire once on start unless `catch_up` is false.
+    Cron {
+        schedule: String,
+        #[serde(default = "utc")]
+        tz: String,
+        #[serde(default = "yes")]
+        catch_up: bool,
+    },
     /// The completion of a function's activations.
     Function {
         function: String,
         #[serde(default = "all_outcomes")]
         on: Vec<CompletionOutcome>,
     },
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+/// A parsed cron source.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: croner::Cron,
+    pub tz: chrono_tz::Tz,
+}
+
+impl Schedule {
+    pub fn parse(schedule: &str, tz: &str) -> Result<Self, FunctionError> {
+        let fields = schedule.split_whitespace().count();
+        if !(5..=6).contains(&fields) {
+            return Err(FunctionError::Invalid(format!(
+                "cron schedule {schedule:?} has {fields} fields; expected 5 (minute hour day month weekday) or 6 (with seconds first)"
+            )));
+        }
+        let cron = croner::parser::CronParser::new()
+            .parse(schedule)
+            .map_err(|error| {
+                FunctionError::Invalid(format!("invalid cron schedule {schedule:?}: {error}"))
+            })?;
+        let tz = tz
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| FunctionError::Invalid(format!("unknown time zone {tz:?}")))?;
+        Ok(Schedule { cron, tz })
+    }
 }
 
 fn all_kv_ops() -> Vec<KvOp> {
@@ -76,6 +117,9 @@ impl TriggerSpec {
                 }
             }
             Source::Manual => {}
+            Source::Cron { schedule, tz, .. } => {
+                Schedule::parse(schedule, tz)?;
+            }
             Source::Function { function, on } => {
                 validate_name(function)?;
                 if on.is_empty() {
@@ -101,6 +145,7 @@ impl TriggerSpec {
                 ops.contains(&op) && event.subject.starts_with(prefix.as_str())
             }
             Source::Manual => event.event_type == EventType::TriggerFired && event.subject == name,
+            Source::Cron { .. } => event.event_type == EventType::CronTick && event.subject == name,
             Source::Function { function, on } => {
                 if event.event_type != EventType::FunctionCompleted || event.subject != *function {
                     return false;
