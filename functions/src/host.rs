@@ -11,12 +11,45 @@ use serde::{Deserialize, Serialize};
 
 /// Who is calling: the activation whose SDK call this is. Writes carry its causation so that
 /// the events they produce can be traced to the activation (loop protection).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct HostContext {
     pub namespace: Namespace,
     pub function: String,
     pub activation_id: String,
     pub causation: Causation,
+    /// Set while handling an event: SDK writes then carry idempotency keys.
+    pub idempotency: Option<Idempotency>,
+}
+
+impl HostContext {
+    /// The idempotency key of the activation's next write, if it handles an event.
+    pub fn next_idempotency_key(&self) -> Option<String> {
+        self.idempotency.as_ref().map(Idempotency::next_key)
+    }
+}
+
+/// Idempotency keys for the writes of an activation that handles an event: the event id, the
+/// function, and the write's position in the activation. A retry of the same event by the same
+/// function makes the same writes in the same order, so each gets the key its earlier attempt
+/// used, and a write that already happened is not applied again.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    base: String,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Idempotency {
+    pub fn new(event_id: &str, function: &str) -> Self {
+        Idempotency {
+            base: format!("{event_id}/{function}"),
+            next: Default::default(),
+        }
+    }
+
+    fn next_key(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("{}/{n}", self.base)
+    }
 }
 
 /// One SDK call, as the in-isolate SDK sends it (`{"op": "kv.get", ...}`).

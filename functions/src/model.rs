@@ -159,8 +159,17 @@ impl OutcomeKind {
 pub enum Cause {
     /// An API request (invoke or web action).
     Request,
-    /// A change event (triggers); the event id.
-    Event { id: String },
+    /// A change event delivered by a rule: the event id, and which delivery attempt this is
+    /// (1 for the first; handlers see it as `ctx.cause.attempt`).
+    Event {
+        id: String,
+        #[serde(default = "first_attempt")]
+        attempt: u32,
+    },
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// The durable record of one invocation (`GET /v1/activations/{ns}/{id}`).

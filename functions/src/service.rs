@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use crate::FunctionError;
 use crate::activations::{ActivationRetention, ActivationStore};
 use crate::engine::{self, FetchPolicy, HostBinding};
-use crate::host::{HostApi, HostContext};
+use crate::host::{HostApi, HostContext, Idempotency};
 use crate::model::{
     ActivationRecord, Cause, FunctionSpec, FunctionVersion, OutcomeKind, StartKind,
     billed_gb_seconds, validate_name,
@@ -291,6 +291,10 @@ impl FunctionService {
                     function: version.name.clone(),
                     activation_id: id.clone(),
                     causation,
+                    idempotency: match &invocation.cause {
+                        Cause::Event { id, .. } => Some(Idempotency::new(id, &version.name)),
+                        Cause::Request => None,
+                    },
                 },
                 fetch: self.fetch.clone(),
             },

@@ -79,7 +79,7 @@ declare module "ferrobase" {
     /** Milliseconds since the epoch after which the activation is stopped. */
     deadline: number;
     /** What started the activation. */
-    cause: { kind: "request" } | { kind: "event"; id: string };
+    cause: { kind: "request" } | { kind: "event"; id: string; attempt: number };
     /** The values deployed with the function as `env`. */
     env: Record<string, string>;
   }

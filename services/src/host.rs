@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferrobase_functions::{HostApi, HostContext, HostError, HostOp};
-use ferrobase_kv::{Check, Key, KvEngine, KvError, ListQuery, MutationResult, Txn};
+use ferrobase_kv::{Check, Key, KvEngine, KvError, ListQuery, Mutation, MutationResult, Txn};
 use serde_json::{Value, json};
 
 /// Most bytes of a fetched body handed to a function.
@@ -73,6 +73,29 @@ impl ServiceHost {
     }
 }
 
+/// How long the marker of an idempotent write is kept: longer than any retry schedule.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// For writes made while handling an event: makes `txn` also record the write's idempotency
+/// key, on the condition that it is not recorded yet. The condition is the first check, so a
+/// repeated write fails on it and on nothing else (returns true when the key was added).
+fn idempotent(context: &HostContext, txn: &mut Txn) -> bool {
+    let Some(key) = context.next_idempotency_key() else {
+        return false;
+    };
+    let Ok(key) = Key::internal(&format!("idem/{key}")) else {
+        return false;
+    };
+    txn.checks.insert(0, Check::Absent { key: key.clone() });
+    txn.mutations.push(Mutation::Put {
+        key,
+        value: Bytes::from_static(b"1"),
+        content_type: "text/plain".into(),
+        ttl: Some(IDEMPOTENCY_TTL),
+    });
+    true
+}
+
 fn kv_error(error: KvError) -> HostError {
     HostError::new(error.code().as_str(), error.to_string())
 }
@@ -109,6 +132,8 @@ impl HostApi for ServiceHost {
                 if let Some(seconds) = ttl {
                     txn = txn.with_ttl(Duration::from_secs(seconds));
                 }
+                // After the TTL: the marker keeps its own lifetime.
+                let idempotency = idempotent(context, &mut txn);
                 if let Some(version) = if_version {
                     txn = txn.with_check(Check::Version {
                         key: key.clone(),
@@ -119,13 +144,24 @@ impl HostApi for ServiceHost {
                     txn = txn.with_check(Check::Absent { key: key.clone() });
                 }
                 txn.causation = context.causation.clone();
-                let outcome = self.kv.commit(ns, txn).await.map_err(kv_error)?;
-                match outcome.results.first() {
-                    Some(MutationResult::Put { version, .. }) => {
-                        Ok(json!({"key": raw, "version": version}))
+                let version = match self.kv.commit(ns, txn).await {
+                    Ok(outcome) => match outcome.results.first() {
+                        Some(MutationResult::Put { version, .. }) => *version,
+                        _ => {
+                            return Err(HostError::new(
+                                "internal",
+                                "put committed without a result",
+                            ));
+                        }
+                    },
+                    // A repeat of a write that already happened: answer, don't apply.
+                    Err(KvError::CheckFailed { index: 0, .. }) if idempotency => {
+                        let current = self.kv.get(ns, &key).await.map_err(kv_error)?;
+                        current.map_or(0, |entry| entry.meta.version)
                     }
-                    _ => Err(HostError::new("internal", "put committed without a result")),
-                }
+                    Err(error) => return Err(kv_error(error)),
+                };
+                Ok(json!({"key": raw, "version": version}))
             }
             HostOp::KvDelete {
                 key: raw,
@@ -133,15 +169,19 @@ impl HostApi for ServiceHost {
             } => {
                 let key = key(&raw)?;
                 let mut txn = Txn::delete(key.clone());
+                let idempotency = idempotent(context, &mut txn);
                 if let Some(version) = if_version {
                     txn = txn.with_check(Check::Version { key, version });
                 }
                 txn.causation = context.causation.clone();
-                let outcome = self.kv.commit(ns, txn).await.map_err(kv_error)?;
-                Ok(json!(matches!(
-                    outcome.results.first(),
-                    Some(MutationResult::Delete { existed: true, .. })
-                )))
+                match self.kv.commit(ns, txn).await {
+                    Ok(outcome) => Ok(json!(matches!(
+                        outcome.results.first(),
+                        Some(MutationResult::Delete { existed: true, .. })
+                    ))),
+                    Err(KvError::CheckFailed { index: 0, .. }) if idempotency => Ok(json!(true)),
+                    Err(error) => Err(kv_error(error)),
+                }
             }
             HostOp::KvList {
                 prefix,

@@ -639,3 +639,43 @@ async fn missed_ticks_are_skipped_when_catch_up_is_off() {
         "ticking resumes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_partial_run_does_not_apply_writes_twice() {
+    let app = App::new().await;
+    // Writes, then fails on its first attempt only: the retry makes the same writes again.
+    let code = "import { kv } from 'ferrobase';\nexport default async (e, ctx) => {\n  const put = await kv.put('orders/' + e.subject, { n: 1 });\n  await kv.delete('todo/a');\n  if (ctx.cause.attempt === 1) throw new Error('crash after writing');\n  await kv.put('result/' + e.subject, put.version);\n};";
+    app.deploy("partial", code).await;
+    app.kv_put("todo/a", "pending").await;
+    app.put(
+        "/v1/triggers/shop/in",
+        json!({"source": {"kind": "kv", "prefix": "in/", "ops": ["put"]}}),
+    )
+    .await;
+    app.put("/v1/rules/shop/r", json!({"trigger": "in", "function": "partial", "backoff": {"initial_ms": 10, "max_ms": 50}})).await;
+    app.kv_put("in/a", "go").await;
+    let version_seen = app.eventually("result/in/a").await;
+
+    // The put and the delete happened once: one event each, and the retry saw the first put.
+    let (_, events) = app
+        .call(Method::GET, "/v1/events/shop?limit=1000", None)
+        .await;
+    let events = events["events"].as_array().unwrap().clone();
+    let puts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "ferrobase.kv.put" && e["subject"] == "orders/in/a")
+        .collect();
+    assert_eq!(puts.len(), 1, "the put was applied once");
+    assert_eq!(
+        version_seen,
+        puts[0]["data"]["version"].to_string(),
+        "the retry got the first put's version"
+    );
+    let deletes = events
+        .iter()
+        .filter(|e| e["type"] == "ferrobase.kv.delete" && e["subject"] == "todo/a")
+        .count();
+    assert_eq!(deletes, 1, "the delete was applied once");
+    // Writes from plain requests are not deduplicated.
+    app.kv_put("orders/in/a", "again").await;
+}

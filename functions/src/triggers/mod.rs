@@ -569,7 +569,7 @@ impl TriggerService {
             return;
         }
         for attempt in 1..=rule.max_attempts {
-            match self.invoke(ns, rule, event).await {
+            match self.invoke(ns, rule, event, attempt).await {
                 Ok(()) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -590,7 +590,13 @@ impl TriggerService {
         self.dead_letter(ns, rule_name, rule, event, attempts).await;
     }
 
-    async fn invoke(&self, ns: &Namespace, rule: &RuleSpec, event: &Event) -> Result<(), Attempt> {
+    async fn invoke(
+        &self,
+        ns: &Namespace,
+        rule: &RuleSpec,
+        event: &Event,
+        attempt: u32,
+    ) -> Result<(), Attempt> {
         let payload = serde_json::to_value(event).unwrap_or_default();
         let invocation = Invocation {
             namespace: ns.clone(),
@@ -598,6 +604,7 @@ impl TriggerService {
             event: payload,
             cause: Cause::Event {
                 id: event.id.clone(),
+                attempt,
             },
             causation: Causation {
                 cause: Some(event.id.clone()),
@@ -686,7 +693,8 @@ impl TriggerService {
             max_attempts: 1,
             backoff: model::Backoff::default(),
         };
-        let (write, answer) = match self.invoke(ns, &rule, &letter.event).await {
+        let attempt = letter.attempts.len() as u32 + 1;
+        let (write, answer) = match self.invoke(ns, &rule, &letter.event, attempt).await {
             Ok(()) => (None, None),
             Err(attempt) => {
                 letter.attempts.push(attempt);

@@ -151,6 +151,7 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         function: "trivial".into(),
         activation_id: "bench".into(),
         causation: Causation::default(),
+        idempotency: None,
     };
     let binding = HostBinding {
         api: host,
