@@ -17,6 +17,7 @@
 //! percentiles. Throughput is requests over the wall time of the whole phase.
 
 pub mod functions;
+pub mod triggers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

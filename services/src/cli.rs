@@ -43,6 +43,8 @@ pub enum BenchCommand {
     Kv(crate::bench::KvBenchArgs),
     /// Function invocation latency, throughput, cold start and memory, beside `node -e`.
     Functions(crate::bench::functions::FunctionsBenchArgs),
+    /// Change-event to function-start latency through a rule, and the highest sustained rate.
+    Triggers(crate::bench::triggers::TriggersBenchArgs),
 }
 
 /// Settings shared by every command that reads the server's configuration and data directory.

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
                 println!("{token}");
                 Ok(())
             }
+            Command::Bench(BenchCommand::Triggers(args)) => {
+                ferrobase::bench::triggers::run_triggers_bench(&args).await
+            }
             Command::Bench(BenchCommand::Functions(args)) => {
                 ferrobase::bench::functions::run_functions_bench(&args).await
             }

@@ -33,6 +33,7 @@ use crate::service::Invocation;
 use crate::{FunctionError, FunctionService};
 use model::{Attempt, DeadLetter, RuleSpec, Source, TriggerSpec};
 
+/// Events read per page; also the most a crash can re-deliver per rule.
 const READ_BATCH: usize = 256;
 const SCAN_PAGE: usize = 500;
 
@@ -528,14 +529,12 @@ impl TriggerService {
                     .is_some_and(|t| t.matches(&rule.trigger, event))
                 {
                     self.deliver(&ns, &name, &rule, event).await;
-                    cursor = event.ferrobaseseq;
-                    self.save_cursor(&ns, &name, cursor).await;
                 }
             }
-            if page.next_after > cursor {
-                cursor = page.next_after;
-                self.save_cursor(&ns, &name, cursor).await;
-            }
+            // The cursor is saved once per page: a crash re-delivers at most a page (at least
+            // once), and the SDK writes of a re-delivered event are idempotent.
+            cursor = page.next_after;
+            self.save_cursor(&ns, &name, cursor).await;
         }
     }
 
