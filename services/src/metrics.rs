@@ -287,3 +287,48 @@ pub fn append_function_metrics(
     );
     out.push_str(&tail);
 }
+
+/// Appends rule delivery counters to an OpenMetrics exposition (before `# EOF`).
+pub fn append_trigger_metrics(
+    text: &mut String,
+    stats: &ferrobase_functions::triggers::TriggerStats,
+) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+
+    let eof = text.rfind("# EOF").unwrap_or(text.len());
+    let tail = text.split_off(eof);
+    let rows = [
+        (
+            "delivered",
+            "Events delivered to functions by rules.",
+            &stats.delivered,
+        ),
+        (
+            "retried",
+            "Delivery attempts that failed and were retried.",
+            &stats.retried,
+        ),
+        (
+            "dead_lettered",
+            "Events moved to a dead-letter list.",
+            &stats.dead_lettered,
+        ),
+        (
+            "loop_cut",
+            "Events not delivered because their chain was too deep.",
+            &stats.loop_cut,
+        ),
+    ];
+    for (name, help, counter) in rows {
+        // Writing into a String cannot fail.
+        let _ = writeln!(text, "# HELP ferrobase_trigger_{name} {help}");
+        let _ = writeln!(text, "# TYPE ferrobase_trigger_{name} counter");
+        let _ = writeln!(
+            text,
+            "ferrobase_trigger_{name}_total {}",
+            counter.load(Ordering::Relaxed)
+        );
+    }
+    text.push_str(&tail);
+}

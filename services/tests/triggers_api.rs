@@ -398,6 +398,26 @@ async fn chains_deeper_than_the_limit_are_cut_off() {
     assert!(app.kv_get("loop/16").await.is_some());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.kv_get("loop/17").await.is_none(), "the chain stopped");
+    let request = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let metrics = String::from_utf8(
+        to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        metrics.contains("ferrobase_trigger_loop_cut_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ferrobase_trigger_delivered_total 16"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             if let Some(functions) = &state.functions {
                 crate::metrics::append_function_metrics(&mut text, functions);
             }
+            if let Some(triggers) = &state.triggers {
+                crate::metrics::append_trigger_metrics(&mut text, triggers.stats());
+            }
             text
         },
     )
