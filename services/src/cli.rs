@@ -35,6 +35,15 @@ pub enum Command {
     /// Deploy, invoke and inspect functions on a running server.
     #[command(subcommand, name = "fn")]
     Fn(crate::fn_cli::FnCommand),
+    /// Manage triggers on a running server.
+    #[command(subcommand)]
+    Trigger(crate::trigger_cli::TriggerCommand),
+    /// Manage rules (trigger → function) on a running server.
+    #[command(subcommand)]
+    Rule(crate::trigger_cli::RuleCommand),
+    /// List, replay and purge dead letters on a running server.
+    #[command(subcommand)]
+    Dlq(crate::trigger_cli::DlqCommand),
 }
 
 #[derive(Debug, Subcommand)]

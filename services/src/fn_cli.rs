@@ -111,7 +111,7 @@ impl Target {
         )
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -135,7 +135,7 @@ impl Target {
     }
 }
 
-fn api_error(status: u16, body: &Value) -> anyhow::Error {
+pub(crate) fn api_error(status: u16, body: &Value) -> anyhow::Error {
     let message = body["error"]["message"]
         .as_str()
         .map_or_else(|| body.to_string(), str::to_owned);

@@ -25,3 +25,4 @@ pub mod policies;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod trigger_cli;

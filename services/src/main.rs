@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => ferrobase::server::serve(args.config()?).await,
             Command::Fn(command) => ferrobase::fn_cli::run(command).await,
+            Command::Trigger(command) => ferrobase::trigger_cli::run_trigger(command).await,
+            Command::Rule(command) => ferrobase::trigger_cli::run_rule(command).await,
+            Command::Dlq(command) => ferrobase::trigger_cli::run_dlq(command).await,
             Command::Token(args) => {
                 let token = ferrobase::auth::mint_token(&args)?;
                 println!("{token}");
