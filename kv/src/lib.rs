@@ -7,7 +7,8 @@
 //! - [`txn`]: the one implementation of transaction semantics (checks, TTL, versions, events),
 //!   written against a small storage view so that every engine shares it.
 //! - [`memory`]: an in-memory engine for tests and ephemeral servers.
-//! - [`sled_engine`]: the embedded, durable engine on sled, with group commit ([`group_commit`]).
+//! - [`sled_engine`]: the embedded, durable engine on sled; concurrent commits share one sled
+//!   transaction and one flush (`sled_batch`), sweeps use group commit ([`group_commit`]).
 //! - [`records`]: the core [`ferrobase_core::records::RecordStore`] over any engine, for the
 //!   services that keep records and emit events through the KV transaction (storage, queues).
 //! - [`conformance`] (feature `test-utils`): the suite every engine must pass.
@@ -21,6 +22,7 @@ pub mod group_commit;
 pub mod memory;
 pub mod model;
 pub mod records;
+mod sled_batch;
 pub mod sled_engine;
 pub mod txn;
 

@@ -26,6 +26,7 @@ use sled::transaction::{
 use crate::engine::{LogNotifier, wait_beyond};
 use crate::group_commit::GroupCommit;
 use crate::memory::MAX_SCAN;
+use crate::sled_batch::TxnBatcher;
 use crate::txn::{self, TxnFailure, TxnStore};
 use crate::{
     Entry, EntryMeta, Key, KvEngine, KvError, KvLimits, ListPage, ListQuery, Retention, Txn,
@@ -39,6 +40,16 @@ const RECORD_VERSION: &[u8] = b"rver\0";
 /// Most log events one prune transaction removes, so pruning never holds a huge transaction.
 const PRUNE_BATCH: usize = 1000;
 
+/// The sled database and its four trees; cheap to clone (sled handles are reference counted).
+#[derive(Debug, Clone)]
+pub(crate) struct Trees {
+    pub(crate) db: sled::Db,
+    pub(crate) data: sled::Tree,
+    pub(crate) log: sled::Tree,
+    pub(crate) meta: sled::Tree,
+    pub(crate) ttl: sled::Tree,
+}
+
 /// The sled-backed engine.
 #[derive(Debug)]
 pub struct SledEngine {
@@ -49,8 +60,11 @@ pub struct SledEngine {
     ttl: sled::Tree,
     clock: Arc<dyn Clock>,
     limits: KvLimits,
+    /// Durability for writes outside the batcher (TTL sweeps).
     committer: GroupCommit,
-    notifier: LogNotifier,
+    /// Client commits: batched into shared transactions and flushes.
+    batcher: TxnBatcher,
+    notifier: Arc<LogNotifier>,
 }
 
 impl SledEngine {
@@ -61,16 +75,25 @@ impl SledEngine {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        Ok(SledEngine {
+        let trees = Trees {
             data: db.open_tree("data")?,
             log: db.open_tree("log")?,
             meta: db.open_tree("meta")?,
             ttl: db.open_tree("ttl")?,
+            db: db.clone(),
+        };
+        let notifier = Arc::new(LogNotifier::new());
+        Ok(SledEngine {
+            batcher: TxnBatcher::start(trees.clone(), clock.clone(), notifier.clone()),
+            data: trees.data,
+            log: trees.log,
+            meta: trees.meta,
+            ttl: trees.ttl,
             committer: GroupCommit::start(db.clone()),
             db,
             clock,
             limits,
-            notifier: LogNotifier::new(),
+            notifier,
         })
     }
 
@@ -112,12 +135,12 @@ impl SledEngine {
 }
 
 /// The [`TxnStore`] of one namespace inside a sled transaction.
-struct SledStore<'a> {
-    data: &'a TransactionalTree,
-    log: &'a TransactionalTree,
-    meta: &'a TransactionalTree,
-    ttl: &'a TransactionalTree,
-    ns: &'a Namespace,
+pub(crate) struct SledStore<'a> {
+    pub(crate) data: &'a TransactionalTree,
+    pub(crate) log: &'a TransactionalTree,
+    pub(crate) meta: &'a TransactionalTree,
+    pub(crate) ttl: &'a TransactionalTree,
+    pub(crate) ns: &'a Namespace,
 }
 
 impl TxnStore for SledStore<'_> {
@@ -230,11 +253,7 @@ impl KvEngine for SledEngine {
 
     async fn commit(&self, ns: &Namespace, txn: Txn) -> Result<TxnOutcome, KvError> {
         txn.validate(&self.limits)?;
-        let now = self.clock.now_ms();
-        let outcome = self.transact(ns, |store| txn::apply(store, ns, &txn, now))?;
-        self.committer.durable().await?;
-        self.notifier.notify();
-        Ok(outcome)
+        self.batcher.commit(ns, txn).await
     }
 
     async fn expire_due(&self, limit: usize) -> Result<usize, KvError> {
