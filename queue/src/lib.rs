@@ -1,5 +1,30 @@
 //! `ferrobase-queue`: durable work queues for Ferrobase.
 //!
-//! This crate will hold the `Queue` trait, the embedded engine on sled, the NATS JetStream
-//! engine and their shared conformance suite (see the queue issue and DESIGN.md). It has no
-//! code yet: the server exposes no queue routes until it does.
+//! Layout:
+//! - [`model`]: names, configuration, messages, deliveries, receipts and dead letters: the
+//!   vocabulary of the trait, with the validation every engine shares.
+//! - [`engine`]: the [`Queue`] trait (its doc states the semantics) and the maintenance loop.
+//! - [`embedded`]: the durable engine on sled, the default on one machine.
+//! - [`conformance`] (feature `test-utils`): the suite every engine must pass, and an in-memory
+//!   record store to run it with.
+//!
+//! Queue events (`ferrobase.queue.message`, when a queue has them on) reach the namespace
+//! change log through [`ferrobase_core::records::RecordStore`]; this crate depends on no other
+//! Ferrobase crate than `core`.
+
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod model;
+
+#[cfg(feature = "test-utils")]
+pub mod conformance;
+
+pub use embedded::EmbeddedQueue;
+pub use engine::{MaintenanceReport, Queue, run_maintenance};
+pub use error::QueueError;
+pub use model::{
+    DeadLetter, DeadLetterPage, DeadLetterSelection, Delivery, EventEmission, GroupInfo, GroupName,
+    MessageId, Nack, NewMessage, PullRequest, QueueConfig, QueueInfo, QueueLimits, QueueName,
+    Receipt, Retention, SettleOutcome,
+};

@@ -17,6 +17,8 @@
 //! percentiles. Throughput is requests over the wall time of the whole phase.
 
 pub mod functions;
+pub mod queue;
+pub mod storage;
 pub mod triggers;
 
 use std::sync::Arc;

@@ -44,6 +44,28 @@ pub enum Command {
     /// List, replay and purge dead letters on a running server.
     #[command(subcommand)]
     Dlq(crate::trigger_cli::DlqCommand),
+    /// Manage S3 access keys (works while the server runs).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an access key for a namespace; prints `{"access_key_id", "secret_access_key"}`
+    /// as the last line.
+    Create(KeysCreateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysCreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Namespace whose buckets the key reaches.
+    #[arg(long)]
+    pub ns: String,
+    /// admin, service or user (user keys get only what the namespace policy grants).
+    #[arg(long, default_value = "service")]
+    pub role: Role,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +76,10 @@ pub enum BenchCommand {
     Functions(crate::bench::functions::FunctionsBenchArgs),
     /// Change-event to function-start latency through a rule, and the highest sustained rate.
     Triggers(crate::bench::triggers::TriggersBenchArgs),
+    /// Queue publish→ack throughput and end-to-end latency, in-process and over HTTP.
+    Queue(crate::bench::queue::QueueBenchArgs),
+    /// Object PUT/GET through the storage API against the disk's own speed.
+    Storage(crate::bench::storage::StorageBenchArgs),
 }
 
 /// Settings shared by every command that reads the server's configuration and data directory.
@@ -109,6 +135,9 @@ pub struct ServeArgs {
     /// Change-log retention by count of events per namespace.
     #[arg(long, env = "FERROBASE_EVENTS_MAX_EVENTS")]
     pub events_max_events: Option<u64>,
+    /// Address of the S3 protocol endpoint (default 127.0.0.1:9000).
+    #[arg(long, env = "FERROBASE_S3_LISTEN")]
+    pub s3_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -135,6 +164,9 @@ impl ServeArgs {
         }
         if let Some(count) = self.events_max_events {
             config.events.max_events = Some(count);
+        }
+        if let Some(address) = self.s3_listen {
+            config.storage.s3_listen = address;
         }
         config.validate()?;
         Ok(config)

@@ -30,7 +30,9 @@ pub struct Config {
     pub cors: CorsConfig,
     pub kv: KvConfig,
     pub events: EventsConfig,
+    pub queue: QueueSettings,
     pub functions: FunctionsSettings,
+    pub storage: StorageSettings,
 }
 
 impl Default for Config {
@@ -44,7 +46,9 @@ impl Default for Config {
             cors: CorsConfig::default(),
             kv: KvConfig::default(),
             events: EventsConfig::default(),
+            queue: QueueSettings::default(),
             functions: FunctionsSettings::default(),
+            storage: StorageSettings::default(),
         }
     }
 }
@@ -208,6 +212,131 @@ impl EventsConfig {
     }
 }
 
+/// The queue service (embedded engine under `{data_dir}/queue`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Largest message body in bytes. Default 256 KiB; between 1 byte and 16 MiB.
+    pub max_message_bytes: usize,
+    /// Most messages per publish, per pull and receipts per ack. Default 1000; 1 to 10000.
+    pub max_batch: usize,
+    /// How often retention runs and consumed messages are reclaimed. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            max_message_bytes: 256 * 1024,
+            max_batch: 1000,
+            maintenance_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl QueueSettings {
+    pub fn limits(&self) -> ferrobase_queue::QueueLimits {
+        ferrobase_queue::QueueLimits {
+            max_message_bytes: self.max_message_bytes,
+            max_batch: self.max_batch,
+            max_pull: self.max_batch,
+            ..ferrobase_queue::QueueLimits::default()
+        }
+    }
+}
+
+/// Object storage: where bodies live, and the S3 protocol endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `local` (files under `{data_dir}/storage`, the default) or `s3` (the `[storage.s3]`
+    /// service).
+    pub backend: StorageBackendKind,
+    /// Address of the S3 protocol endpoint. Default `127.0.0.1:9000`.
+    pub s3_listen: SocketAddr,
+    /// The S3 endpoint's URL as clients reach it, used in presigned URLs. Default
+    /// `http://{s3_listen}` (as bound).
+    pub s3_public_url: Option<String>,
+    /// Unreferenced blobs younger than this are left alone by the orphan sweep: they may be
+    /// uploads in flight. Default 1 h; between 1 min and 7 days.
+    #[serde(with = "humantime_serde")]
+    pub orphan_min_age: Duration,
+    /// How often the orphan sweep runs (also once at start). Default 1 h; 1 s to 1 day.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// Required when `backend = "s3"`.
+    pub s3: Option<S3BackendSettings>,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            backend: StorageBackendKind::Local,
+            s3_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            s3_public_url: None,
+            orphan_min_age: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(3600),
+            s3: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackendKind {
+    Local,
+    S3,
+}
+
+/// An S3-compatible service holding every bucket's bodies in one backend bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3BackendSettings {
+    /// e.g. `http://minio:9000`; leave unset for AWS S3.
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Allow plain `http://` endpoints. Default false.
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+impl StorageSettings {
+    /// The storage library's backend config.
+    pub fn backend_config(
+        &self,
+        data_dir: &Path,
+    ) -> anyhow::Result<ferrobase_storage::BackendConfig> {
+        Ok(match self.backend {
+            StorageBackendKind::Local => ferrobase_storage::BackendConfig::Local {
+                root: data_dir.join("storage"),
+            },
+            StorageBackendKind::S3 => {
+                let s3 = self
+                    .s3
+                    .as_ref()
+                    .context("storage.backend = \"s3\" needs a [storage.s3] section")?;
+                ferrobase_storage::BackendConfig::S3(ferrobase_storage::S3BackendConfig {
+                    endpoint: s3.endpoint.clone(),
+                    region: s3.region.clone(),
+                    bucket: s3.bucket.clone(),
+                    access_key_id: s3.access_key_id.clone(),
+                    secret_access_key: s3.secret_access_key.clone(),
+                    allow_http: s3.allow_http,
+                })
+            }
+        })
+    }
+}
+
 impl Config {
     /// Reads `path` (when given) over the defaults.
     pub fn from_file(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -235,9 +364,33 @@ impl Config {
         if self.events.max_events == Some(0) {
             bail!("events.max_events must be at least 1 (leave it unset for no count limit)");
         }
+        if !(1..=16 * 1024 * 1024).contains(&self.queue.max_message_bytes) {
+            bail!("queue.max_message_bytes must be between 1 and 16777216");
+        }
+        if !(1..=10_000).contains(&self.queue.max_batch) {
+            bail!("queue.max_batch must be between 1 and 10000");
+        }
+        if self.queue.maintenance_interval < Duration::from_millis(10)
+            || self.queue.maintenance_interval > Duration::from_secs(3600)
+        {
+            bail!("queue.maintenance_interval must be between 10ms and 1h");
+        }
         self.functions.validate()?;
         if self.shutdown_grace > Duration::from_secs(3600) {
             bail!("shutdown_grace must be at most 1h");
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600))
+            .contains(&self.storage.orphan_min_age)
+        {
+            bail!("storage.orphan_min_age must be between 1min and 7days");
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600))
+            .contains(&self.storage.sweep_interval)
+        {
+            bail!("storage.sweep_interval must be between 1s and 1day");
+        }
+        if self.storage.backend == StorageBackendKind::S3 && self.storage.s3.is_none() {
+            bail!("storage.backend = \"s3\" needs a [storage.s3] section");
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use ferrobase_core::ErrorCode;
 use ferrobase_core::event::ChangeLogError;
 use ferrobase_kv::KvError;
+use ferrobase_queue::QueueError;
 use serde_json::json;
 
 /// An error answered to an API client.
@@ -105,5 +106,23 @@ impl From<KvError> for ApiError {
 impl From<ChangeLogError> for ApiError {
     fn from(error: ChangeLogError) -> Self {
         ApiError::internal(error)
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        match error.code() {
+            ErrorCode::Internal => ApiError::internal(error),
+            code => ApiError::new(code, error.to_string()),
+        }
+    }
+}
+
+impl From<ferrobase_storage::StorageError> for ApiError {
+    fn from(error: ferrobase_storage::StorageError) -> Self {
+        match error.code() {
+            ErrorCode::Internal => ApiError::internal(error),
+            code => ApiError::new(code, error.to_string()),
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`error`]: the one mapping from library errors to HTTP statuses and JSON bodies.
 //! - [`metrics`]: Prometheus counters and histograms.
 //! - [`bench`]: the load generator behind `ferrobase bench`.
+//! - [`s3`]: the S3 protocol endpoint (its own listener) and its access keys.
 
 pub mod auth;
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod host;
 pub mod metrics;
 pub mod policies;
 pub mod routes;
+pub mod s3;
 pub mod server;
 pub mod state;
 pub mod trigger_cli;

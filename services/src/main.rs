@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferrobase::cli::{BenchCommand, Cli, Command};
+use ferrobase::cli::{BenchCommand, Cli, Command, KeysCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,6 +37,19 @@ fn main() -> ExitCode {
             }
             Command::Bench(BenchCommand::Kv(args)) => {
                 ferrobase::bench::run_kv_bench(&args).await?.print();
+                Ok(())
+            }
+            Command::Bench(BenchCommand::Queue(args)) => {
+                ferrobase::bench::queue::run_queue_bench(&args).await
+            }
+            Command::Bench(BenchCommand::Storage(args)) => {
+                ferrobase::bench::storage::run_storage_bench(&args)
+                    .await?
+                    .print();
+                Ok(())
+            }
+            Command::Keys(KeysCommand::Create(args)) => {
+                println!("{}", ferrobase::s3::keys::create_key_command(&args)?);
                 Ok(())
             }
         }

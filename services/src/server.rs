@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use ferrobase_core::SystemClock;
 use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine, SledEngine};
+use ferrobase_queue::EmbeddedQueue;
 use tokio::net::TcpListener;
 
 use crate::auth::TokenVerifier;
@@ -38,6 +39,15 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         max_value_bytes: config.kv.max_value_bytes,
         max_txn_bytes: config.kv.max_txn_bytes,
     };
+    let queue_dir = config.data_dir.join("queue");
+    // Queue events reach the change log through the KV engine's record store.
+    let queue = EmbeddedQueue::open(
+        &queue_dir,
+        Arc::new(SystemClock),
+        config.queue.limits(),
+        Arc::new(KvRecordStore::new(kv.clone())),
+    )
+    .with_context(|| format!("opening the queue store in {}", queue_dir.display()))?;
     let functions = ferrobase_functions::FunctionService::start(
         Arc::new(KvRecordStore::new(kv.clone())),
         Arc::new(crate::host::ServiceHost::new(kv.clone())),
@@ -52,9 +62,17 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
     )
     .await
     .context("resuming triggers and rules")?;
+    let storage = ferrobase_storage::Storage::new(
+        ferrobase_storage::Backend::open(&config.storage.backend_config(&config.data_dir)?)
+            .context("opening the object storage backend")?,
+        Arc::new(KvRecordStore::new(kv.clone())),
+        Arc::new(SystemClock),
+    );
     Ok(AppState::new(kv, verifier, limits)
+        .with_queue(Arc::new(queue))
         .with_functions(functions)
-        .with_triggers(triggers))
+        .with_triggers(triggers)
+        .with_storage(Arc::new(storage)))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends
@@ -75,7 +93,20 @@ pub async fn run(
             async move { state.shutdown_signal().await }
         },
     ));
+    let queue_maintenance = state.queue.clone().map(|queue| {
+        let state = state.clone();
+        tokio::spawn(ferrobase_queue::run_maintenance(
+            queue,
+            config.queue.maintenance_interval,
+            async move { state.shutdown_signal().await },
+        ))
+    });
     let draining = state.clone();
+    // Streamed bodies (object downloads) are written after their headers: without NODELAY,
+    // Nagle's algorithm holds the body back until the client's delayed ACK, 40 ms later.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
@@ -94,6 +125,12 @@ pub async fn run(
         }
     }
     maintenance.abort();
+    if let Some(task) = queue_maintenance {
+        task.abort();
+    }
+    if let Some(queue) = &state.queue {
+        queue.flush().await.context("flushing the queue store")?;
+    }
     state.kv.flush().await.context("flushing the KV store")?;
     tracing::info!("stopped");
     Ok(())
@@ -103,6 +140,7 @@ pub async fn run(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let state = build(&config).await?;
+    let (state, s3) = crate::s3::start(state, &config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -110,12 +148,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
     // Printed on stdout so scripts and test harnesses can learn a port chosen by the OS.
     println!("ferrobase listening on http://{address}");
-    run(listener, state, &config, termination_signal()).await
+    let result = run(listener, state.clone(), &config, termination_signal()).await;
+    // The S3 endpoint drains with the HTTP API (both stop on the same shutdown signal).
+    state.begin_shutdown();
+    s3.finish(config.shutdown_grace).await;
+    result
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERROBASE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // s3s logs every client error (a 404, a bad signature) at error level; the S3
+        // endpoint logs real failures itself.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferrobase_core::ChangeLog;
 use ferrobase_kv::KvEngine;
+use ferrobase_queue::Queue;
 use tokio::sync::watch;
 
 use crate::auth::TokenVerifier;
@@ -27,10 +28,16 @@ pub struct AppState {
     pub policies: Arc<PolicyStore>,
     pub metrics: Arc<Metrics>,
     pub limits: HttpLimits,
+    /// The queue engine; `None` when the server runs without queues (queue routes answer 503).
+    pub queue: Option<Arc<dyn Queue>>,
     /// The function runtime; `None` when the server runs without functions.
     pub functions: Option<Arc<ferrobase_functions::FunctionService>>,
     /// Triggers and rules; `None` when the server runs without them.
     pub triggers: Option<Arc<ferrobase_functions::triggers::TriggerService>>,
+    /// Object storage; `None` when the server runs without it (storage routes answer 503).
+    pub storage: Option<Arc<ferrobase_storage::Storage>>,
+    /// Signs presigned URLs for the S3 endpoint; set once that endpoint listens.
+    pub presigner: Option<Arc<crate::s3::presign::Presigner>>,
     lifecycle: Arc<Lifecycle>,
 }
 
@@ -50,8 +57,11 @@ impl AppState {
             verifier,
             metrics: Arc::new(Metrics::default()),
             limits,
+            queue: None,
             functions: None,
             triggers: None,
+            storage: None,
+            presigner: None,
             lifecycle: Arc::new(Lifecycle {
                 draining: AtomicBool::new(false),
                 shutdown: watch::channel(false).0,
@@ -59,9 +69,27 @@ impl AppState {
         }
     }
 
+    /// The same state with `queue` as its queue engine.
+    pub fn with_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
     /// The same state with `functions` as its function runtime.
     pub fn with_functions(mut self, functions: Arc<ferrobase_functions::FunctionService>) -> Self {
         self.functions = Some(functions);
+        self
+    }
+
+    /// The same state with `storage` as its object storage.
+    pub fn with_storage(mut self, storage: Arc<ferrobase_storage::Storage>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// The same state with `presigner` signing presigned URLs.
+    pub fn with_presigner(mut self, presigner: Arc<crate::s3::presign::Presigner>) -> Self {
+        self.presigner = Some(presigner);
         self
     }
 

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod s3;
+
 /// How long a server gets to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -87,6 +89,8 @@ impl Server {
             .arg(&self.data_dir)
             .args(&self.extra_args)
             .env("FERROBASE_LOG", "warn")
+            // Servers run side by side: the S3 endpoint must not take its fixed default port.
+            .env("FERROBASE_S3_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -7,6 +7,8 @@ pub mod functions;
 pub mod kv;
 pub mod ops;
 pub mod policies;
+pub mod queue;
+pub mod storage;
 pub mod triggers;
 
 use axum::Router;
@@ -25,8 +27,10 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
         .merge(kv::router())
         .merge(events::router())
         .merge(policies::router())
+        .merge(storage::router())
         .merge(functions::router())
         .merge(triggers::router())
+        .merge(queue::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

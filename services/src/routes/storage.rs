@@ -1,0 +1,422 @@
+//! The storage API for browsers (DESIGN.md, "API contract"):
+//! `PUT/GET/HEAD/DELETE /v1/storage/{ns}/{bucket}/{*key}`,
+//! `GET /v1/storage/{ns}/{bucket}?prefix=&delimiter=&after=&limit=`,
+//! `POST /v1/storage/{ns}/{bucket}/_presign`, and `PUT/DELETE /v1/storage/{ns}/{bucket}` to
+//! create and delete buckets. Bodies stream in both directions; S3 clients use the S3
+//! endpoint instead.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use base64::Engine as _;
+use ferrobase_core::ErrorCode;
+use ferrobase_core::event::Causation;
+use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_storage::model::MAX_LIST_KEYS;
+use ferrobase_storage::{
+    ByteRange, GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage,
+    StorageError, WriteConditions,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{Authorizer, Identity};
+use crate::error::ApiError;
+use crate::routes::parse_ns;
+use crate::s3::presign::{MAX_EXPIRY, PresignMethod};
+use crate::state::AppState;
+
+const PRESIGN_KEY: &str = "_presign";
+const META_PREFIX: &str = "x-amz-meta-";
+const DEFAULT_LIST_LIMIT: usize = 100;
+const DEFAULT_PRESIGN_EXPIRY: Duration = Duration::from_secs(3600);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/storage/{ns}/{bucket}",
+            put(create_bucket).delete(delete_bucket).get(list),
+        )
+        .route(
+            "/v1/storage/{ns}/{bucket}/{*key}",
+            get(get_object)
+                .put(put_object)
+                .delete(delete_object)
+                .post(post_action),
+        )
+        // Object bodies stream to the backend; they are not held in memory, so the
+        // framework's buffered-body limit does not apply.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+fn storage(state: &AppState) -> Result<&Storage, ApiError> {
+    state
+        .storage
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "object storage is not enabled"))
+}
+
+fn object(bucket: &str, key: &str) -> String {
+    format!("{bucket}/{key}")
+}
+
+fn resource(path: &str) -> Resource<'_> {
+    Resource::new(Service::Storage, path)
+}
+
+fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn http_date_ms(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<u64>, ApiError> {
+    let Some(text) = header_text(headers, &name) else {
+        return Ok(None);
+    };
+    chrono::DateTime::parse_from_rfc2822(&text)
+        .map(|time| Some(time.timestamp_millis().max(0) as u64))
+        .map_err(|_| ApiError::invalid(format!("{name} is not an HTTP date")))
+}
+
+fn http_date(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn quoted(etag: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// Headers describing an object (ETag, type, dates, user metadata).
+fn object_headers(info: &ObjectInfo, headers: &mut HeaderMap) {
+    headers.insert(header::ETAG, quoted(&info.etag));
+    if let Ok(value) = HeaderValue::from_str(&info.content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&http_date(info.last_modified_ms)) {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    for (name, value) in &info.metadata {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Storage errors with an HTTP meaning of their own (304, 416); the rest via [`ApiError`].
+fn storage_error(error: StorageError) -> Response {
+    match error {
+        StorageError::NotModified { etag, .. } => {
+            (StatusCode::NOT_MODIFIED, [(header::ETAG, quoted(&etag))]).into_response()
+        }
+        StorageError::InvalidRange { size } => {
+            let mut response = ApiError::invalid(format!(
+                "the range is not satisfiable for an object of {size} bytes"
+            ))
+            .into_response();
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            response
+        }
+        other => ApiError::from(other).into_response(),
+    }
+}
+
+async fn create_bucket(
+    State(state): State<AppState>,
+    Path((ns, bucket)): Path<(String, String)>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(Action::Write, resource(&bucket))?;
+    storage(&state)?.create_bucket(&ns, &bucket).await?;
+    Ok(Json(json!({"bucket": bucket})).into_response())
+}
+
+async fn delete_bucket(
+    State(state): State<AppState>,
+    Path((ns, bucket)): Path<(String, String)>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(Action::Write, resource(&bucket))?;
+    storage(&state)?.delete_bucket(&ns, &bucket).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn put_object(
+    State(state): State<AppState>,
+    Path((ns, bucket, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    identity: Identity,
+    body: Body,
+) -> Result<Response, Response> {
+    let ns = parse_ns(&ns).map_err(IntoResponse::into_response)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await
+        .and_then(|authorizer| authorizer.require(Action::Write, resource(&object(&bucket, &key))))
+        .map_err(IntoResponse::into_response)?;
+    let options = put_options(&headers).map_err(IntoResponse::into_response)?;
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed();
+    let info = storage(&state)
+        .map_err(IntoResponse::into_response)?
+        .put_object(&ns, &bucket, &key, stream, options)
+        .await
+        .map_err(storage_error)?;
+    Ok(([(header::ETAG, quoted(&info.etag))], Json(info)).into_response())
+}
+
+fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
+    let content_md5 = header_text(headers, "content-md5")
+        .map(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+                .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+                .ok_or_else(|| ApiError::invalid("Content-MD5 must be the base64 of an MD5"))
+        })
+        .transpose()?;
+    let if_none_match_any = match header_text(headers, header::IF_NONE_MATCH) {
+        None => false,
+        Some(text) if text.trim() == "*" => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "on writes, If-None-Match only supports \"*\" (create if absent)",
+            ));
+        }
+    };
+    let metadata: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = name.as_str().strip_prefix(META_PREFIX)?;
+            Some((name.to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    Ok(PutOptions {
+        content_type: header_text(headers, header::CONTENT_TYPE),
+        metadata,
+        content_md5,
+        conditions: WriteConditions {
+            if_match: header_text(headers, header::IF_MATCH),
+            if_none_match_any,
+        },
+        causation: Causation::default(),
+    })
+}
+
+async fn get_object(
+    State(state): State<AppState>,
+    Path((ns, bucket, key)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    identity: Identity,
+) -> Result<Response, Response> {
+    let ns = parse_ns(&ns).map_err(IntoResponse::into_response)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await
+        .and_then(|authorizer| authorizer.require(Action::Read, resource(&object(&bucket, &key))))
+        .map_err(IntoResponse::into_response)?;
+    let options = get_options(&headers).map_err(IntoResponse::into_response)?;
+    let storage = storage(&state).map_err(IntoResponse::into_response)?;
+    if method == Method::HEAD {
+        let info = storage
+            .head_object(&ns, &bucket, &key, &options)
+            .await
+            .map_err(storage_error)?;
+        let mut response = Response::new(Body::empty());
+        object_headers(&info, response.headers_mut());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+        return Ok(response);
+    }
+    let object = storage
+        .get_object(&ns, &bucket, &key, &options)
+        .await
+        .map_err(storage_error)?;
+    let mut response = Response::new(Body::from_stream(object.body));
+    object_headers(&object.info, response.headers_mut());
+    let length = match &object.range {
+        Some(span) => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let range = format!("bytes {}-{}/{}", span.start, span.end - 1, object.info.size);
+            if let Ok(value) = HeaderValue::from_str(&range) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            span.end - span.start
+        }
+        None => object.info.size,
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(response)
+}
+
+fn get_options(headers: &HeaderMap) -> Result<GetOptions, ApiError> {
+    let range = header_text(headers, header::RANGE)
+        .map(|text| ByteRange::parse(&text))
+        .transpose()?;
+    Ok(GetOptions {
+        range,
+        conditions: ReadConditions {
+            if_match: header_text(headers, header::IF_MATCH),
+            if_none_match: header_text(headers, header::IF_NONE_MATCH),
+            if_modified_since_ms: http_date_ms(headers, header::IF_MODIFIED_SINCE)?,
+            if_unmodified_since_ms: http_date_ms(headers, header::IF_UNMODIFIED_SINCE)?,
+        },
+    })
+}
+
+async fn delete_object(
+    State(state): State<AppState>,
+    Path((ns, bucket, key)): Path<(String, String, String)>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(Action::Write, resource(&object(&bucket, &key)))?;
+    let existed = storage(&state)?
+        .delete_object(&ns, &bucket, &key, Causation::default())
+        .await?;
+    if existed {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!(
+            "object {key:?} not found in bucket {bucket:?}"
+        )))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    #[serde(default)]
+    prefix: String,
+    delimiter: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path((ns, bucket)): Path<(String, String)>,
+    Query(params): Query<ListParams>,
+    identity: Identity,
+) -> Result<Response, ApiError> {
+    let ns = parse_ns(&ns)?;
+    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_KEYS).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_LIST_KEYS}"
+        )));
+    }
+    let query = ListQuery {
+        prefix: params.prefix,
+        delimiter: params.delimiter,
+        after: params.after,
+        max_keys: limit,
+    };
+    let page = storage(&state)?.list_objects(&ns, &bucket, &query).await?;
+    // Users see only the objects their policy lets them read, like row-level security; the
+    // cursor still advances over the hidden ones.
+    let items: Vec<&ObjectInfo> = page
+        .objects
+        .iter()
+        .filter(|info| authorizer.allows(Action::Read, resource(&object(&bucket, &info.key))))
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "prefixes": page.common_prefixes,
+        "next": page.next,
+    }))
+    .into_response())
+}
+
+/// The JSON body of `POST .../_presign`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresignRequest {
+    /// `GET` (download) or `PUT` (upload).
+    method: String,
+    key: String,
+    /// Lifetime in seconds; default 3600, at most 7 days.
+    expires: Option<u64>,
+}
+
+async fn post_action(
+    State(state): State<AppState>,
+    Path((ns, bucket, action)): Path<(String, String, String)>,
+    identity: Identity,
+    Json(request): Json<PresignRequest>,
+) -> Result<Response, ApiError> {
+    if action != PRESIGN_KEY {
+        return Err(ApiError::invalid(
+            "POST is only for /v1/storage/{ns}/{bucket}/_presign; use PUT to upload",
+        ));
+    }
+    let ns = parse_ns(&ns)?;
+    let (method, needed) = match request.method.to_ascii_uppercase().as_str() {
+        "GET" => (PresignMethod::Get, Action::Read),
+        "PUT" => (PresignMethod::Put, Action::Write),
+        _ => return Err(ApiError::invalid("method must be \"GET\" or \"PUT\"")),
+    };
+    Authorizer::for_namespace(&state, &identity, &ns)
+        .await?
+        .require(needed, resource(&object(&bucket, &request.key)))?;
+    ferrobase_storage::model::validate_bucket(&bucket)?;
+    ferrobase_storage::model::validate_key(&request.key)?;
+    let expires = request
+        .expires
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_PRESIGN_EXPIRY);
+    if expires.is_zero() || expires > MAX_EXPIRY {
+        return Err(ApiError::invalid(format!(
+            "expires must be between 1 and {} seconds",
+            MAX_EXPIRY.as_secs()
+        )));
+    }
+    let presigner = state
+        .presigner
+        .as_ref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the S3 endpoint is not running"))?;
+    let now = SystemTime::now();
+    let url = presigner
+        .presign(&ns, method, &bucket, &request.key, expires, now)
+        .map_err(ApiError::internal)?;
+    let expires_at = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(ApiError::internal)?
+        + expires;
+    Ok(Json(json!({
+        "url": url,
+        "method": request.method.to_ascii_uppercase(),
+        "expires_at": ferrobase_core::event::rfc3339_millis(expires_at.as_millis() as u64),
+    }))
+    .into_response())
+}

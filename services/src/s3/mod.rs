@@ -1,0 +1,204 @@
+//! The S3 protocol endpoint, on a listener of its own (default `127.0.0.1:9000`).
+//!
+//! The protocol layer is the `s3s` crate: it routes path-style requests, verifies SigV4
+//! signatures in headers and presigned URLs, decodes `aws-chunked` bodies and writes S3 XML
+//! and errors. [`frontend`] maps its operations onto [`ferrobase_storage::Storage`] after the
+//! same policy check as the HTTP API; [`keys`] holds the access keys (namespace and role per
+//! key); [`presign`] makes presigned URLs for the HTTP API's `_presign` route.
+
+pub mod frontend;
+pub mod keys;
+pub mod presign;
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use anyhow::Context as _;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3Result, s3_error};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+use frontend::S3Frontend;
+use keys::AccessKeys;
+use presign::Presigner;
+
+/// Where the server writes the S3 endpoint's address, for scripts and test harnesses that
+/// start it on port 0 (it is printed on stdout too).
+pub fn address_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("s3").join("address")
+}
+
+/// Secrets for `s3s`'s signature checks.
+#[derive(Debug)]
+struct KeyAuth(Arc<AccessKeys>);
+
+#[async_trait::async_trait]
+impl S3Auth for KeyAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        self.0
+            .get(access_key)
+            .map(|key| SecretKey::from(key.secret_access_key))
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId))
+    }
+}
+
+/// The S3 service over `state`'s storage.
+pub fn service(state: &AppState, keys: Arc<AccessKeys>) -> anyhow::Result<S3Service> {
+    let storage = state
+        .storage
+        .clone()
+        .context("the S3 endpoint needs the storage service")?;
+    let mut builder = S3ServiceBuilder::new(S3Frontend::new(state.clone(), storage, keys.clone()));
+    builder.set_auth(KeyAuth(keys));
+    Ok(builder.build())
+}
+
+async fn handle(State(service): State<S3Service>, request: Request) -> Response {
+    use axum::http::header;
+    let has_body = request.headers().contains_key(header::EXPECT)
+        || request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length != "0");
+    let request = request.map(s3s::Body::http_body_unsync);
+    let mut response = answer(service.call(request).await);
+    // A request refused before its body was read (a failed precondition, a bad signature)
+    // leaves that body, or a client's `Expect: 100-continue` exchange, unfinished on the
+    // connection; botocore then misreads the next response on it. Close such connections.
+    if has_body && !response.status().is_success() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+fn answer(result: Result<s3s::HttpResponse, s3s::HttpError>) -> Response {
+    match result {
+        Ok(response) if response.status() == axum::http::StatusCode::NOT_MODIFIED => {
+            // s3s writes its XML error body even for 304, which must have none: a client
+            // would read those bytes as the start of the next response on the connection.
+            let (mut parts, _) = response.into_parts();
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            parts.headers.remove(axum::http::header::CONTENT_TYPE);
+            Response::from_parts(parts, axum::body::Body::empty())
+        }
+        Ok(response) => response.map(axum::body::Body::new).into_response(),
+        Err(error) => {
+            tracing::error!(?error, "S3 request failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The running S3 endpoint and storage maintenance.
+#[derive(Debug)]
+pub struct S3Endpoint {
+    server: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+/// Binds the S3 endpoint (`config.storage.s3_listen`), reports its address (stdout and
+/// [`address_file`]), and serves it until the server begins shutting down; also runs the
+/// orphan sweep. Returns the state with the presigner for that address.
+pub async fn start(state: AppState, config: &Config) -> anyhow::Result<(AppState, S3Endpoint)> {
+    let keys = Arc::new(AccessKeys::new(&config.data_dir));
+    let service = service(&state, keys.clone())?;
+    let address = config.storage.s3_listen;
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the S3 endpoint to {address}"))?;
+    let local = listener.local_addr()?;
+    let file = address_file(&config.data_dir);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&file, format!("http://{local}\n"))?;
+    tracing::info!(address = %local, "S3 endpoint listening");
+    println!("ferrobase s3 listening on http://{local}");
+    let public_url = config
+        .storage
+        .s3_public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let state = state.with_presigner(Arc::new(Presigner::new(keys, public_url)));
+
+    let app = axum::Router::new().fallback(handle).with_state(service);
+    let server = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            // See `server::run`: streamed bodies need NODELAY.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let server = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { state.shutdown_signal().await });
+            if let Err(error) = server.await {
+                tracing::error!(%error, "the S3 endpoint failed");
+            }
+        })
+    };
+    let sweeper = {
+        let state = state.clone();
+        let storage = state.storage.clone().context("storage is required")?;
+        let (min_age, interval) = (config.storage.orphan_min_age, config.storage.sweep_interval);
+        tokio::spawn(async move {
+            let sweep = async {
+                loop {
+                    if let Err(error) = storage.sweep_orphans(min_age).await {
+                        tracing::warn!(%error, "orphan sweep failed");
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+            };
+            tokio::select! {
+                _ = sweep => {}
+                _ = state.shutdown_signal() => {}
+            }
+        })
+    };
+    Ok((state, S3Endpoint { server, sweeper }))
+}
+
+impl S3Endpoint {
+    /// Waits up to `grace` for in-flight S3 requests after shutdown began, then stops.
+    pub async fn finish(self, grace: std::time::Duration) {
+        self.sweeper.abort();
+        let abort = self.server.abort_handle();
+        if tokio::time::timeout(grace, self.server).await.is_err() {
+            tracing::warn!("S3 requests did not finish within the grace period");
+            abort.abort();
+        }
+    }
+}
+
+/// Makes a `Send` stream `Sync`, as `s3s` bodies must be: only one task polls a body, so the
+/// lock is never contended.
+pub(crate) struct SyncStream<S>(Mutex<S>);
+
+impl<S> SyncStream<S> {
+    pub(crate) fn new(stream: S) -> Self {
+        SyncStream(Mutex::new(stream))
+    }
+}
+
+impl<S: Stream + Unpin> Stream for SyncStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut inner = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Pin::new(&mut *inner).poll_next(cx)
+    }
+}

@@ -1,0 +1,339 @@
+//! Names, the records kept beside the bodies, and the public types of the storage API.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::StorageError;
+
+/// Longest object key accepted, in bytes (S3's limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Every multipart part but the last must be at least this large (S3's rule).
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+/// Part numbers run from 1 to this (S3's rule).
+pub const MAX_PART_NUMBER: u32 = 10_000;
+/// Most keys one listing page returns.
+pub const MAX_LIST_KEYS: usize = 1000;
+
+/// Checks an S3 bucket name: 3 to 63 characters of `a-z`, `0-9`, `.` and `-`, starting and
+/// ending with a letter or digit.
+pub fn validate_bucket(name: &str) -> Result<(), StorageError> {
+    let invalid = |reason| StorageError::InvalidBucketName {
+        name: name.to_owned(),
+        reason,
+    };
+    if !(3..=63).contains(&name.len()) {
+        return Err(invalid("must be 3 to 63 characters long"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return Err(invalid("may only contain a-z, 0-9, '.' and '-'"));
+    }
+    let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge_ok(name.as_bytes()[0]) || !edge_ok(name.as_bytes()[name.len() - 1]) {
+        return Err(invalid("must start and end with a letter or digit"));
+    }
+    if name.contains("..") {
+        return Err(invalid("must not contain two adjacent periods"));
+    }
+    Ok(())
+}
+
+/// Checks an object key: 1 to [`MAX_KEY_BYTES`] bytes, no control characters (the metadata
+/// store reserves them).
+pub fn validate_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() {
+        return Err(StorageError::InvalidKey("the key is empty".to_owned()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StorageError::KeyTooLong {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(StorageError::InvalidKey(format!(
+            "the key contains the control character U+{:04X}",
+            c as u32
+        )));
+    }
+    Ok(())
+}
+
+/// Strips the quotes and weak marker of an ETag as sent in headers.
+pub fn bare_etag(tag: &str) -> &str {
+    let tag = tag.trim();
+    tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"')
+}
+
+/// One stored body in the backend. Objects made by a multipart upload have several, read in
+/// order; the others have one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Blob {
+    pub id: String,
+    pub size: u64,
+}
+
+/// The metadata record of a visible object: its existence makes the object visible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ObjectRecord {
+    pub size: u64,
+    pub etag: String,
+    pub content_type: String,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    pub last_modified_ms: u64,
+    pub blobs: Vec<Blob>,
+    #[serde(default)]
+    pub parts: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BucketRecord {
+    pub created_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct UploadRecord {
+    pub key: String,
+    pub content_type: String,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    pub initiated_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PartRecord {
+    pub etag: String,
+    pub size: u64,
+    pub blob: String,
+    pub last_modified_ms: u64,
+}
+
+/// A bucket as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_ms: u64,
+}
+
+/// Everything about an object but its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectInfo {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    /// Without quotes: the hex MD5 of the body, or `md5-of-part-md5s-N` for multipart objects.
+    pub etag: String,
+    pub content_type: String,
+    /// User metadata (`x-amz-meta-*` without the prefix, names in lowercase).
+    pub metadata: BTreeMap<String, String>,
+    pub last_modified_ms: u64,
+    /// Number of parts for objects made by a multipart upload.
+    pub parts: Option<u32>,
+}
+
+impl ObjectInfo {
+    pub(crate) fn from_record(bucket: &str, key: &str, record: &ObjectRecord) -> Self {
+        ObjectInfo {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size: record.size,
+            etag: record.etag.clone(),
+            content_type: record.content_type.clone(),
+            metadata: record.metadata.clone(),
+            last_modified_ms: record.last_modified_ms,
+            parts: record.parts,
+        }
+    }
+}
+
+/// What a write stores besides the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Default `application/octet-stream`.
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// The MD5 the client computed; a body that does not match is rejected (BadDigest).
+    pub content_md5: Option<[u8; 16]>,
+    pub conditions: WriteConditions,
+    /// Who caused the write (functions), carried into the event.
+    pub causation: ferrobase_core::event::Causation,
+}
+
+/// Preconditions of a write, checked atomically with the metadata commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteConditions {
+    /// `If-Match`: the current ETag must be this (`*`: the object must exist).
+    pub if_match: Option<String>,
+    /// `If-None-Match: *`: the object must not exist.
+    pub if_none_match_any: bool,
+}
+
+/// A byte range as a client asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=start-end`, both inclusive.
+    Bounded { start: u64, end: u64 },
+    /// `bytes=start-`.
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// Parses an HTTP `Range` header with one range.
+    pub fn parse(header: &str) -> Result<ByteRange, StorageError> {
+        let invalid = || StorageError::InvalidArgument(format!("invalid Range {header:?}"));
+        let spec = header.trim().strip_prefix("bytes=").ok_or_else(invalid)?;
+        let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
+        let number = |text: &str| text.trim().parse::<u64>().map_err(|_| invalid());
+        match (first.trim().is_empty(), last.trim().is_empty()) {
+            (true, false) => Ok(ByteRange::Suffix(number(last)?)),
+            (false, true) => Ok(ByteRange::From(number(first)?)),
+            (false, false) => {
+                let (start, end) = (number(first)?, number(last)?);
+                if end < start {
+                    return Err(invalid());
+                }
+                Ok(ByteRange::Bounded { start, end })
+            }
+            (true, true) => Err(invalid()),
+        }
+    }
+
+    /// The half-open byte span within an object of `size` bytes.
+    pub fn resolve(self, size: u64) -> Result<std::ops::Range<u64>, StorageError> {
+        let span = match self {
+            ByteRange::Bounded { start, end } => start..end.saturating_add(1).min(size),
+            ByteRange::From(start) => start..size,
+            ByteRange::Suffix(n) => size.saturating_sub(n)..size,
+        };
+        if span.start >= size || span.is_empty() {
+            return Err(StorageError::InvalidRange { size });
+        }
+        Ok(span)
+    }
+}
+
+/// Preconditions of a read (S3 semantics: If-Match and If-Unmodified-Since fail with 412,
+/// If-None-Match and If-Modified-Since with 304).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since_ms: Option<u64>,
+    pub if_unmodified_since_ms: Option<u64>,
+}
+
+impl ReadConditions {
+    pub(crate) fn check(&self, info: &ObjectInfo) -> Result<(), StorageError> {
+        let matches = |list: &str| {
+            list.split(',')
+                .map(bare_etag)
+                .any(|tag| tag == "*" || tag == info.etag)
+        };
+        // HTTP dates have second precision.
+        let modified_s = info.last_modified_ms / 1000;
+        if let Some(list) = &self.if_match {
+            if !matches(list) {
+                return Err(StorageError::PreconditionFailed(
+                    "If-Match does not match the ETag".to_owned(),
+                ));
+            }
+        } else if let Some(since) = self.if_unmodified_since_ms
+            && modified_s > since / 1000
+        {
+            return Err(StorageError::PreconditionFailed(
+                "the object was modified since If-Unmodified-Since".to_owned(),
+            ));
+        }
+        let not_modified = || StorageError::NotModified {
+            etag: info.etag.clone(),
+            last_modified_ms: info.last_modified_ms,
+        };
+        if let Some(list) = &self.if_none_match {
+            if matches(list) {
+                return Err(not_modified());
+            }
+        } else if let Some(since) = self.if_modified_since_ms
+            && modified_s <= since / 1000
+        {
+            return Err(not_modified());
+        }
+        Ok(())
+    }
+}
+
+/// What a read asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetOptions {
+    pub range: Option<ByteRange>,
+    pub conditions: ReadConditions,
+}
+
+/// A listing request (ListObjectsV2 semantics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Only keys (and common prefixes) after this one: S3's `start-after`, or the cursor of
+    /// the previous page.
+    pub after: Option<String>,
+    /// 1 to [`MAX_LIST_KEYS`]; keys and common prefixes count alike.
+    pub max_keys: usize,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            prefix: String::new(),
+            delimiter: None,
+            after: None,
+            max_keys: MAX_LIST_KEYS,
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ListPage {
+    pub objects: Vec<ObjectInfo>,
+    pub common_prefixes: Vec<String>,
+    /// Where the next page starts (pass it back as `after`); `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A part as uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartInfo {
+    pub part_number: u32,
+    pub etag: String,
+    pub size: u64,
+    pub last_modified_ms: u64,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadInfo {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: u64,
+}
+
+/// A part named in CompleteMultipartUpload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// What an orphan sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub blobs_deleted: u64,
+    pub bytes_deleted: u64,
+}

@@ -1,0 +1,395 @@
+"""Ferrobase's S3 endpoint through boto3, the AWS SDK for Python, unchanged.
+
+Run by `tests/tests/s3_clients.rs` against the real binary, with:
+  S3_ENDPOINT                                   the S3 endpoint, e.g. http://127.0.0.1:9000
+  AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY     a service key of namespace FERROBASE_NS
+  FERROBASE_USER_KEY_ID / FERROBASE_USER_SECRET a user key of the same namespace (no policy)
+  FERROBASE_URL / FERROBASE_TOKEN / FERROBASE_NS the HTTP API and an admin token, for events
+"""
+
+import concurrent.futures
+import hashlib
+import http.client
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+import urllib.parse
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["S3_ENDPOINT"]
+NS = os.environ["FERROBASE_NS"]
+MIB = 1024 * 1024
+
+
+def client(key_id=None, secret=None, **config):
+    return boto3.client(
+        "s3",
+        endpoint_url=ENDPOINT,
+        region_name="us-east-1",
+        aws_access_key_id=key_id or os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secret or os.environ["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
+    )
+
+
+S3 = client()
+
+
+def new_bucket():
+    name = "py-" + uuid.uuid4().hex[:12]
+    S3.create_bucket(Bucket=name)
+    return name
+
+
+def error_code(call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+    except ClientError as error:
+        return error.response["Error"]["Code"]
+    raise AssertionError("the call succeeded")
+
+
+def events(subject_prefix):
+    """Storage events of the namespace whose subject starts with `subject_prefix`, in order."""
+    found, after = [], 0
+    while True:
+        query = urllib.parse.urlencode({"after": after, "limit": 1000, "type": "ferrobase.storage."})
+        request = urllib.request.Request(
+            f"{os.environ['FERROBASE_URL']}/v1/events/{NS}?{query}",
+            headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}"},
+        )
+        with urllib.request.urlopen(request) as response:
+            page = json.load(response)["events"]
+        if not page:
+            return found
+        after = page[-1]["ferrobaseseq"]
+        found.extend(
+            (event["type"], event["subject"], event["data"])
+            for event in page
+            if event["subject"].startswith(subject_prefix)
+        )
+
+
+def pattern(size, seed):
+    block = hashlib.sha256(str(seed).encode()).digest() * (MIB // 32)
+    return (block * (size // len(block) + 1))[:size]
+
+
+class BucketLifecycle(unittest.TestCase):
+    def test_create_head_list_delete(self):
+        name = new_bucket()
+        S3.head_bucket(Bucket=name)
+        self.assertIn(name, [b["Name"] for b in S3.list_buckets()["Buckets"]])
+        self.assertEqual(error_code(S3.create_bucket, Bucket=name), "BucketAlreadyOwnedByYou")
+        S3.put_object(Bucket=name, Key="k", Body=b"v")
+        self.assertEqual(error_code(S3.delete_bucket, Bucket=name), "BucketNotEmpty")
+        S3.delete_object(Bucket=name, Key="k")
+        S3.delete_bucket(Bucket=name)
+        self.assertEqual(error_code(S3.head_bucket, Bucket=name), "404")
+        self.assertEqual(error_code(S3.get_object, Bucket=name, Key="k"), "NoSuchBucket")
+        self.assertEqual(error_code(S3.delete_bucket, Bucket=name), "NoSuchBucket")
+
+
+class Objects(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+
+    def test_put_get_head_delete_with_metadata_and_events(self):
+        body = b"hello, ferrobase"
+        put = S3.put_object(
+            Bucket=self.bucket,
+            Key="docs/a.txt",
+            Body=body,
+            ContentType="text/plain",
+            Metadata={"owner": "alice", "Mixed-Case": "Value"},
+        )
+        self.assertEqual(put["ETag"], '"%s"' % hashlib.md5(body).hexdigest())
+        got = S3.get_object(Bucket=self.bucket, Key="docs/a.txt")
+        self.assertEqual(got["Body"].read(), body)
+        self.assertEqual(got["ContentType"], "text/plain")
+        self.assertEqual(got["Metadata"], {"owner": "alice", "mixed-case": "Value"})
+        head = S3.head_object(Bucket=self.bucket, Key="docs/a.txt")
+        self.assertEqual(head["ContentLength"], len(body))
+        self.assertEqual(head["ETag"], put["ETag"])
+        self.assertEqual(head["Metadata"]["owner"], "alice")
+        S3.delete_object(Bucket=self.bucket, Key="docs/a.txt")
+        self.assertEqual(error_code(S3.get_object, Bucket=self.bucket, Key="docs/a.txt"), "NoSuchKey")
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key="docs/a.txt"), "404")
+        # Deleting what is not there is not an error in S3.
+        S3.delete_object(Bucket=self.bucket, Key="docs/a.txt")
+        logged = events(f"{self.bucket}/docs/a.txt")
+        self.assertEqual(
+            [kind for kind, _, _ in logged],
+            ["ferrobase.storage.object.created", "ferrobase.storage.object.deleted"],
+        )
+        self.assertEqual(logged[0][2]["etag"], hashlib.md5(body).hexdigest())
+        self.assertEqual(logged[0][2]["size"], len(body))
+        self.assertEqual(logged[0][2]["content_type"], "text/plain")
+
+    def test_ranges(self):
+        S3.put_object(Bucket=self.bucket, Key="digits", Body=b"0123456789")
+        get = lambda r: S3.get_object(Bucket=self.bucket, Key="digits", Range=r)
+        part = get("bytes=2-4")
+        self.assertEqual(part["Body"].read(), b"234")
+        self.assertEqual(part["ContentRange"], "bytes 2-4/10")
+        self.assertEqual(part["ResponseMetadata"]["HTTPStatusCode"], 206)
+        self.assertEqual(get("bytes=7-")["Body"].read(), b"789")
+        self.assertEqual(get("bytes=-3")["Body"].read(), b"789")
+        self.assertEqual(get("bytes=8-100")["Body"].read(), b"89")
+        self.assertEqual(error_code(get, "bytes=10-20"), "InvalidRange")
+
+    def test_conditional_requests(self):
+        put = S3.put_object(Bucket=self.bucket, Key="cond", Body=b"v1")
+        etag = put["ETag"]
+        get = lambda **kw: S3.get_object(Bucket=self.bucket, Key="cond", **kw)
+        self.assertEqual(get(IfMatch=etag)["Body"].read(), b"v1")
+        self.assertEqual(error_code(get, IfMatch='"0000"'), "PreconditionFailed")
+        self.assertEqual(error_code(get, IfNoneMatch=etag), "304")
+        self.assertEqual(get(IfNoneMatch='"0000"')["Body"].read(), b"v1")
+        later = datetime.now(timezone.utc) + timedelta(hours=1)
+        earlier = datetime.now(timezone.utc) - timedelta(hours=1)
+        self.assertEqual(error_code(get, IfModifiedSince=later), "304")
+        self.assertEqual(get(IfModifiedSince=earlier)["Body"].read(), b"v1")
+        self.assertEqual(error_code(get, IfUnmodifiedSince=earlier), "PreconditionFailed")
+        # Create-only writes.
+        self.assertEqual(
+            error_code(S3.put_object, Bucket=self.bucket, Key="cond", Body=b"v2", IfNoneMatch="*"),
+            "PreconditionFailed",
+        )
+        S3.put_object(Bucket=self.bucket, Key="cond-new", Body=b"x", IfNoneMatch="*")
+        self.assertEqual(get()["Body"].read(), b"v1")
+
+    def test_content_md5_is_checked(self):
+        import base64
+
+        wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+        self.assertEqual(
+            error_code(S3.put_object, Bucket=self.bucket, Key="md5", Body=b"data", ContentMD5=wrong),
+            "BadDigest",
+        )
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key="md5"), "404")
+        right = base64.b64encode(hashlib.md5(b"data").digest()).decode()
+        S3.put_object(Bucket=self.bucket, Key="md5", Body=b"data", ContentMD5=right)
+        self.assertEqual(events(f"{self.bucket}/md5")[0][0], "ferrobase.storage.object.created")
+        self.assertEqual(len(events(f"{self.bucket}/md5")), 1)
+
+    def test_copy_and_batch_delete(self):
+        S3.put_object(Bucket=self.bucket, Key="src", Body=b"payload", Metadata={"m": "1"})
+        S3.copy_object(Bucket=self.bucket, Key="copy1", CopySource={"Bucket": self.bucket, "Key": "src"})
+        self.assertEqual(S3.head_object(Bucket=self.bucket, Key="copy1")["Metadata"], {"m": "1"})
+        S3.copy_object(
+            Bucket=self.bucket,
+            Key="copy2",
+            CopySource=f"{self.bucket}/src",
+            MetadataDirective="REPLACE",
+            Metadata={"m": "2"},
+            ContentType="application/json",
+        )
+        head = S3.head_object(Bucket=self.bucket, Key="copy2")
+        self.assertEqual((head["Metadata"], head["ContentType"]), ({"m": "2"}, "application/json"))
+        self.assertEqual(S3.get_object(Bucket=self.bucket, Key="copy2")["Body"].read(), b"payload")
+        deleted = S3.delete_objects(
+            Bucket=self.bucket,
+            Delete={"Objects": [{"Key": "src"}, {"Key": "copy1"}, {"Key": "copy2"}]},
+        )
+        self.assertEqual(sorted(d["Key"] for d in deleted["Deleted"]), ["copy1", "copy2", "src"])
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key="src"), "404")
+        kinds = [kind.rsplit(".", 1)[1] for kind, _, _ in events(f"{self.bucket}/copy2")]
+        self.assertEqual(kinds, ["created", "deleted"])
+
+    def test_key_too_long(self):
+        self.assertEqual(
+            error_code(S3.put_object, Bucket=self.bucket, Key="k" * 1100, Body=b"x"),
+            "KeyTooLongError",
+        )
+
+
+class Listing(unittest.TestCase):
+    KEYS = 2500
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+        keys = [f"dir{i % 5}/file{i:05d}" for i in range(cls.KEYS)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda key: S3.put_object(Bucket=cls.bucket, Key=key, Body=b"x"), keys))
+        cls.keys = sorted(keys)
+
+    def test_pagination_over_all_keys(self):
+        seen, pages = [], 0
+        for page in S3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 1000}):
+            pages += 1
+            seen.extend(obj["Key"] for obj in page.get("Contents", []))
+        self.assertEqual(seen, self.keys)
+        self.assertEqual(pages, 3)
+
+    def test_delimiter_prefix_start_after_and_max_keys(self):
+        top = S3.list_objects_v2(Bucket=self.bucket, Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in top["CommonPrefixes"]], [f"dir{i}/" for i in range(5)])
+        self.assertEqual(top.get("KeyCount"), 5)
+        self.assertNotIn("Contents", top)
+        under = S3.list_objects_v2(Bucket=self.bucket, Prefix="dir3/", MaxKeys=7)
+        self.assertEqual([o["Key"] for o in under["Contents"]], [k for k in self.keys if k.startswith("dir3/")][:7])
+        self.assertTrue(under["IsTruncated"])
+        rest = S3.list_objects_v2(Bucket=self.bucket, Prefix="dir3/", ContinuationToken=under["NextContinuationToken"], MaxKeys=1000)
+        self.assertEqual(len(rest["Contents"]), 500 - 7)
+        self.assertFalse(rest["IsTruncated"])
+        after = S3.list_objects_v2(Bucket=self.bucket, StartAfter="dir4/file02490")
+        self.assertEqual([o["Key"] for o in after["Contents"]], ["dir4/file02494", "dir4/file02499"])
+        two = S3.list_objects_v2(Bucket=self.bucket, Delimiter="/", MaxKeys=2)
+        self.assertEqual([p["Prefix"] for p in two["CommonPrefixes"]], ["dir0/", "dir1/"])
+        more = S3.list_objects_v2(Bucket=self.bucket, Delimiter="/", MaxKeys=2, ContinuationToken=two["NextContinuationToken"])
+        self.assertEqual([p["Prefix"] for p in more["CommonPrefixes"]], ["dir2/", "dir3/"])
+
+
+class Multipart(unittest.TestCase):
+    PART = 8 * MIB
+    SIZE = 100 * MIB
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+
+    def test_100_mib_upload_with_an_interrupted_part_retried(self):
+        key = "big/file.bin"
+        upload = S3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType="application/x-big", Metadata={"kind": "big"})
+        upload_id = upload["UploadId"]
+        parts, md5s, whole = [], [], hashlib.md5()
+        count = (self.SIZE + self.PART - 1) // self.PART
+        for number in range(1, count + 1):
+            size = min(self.PART, self.SIZE - (number - 1) * self.PART)
+            data = pattern(size, number)
+            if number == 3:
+                self.interrupt_part(key, upload_id, number, size)
+                # The interrupted attempt left nothing that counts as part 3.
+                listed = S3.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id)["Parts"]
+                self.assertNotIn(3, [p["PartNumber"] for p in listed])
+            result = S3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+            parts.append({"PartNumber": number, "ETag": result["ETag"]})
+            md5s.append(hashlib.md5(data).digest())
+            whole.update(data)
+        listed = S3.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        self.assertEqual([p["PartNumber"] for p in listed["Parts"]], list(range(1, count + 1)))
+        uploads = S3.list_multipart_uploads(Bucket=self.bucket)["Uploads"]
+        self.assertEqual([u["UploadId"] for u in uploads], [upload_id])
+        self.assertEqual(events(f"{self.bucket}/big/"), [], "nothing is visible before completion")
+        done = S3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        expected = '"%s-%d"' % (hashlib.md5(b"".join(md5s)).hexdigest(), count)
+        self.assertEqual(done["ETag"], expected)
+        head = S3.head_object(Bucket=self.bucket, Key=key)
+        self.assertEqual((head["ContentLength"], head["ETag"]), (self.SIZE, expected))
+        self.assertEqual((head["ContentType"], head["Metadata"]), ("application/x-big", {"kind": "big"}))
+        body = S3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        read = hashlib.md5()
+        for chunk in iter(lambda: body.read(4 * MIB), b""):
+            read.update(chunk)
+        self.assertEqual(read.hexdigest(), whole.hexdigest())
+        across = S3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={self.PART - 5}-{self.PART + 4}")["Body"].read()
+        self.assertEqual(across, pattern(self.PART, 1)[-5:] + pattern(self.PART, 2)[:5])
+        created = events(f"{self.bucket}/big/")
+        self.assertEqual([(kind, data["etag"]) for kind, _, data in created], [("ferrobase.storage.object.created", expected.strip('"'))])
+        self.assertEqual(S3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []), [])
+
+    def interrupt_part(self, key, upload_id, number, size):
+        """Starts part `number` through a presigned URL, sends a tenth of it, and hangs up."""
+        url = urllib.parse.urlsplit(
+            S3.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            )
+        )
+        connection = http.client.HTTPConnection(url.hostname, url.port)
+        connection.putrequest("PUT", f"{url.path}?{url.query}", skip_accept_encoding=True)
+        connection.putheader("Content-Length", str(size))
+        connection.endheaders()
+        connection.send(pattern(size // 10, 99))
+        connection.close()
+
+    def test_abort_and_multipart_errors(self):
+        key = "aborted.bin"
+        upload_id = S3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        small = [
+            {"PartNumber": n, "ETag": S3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=b"tiny")["ETag"]}
+            for n in (1, 2)
+        ]
+        self.assertEqual(
+            error_code(S3.complete_multipart_upload, Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": small}),
+            "EntityTooSmall",
+        )
+        self.assertEqual(
+            error_code(
+                S3.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]},
+            ),
+            "InvalidPart",
+        )
+        self.assertEqual(
+            error_code(S3.complete_multipart_upload, Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": list(reversed(small))}),
+            "InvalidPartOrder",
+        )
+        S3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        self.assertEqual(error_code(S3.list_parts, Bucket=self.bucket, Key=key, UploadId=upload_id), "NoSuchUpload")
+        self.assertEqual(
+            error_code(S3.upload_part, Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=3, Body=b"x"),
+            "NoSuchUpload",
+        )
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key=key), "404")
+        self.assertEqual(events(f"{self.bucket}/{key}"), [], "an aborted upload emits nothing")
+
+
+class Presigned(unittest.TestCase):
+    def test_get_and_put_through_curl(self):
+        bucket = new_bucket()
+        put_url = S3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "up.txt"}, ExpiresIn=300)
+        with tempfile.NamedTemporaryFile() as file:
+            file.write(b"uploaded by curl")
+            file.flush()
+            subprocess.run(["curl", "-sf", "-X", "PUT", "--upload-file", file.name, put_url], check=True)
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="up.txt")["Body"].read(), b"uploaded by curl")
+        get_url = S3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "up.txt"}, ExpiresIn=300)
+        out = subprocess.run(["curl", "-sf", get_url], check=True, capture_output=True).stdout
+        self.assertEqual(out, b"uploaded by curl")
+        tampered = get_url.replace("up.txt", "other.txt")
+        status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", tampered], capture_output=True, text=True).stdout
+        self.assertEqual(status, "403")
+        expired = client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "up.txt"}, ExpiresIn=1)
+        import time
+
+        time.sleep(2)
+        body = subprocess.run(["curl", "-s", expired], capture_output=True, text=True).stdout
+        self.assertIn("<Code>AccessDenied</Code>", body)
+
+
+class AuthErrors(unittest.TestCase):
+    def test_signature_and_key_errors(self):
+        wrong_secret = client(secret="x" * 40)
+        self.assertEqual(error_code(wrong_secret.list_buckets), "SignatureDoesNotMatch")
+        unknown = client(key_id="FBAAAAAAAAAAAAAAAAAA", secret="x" * 40)
+        self.assertEqual(error_code(unknown.list_buckets), "InvalidAccessKeyId")
+        from botocore import UNSIGNED
+
+        anonymous = boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", config=Config(signature_version=UNSIGNED))
+        self.assertEqual(error_code(anonymous.list_buckets), "AccessDenied")
+
+    def test_user_keys_get_only_what_the_policy_grants(self):
+        bucket = new_bucket()
+        S3.put_object(Bucket=bucket, Key="secret", Body=b"x")
+        user = client(os.environ["FERROBASE_USER_KEY_ID"], os.environ["FERROBASE_USER_SECRET"])
+        self.assertEqual(error_code(user.get_object, Bucket=bucket, Key="secret"), "AccessDenied")
+        self.assertEqual(error_code(user.put_object, Bucket=bucket, Key="mine", Body=b"x"), "AccessDenied")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
