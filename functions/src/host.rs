@@ -85,6 +85,36 @@ pub enum HostOp {
         #[serde(default)]
         limit: Option<usize>,
     },
+    /// Publishes to a configured queue of the namespace, all or nothing.
+    #[serde(rename = "queue.publish")]
+    QueuePublish {
+        queue: String,
+        messages: Vec<PublishedMessage>,
+    },
+    /// An object's body as text, or null.
+    #[serde(rename = "storage.get")]
+    StorageGet { bucket: String, key: String },
+    #[serde(rename = "storage.put")]
+    StoragePut {
+        bucket: String,
+        key: String,
+        body: String,
+        content_type: String,
+    },
+    #[serde(rename = "storage.delete")]
+    StorageDelete { bucket: String, key: String },
+    #[serde(rename = "storage.list")]
+    StorageList {
+        bucket: String,
+        #[serde(default)]
+        prefix: String,
+        #[serde(default)]
+        delimiter: Option<String>,
+        #[serde(default)]
+        after: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
     #[serde(rename = "fetch")]
     Fetch {
         url: String,
@@ -95,6 +125,19 @@ pub enum HostOp {
         #[serde(default)]
         body: Option<String>,
     },
+}
+
+/// One message of a `queue.publish` call (the HTTP API's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedMessage {
+    pub body: serde_json::Value,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub dedup_id: Option<String>,
 }
 
 fn default_method() -> String {

@@ -56,6 +56,35 @@ declare module "ferrobase" {
     }>;
   };
 
+  /** The namespace's queues (configured through the API first). */
+  export const queue: {
+    /**
+     * Publishes one message, or several all or nothing; resolves to their ids. While a
+     * function handles an event, a retry's publish is deduplicated.
+     */
+    publish(
+      name: string,
+      messages: unknown | Array<{ body: unknown; key?: string; delayMs?: number; dedupId?: string }>,
+      options?: { key?: string; delayMs?: number; dedupId?: string },
+    ): Promise<{ ids: string[] }>;
+  };
+
+  /** The namespace's object storage; bodies are text. */
+  export const storage: {
+    get(bucket: string, key: string): Promise<{ body: string; contentType: string; etag: string; size: number } | null>;
+    put(bucket: string, key: string, body: unknown, options?: { contentType?: string }): Promise<{ etag: string; size: number }>;
+    /** Resolves to whether the object existed. */
+    delete(bucket: string, key: string): Promise<boolean>;
+    list(
+      bucket: string,
+      options?: { prefix?: string; delimiter?: string; after?: string; limit?: number },
+    ): Promise<{
+      objects: Array<{ key: string; size: number; etag: string; content_type: string }>;
+      prefixes: string[];
+      next: string | null;
+    }>;
+  };
+
   export interface FetchResponse {
     status: number;
     ok: boolean;
@@ -104,7 +133,7 @@ declare module "ferrobase" {
     body?: unknown;
   }
 
-  const sdk: { kv: typeof kv; fetch: typeof fetch };
+  const sdk: { kv: typeof kv; queue: typeof queue; storage: typeof storage; fetch: typeof fetch };
   export default sdk;
 }
 

@@ -19,6 +19,8 @@ const MAX_LIST_LIMIT: usize = 1000;
 #[derive(Debug)]
 pub struct ServiceHost {
     kv: Arc<dyn KvEngine>,
+    queue: Option<Arc<dyn ferrobase_queue::Queue>>,
+    storage: Option<Arc<ferrobase_storage::Storage>>,
     http: reqwest::Client,
 }
 
@@ -30,7 +32,39 @@ impl ServiceHost {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client without TLS options builds");
-        ServiceHost { kv, http }
+        ServiceHost {
+            kv,
+            queue: None,
+            storage: None,
+            http,
+        }
+    }
+
+    /// Lets functions publish to the namespace's queues.
+    pub fn with_queue(mut self, queue: Arc<dyn ferrobase_queue::Queue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Lets functions read and write the namespace's objects.
+    pub fn with_storage(mut self, storage: Arc<ferrobase_storage::Storage>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    fn queue(&self) -> Result<&Arc<dyn ferrobase_queue::Queue>, HostError> {
+        self.queue
+            .as_ref()
+            .ok_or_else(|| HostError::new("unavailable", "queues are not enabled on this server"))
+    }
+
+    fn storage(&self) -> Result<&Arc<ferrobase_storage::Storage>, HostError> {
+        self.storage.as_ref().ok_or_else(|| {
+            HostError::new(
+                "unavailable",
+                "object storage is not enabled on this server",
+            )
+        })
     }
 
     async fn fetch(
@@ -94,6 +128,14 @@ fn idempotent(context: &HostContext, txn: &mut Txn) -> bool {
         ttl: Some(IDEMPOTENCY_TTL),
     });
     true
+}
+
+fn queue_error(error: ferrobase_queue::QueueError) -> HostError {
+    HostError::new(error.code().as_str(), error.to_string())
+}
+
+fn storage_error(error: ferrobase_storage::StorageError) -> HostError {
+    HostError::new(error.code().as_str(), error.to_string())
 }
 
 fn kv_error(error: KvError) -> HostError {
@@ -210,6 +252,113 @@ impl HostApi for ServiceHost {
                     })
                     .collect();
                 Ok(json!({"items": items, "next": page.next}))
+            }
+            HostOp::QueuePublish { queue, messages } => {
+                let name = ferrobase_queue::QueueName::parse(&queue).map_err(queue_error)?;
+                let mut batch = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let mut new =
+                        ferrobase_queue::NewMessage::new(Bytes::from(message.body.to_string()));
+                    new.key = message.key;
+                    new.delay = Duration::from_millis(message.delay_ms.unwrap_or(0));
+                    // While handling an event, a retry's publish repeats the same dedup id and
+                    // is accepted once (within the queue's dedup window).
+                    new.dedup_id = message.dedup_id.or_else(|| context.next_idempotency_key());
+                    batch.push(new);
+                }
+                let ids = self
+                    .queue()?
+                    .publish(ns, &name, batch)
+                    .await
+                    .map_err(queue_error)?;
+                Ok(json!({ "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>() }))
+            }
+            HostOp::StorageGet { bucket, key } => {
+                let options = ferrobase_storage::GetOptions::default();
+                match self
+                    .storage()?
+                    .get_object(ns, &bucket, &key, &options)
+                    .await
+                {
+                    Ok(object) => {
+                        use futures::TryStreamExt;
+                        let chunks: Vec<Bytes> = object
+                            .body
+                            .try_collect()
+                            .await
+                            .map_err(|e| HostError::new("unavailable", e.to_string()))?;
+                        let body: Vec<u8> = chunks.concat();
+                        if body.len() > MAX_FETCH_BODY_BYTES {
+                            return Err(HostError::new(
+                                "too_large",
+                                format!(
+                                    "objects read by functions are limited to {MAX_FETCH_BODY_BYTES} bytes"
+                                ),
+                            ));
+                        }
+                        Ok(json!({
+                            "body": String::from_utf8_lossy(&body),
+                            "content_type": object.info.content_type,
+                            "etag": object.info.etag,
+                            "size": object.info.size,
+                        }))
+                    }
+                    Err(ferrobase_storage::StorageError::NoSuchKey { .. }) => Ok(Value::Null),
+                    Err(error) => Err(storage_error(error)),
+                }
+            }
+            HostOp::StoragePut {
+                bucket,
+                key,
+                body,
+                content_type,
+            } => {
+                let options = ferrobase_storage::PutOptions {
+                    content_type: Some(content_type),
+                    causation: context.causation.clone(),
+                    ..ferrobase_storage::PutOptions::default()
+                };
+                let stream: ferrobase_storage::ByteStream =
+                    Box::pin(futures::stream::once(async move { Ok(Bytes::from(body)) }));
+                let info = self
+                    .storage()?
+                    .put_object(ns, &bucket, &key, stream, options)
+                    .await
+                    .map_err(storage_error)?;
+                Ok(json!({"etag": info.etag, "size": info.size}))
+            }
+            HostOp::StorageDelete { bucket, key } => {
+                let existed = self
+                    .storage()?
+                    .delete_object(ns, &bucket, &key, context.causation.clone())
+                    .await
+                    .map_err(storage_error)?;
+                Ok(json!(existed))
+            }
+            HostOp::StorageList {
+                bucket,
+                prefix,
+                delimiter,
+                after,
+                limit,
+            } => {
+                let query = ferrobase_storage::ListQuery {
+                    prefix,
+                    delimiter,
+                    after,
+                    max_keys: limit.unwrap_or(100).clamp(1, 1000),
+                };
+                let page = self
+                    .storage()?
+                    .list_objects(ns, &bucket, &query)
+                    .await
+                    .map_err(storage_error)?;
+                let objects: Vec<Value> = page
+                    .objects
+                    .iter()
+                    .map(|o| json!({"key": o.key, "size": o.size, "etag": o.etag, "content_type": o.content_type}))
+                    .collect();
+                Ok(json!({"objects": objects, "prefixes": page.common_prefixes, "next": page.next}))
             }
             HostOp::Fetch {
                 url,

@@ -48,9 +48,19 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         Arc::new(KvRecordStore::new(kv.clone())),
     )
     .with_context(|| format!("opening the queue store in {}", queue_dir.display()))?;
+    let queue: Arc<dyn ferrobase_queue::Queue> = Arc::new(queue);
+    let storage = Arc::new(ferrobase_storage::Storage::new(
+        ferrobase_storage::Backend::open(&config.storage.backend_config(&config.data_dir)?)
+            .context("opening the object storage backend")?,
+        Arc::new(KvRecordStore::new(kv.clone())),
+        Arc::new(SystemClock),
+    ));
+    let host = crate::host::ServiceHost::new(kv.clone())
+        .with_queue(queue.clone())
+        .with_storage(storage.clone());
     let functions = ferrobase_functions::FunctionService::start(
         Arc::new(KvRecordStore::new(kv.clone())),
-        Arc::new(crate::host::ServiceHost::new(kv.clone())),
+        Arc::new(host),
         config.functions.runtime_config(),
     )
     .context("starting the function runtime")?;
@@ -62,17 +72,11 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
     )
     .await
     .context("resuming triggers and rules")?;
-    let storage = ferrobase_storage::Storage::new(
-        ferrobase_storage::Backend::open(&config.storage.backend_config(&config.data_dir)?)
-            .context("opening the object storage backend")?,
-        Arc::new(KvRecordStore::new(kv.clone())),
-        Arc::new(SystemClock),
-    );
     Ok(AppState::new(kv, verifier, limits)
-        .with_queue(Arc::new(queue))
+        .with_queue(queue)
         .with_functions(functions)
         .with_triggers(triggers)
-        .with_storage(Arc::new(storage)))
+        .with_storage(storage))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends

@@ -14,7 +14,7 @@ function encode(value, contentType) {
   }
   const json = JSON.stringify(value);
   if (json === undefined) {
-    throw new TypeError("kv.put: the value must be a string or JSON-serialisable");
+    throw new TypeError("the value must be a string or JSON-serialisable");
   }
   return [json, contentType || "application/json"];
 }
@@ -68,6 +68,57 @@ export const kv = {
   },
 };
 
+/** The namespace's queues (configure them first through the API). */
+export const queue = {
+  /**
+   * Publishes one message, or an array of `{body, key, delayMs, dedupId}` all or nothing;
+   * resolves to the message ids. While handling an event, a retry's publish is deduplicated.
+   */
+  publish(name, messages, options = {}) {
+    const list = Array.isArray(messages)
+      ? messages
+      : [{ body: messages, key: options.key, delayMs: options.delayMs, dedupId: options.dedupId }];
+    return call("queue.publish", {
+      queue: name,
+      messages: list.map((m) => ({
+        body: m.body === undefined ? null : m.body,
+        key: m.key ?? null,
+        delay_ms: m.delayMs ?? null,
+        dedup_id: m.dedupId ?? null,
+      })),
+    });
+  },
+};
+
+/** The namespace's object storage; bodies are text. */
+export const storage = {
+  /** `{body, contentType, etag, size}` of an object, or null. */
+  async get(bucket, key) {
+    const object = await call("storage.get", { bucket, key });
+    if (object === null) return null;
+    return { body: object.body, contentType: object.content_type, etag: object.etag, size: object.size };
+  },
+  /** Stores `body` (a string, or JSON for anything else); resolves to `{etag, size}`. */
+  put(bucket, key, body, options = {}) {
+    const [text, contentType] = encode(body, options.contentType);
+    return call("storage.put", { bucket, key, body: text, content_type: contentType });
+  },
+  /** Resolves to whether the object existed. */
+  delete(bucket, key) {
+    return call("storage.delete", { bucket, key });
+  },
+  /** `{objects: [{key, size, etag, content_type}], prefixes, next}`. */
+  list(bucket, options = {}) {
+    return call("storage.list", {
+      bucket,
+      prefix: options.prefix ?? "",
+      delimiter: options.delimiter ?? null,
+      after: options.after ?? null,
+      limit: options.limit ?? null,
+    });
+  },
+};
+
 /** Outbound HTTP, limited to the hosts the server allows. The body is text. */
 export async function fetch(url, init = {}) {
   const headers = {};
@@ -87,4 +138,4 @@ export async function fetch(url, init = {}) {
   };
 }
 
-export default { kv, fetch };
+export default { kv, queue, storage, fetch };

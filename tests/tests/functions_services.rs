@@ -1,0 +1,116 @@
+//! Functions reaching the queue and object storage through the SDK, on the real binary: what
+//! a function publishes can be pulled, what it stores can be downloaded, and the storage event
+//! names the activation as its cause.
+
+use ferrobase_tests::Server;
+use serde_json::{Value, json};
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_publish_to_queues_and_write_objects() {
+    let server = Server::start().unwrap();
+    let token = server.token("admin", Some("shop"), "tests").unwrap();
+    let http = reqwest::Client::new();
+    let base = server.url.clone();
+    use reqwest::Method;
+
+    let (status, body) = call(
+        &http,
+        Method::PUT,
+        &format!("{base}/v1/queues/shop/jobs"),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &http,
+        Method::PUT,
+        &format!("{base}/v1/storage/shop/reports"),
+        &token,
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+
+    let code = "import { queue, storage } from 'ferrobase';\nexport default async (e) => {\n  const published = await queue.publish('jobs', { order: e.id });\n  const stored = await storage.put('reports', 'daily/' + e.id + '.json', { total: e.total });\n  const back = await storage.get('reports', 'daily/' + e.id + '.json');\n  const listed = await storage.list('reports', { prefix: 'daily/' });\n  const missing = await storage.get('reports', 'nope');\n  let noBucket;\n  try { await storage.put('nobucket', 'k', 'v'); } catch (err) { noBucket = err.code; }\n  return { ids: published.ids.length, etag: stored.etag, back: JSON.parse(back.body), type: back.contentType, keys: listed.objects.map(o => o.key), missing, noBucket };\n};";
+    let (status, body) = call(
+        &http,
+        Method::PUT,
+        &format!("{base}/v1/functions/shop/report"),
+        &token,
+        Some(json!({"code": code})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let response = http
+        .post(format!("{base}/v1/functions/shop/report/invoke"))
+        .bearer_auth(&token)
+        .json(&json!({"id": 7, "total": 12}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let activation = response.headers()["x-ferrobase-activation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let result: Value = response.json().await.unwrap();
+    assert_eq!(result["ids"], 1);
+    assert_eq!(result["back"], json!({"total": 12}));
+    assert_eq!(result["type"], "application/json");
+    assert_eq!(result["keys"], json!(["daily/7.json"]));
+    assert_eq!(result["missing"], Value::Null);
+    assert_eq!(result["noBucket"], "not_found");
+
+    let (status, pulled) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/queues/shop/jobs/pull"),
+        &token,
+        Some(json!({"max": 10, "wait_ms": 0, "lease_ms": 30000, "group": "default"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{pulled}");
+    assert_eq!(pulled["messages"][0]["body"], json!({"order": 7}));
+
+    let object = http
+        .get(format!("{base}/v1/storage/shop/reports/daily/7.json"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object.status().as_u16(), 200);
+    assert_eq!(object.json::<Value>().await.unwrap(), json!({"total": 12}));
+
+    let (_, events) = call(
+        &http,
+        Method::GET,
+        &format!("{base}/v1/events/shop?type=ferrobase.storage.object.created"),
+        &token,
+        None,
+    )
+    .await;
+    let event = &events["events"][0];
+    assert_eq!(event["ferrobasecause"], activation.as_str(), "{events}");
+    assert_eq!(event["ferrobasedepth"], 1);
+}
