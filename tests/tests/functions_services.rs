@@ -114,3 +114,90 @@ async fn functions_publish_to_queues_and_write_objects() {
     assert_eq!(event["ferrobasecause"], activation.as_str(), "{events}");
     assert_eq!(event["ferrobasedepth"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_csv_triggers_a_function_that_loads_its_rows() {
+    use reqwest::Method;
+    let server = Server::start().unwrap();
+    let token = server.token("admin", Some("shop"), "tests").unwrap();
+    let http = reqwest::Client::new();
+    let base = server.url.clone();
+    let setup = [
+        (Method::PUT, "/v1/storage/shop/uploads".to_owned(), None),
+        (
+            Method::PUT,
+            "/v1/queues/shop/summaries".to_owned(),
+            Some(json!({})),
+        ),
+        (
+            Method::PUT,
+            "/v1/functions/shop/ingest".to_owned(),
+            Some(
+                json!({"code": "import { kv, queue, storage } from 'ferrobase';\nexport default async (event) => {\n  const object = await storage.get(event.data.bucket, event.data.key);\n  const rows = object.body.trim().split('\\n').slice(1).map(line => line.split(','));\n  let total = 0;\n  for (const [id, amount] of rows) { await kv.put('orders/' + id, { amount: Number(amount) }); total += Number(amount); }\n  await queue.publish('summaries', { file: event.data.key, rows: rows.length, total });\n};"}),
+            ),
+        ),
+        (
+            Method::PUT,
+            "/v1/triggers/shop/csv-uploads".to_owned(),
+            Some(
+                json!({"source": {"kind": "storage", "bucket": "uploads", "prefix": "in/", "suffix": ".csv", "ops": ["created"]}}),
+            ),
+        ),
+        (
+            Method::PUT,
+            "/v1/rules/shop/ingest".to_owned(),
+            Some(json!({"trigger": "csv-uploads", "function": "ingest"})),
+        ),
+    ];
+    for (method, path, body) in setup {
+        let (status, reply) = call(&http, method, &format!("{base}{path}"), &token, body).await;
+        assert!(status == 200 || status == 204, "{path}: {status} {reply}");
+    }
+    for (key, body) in [
+        ("in/orders.csv", "id,amount\n1,10\n2,32\n"),
+        ("in/notes.txt", "not a csv"),
+    ] {
+        let response = http
+            .put(format!("{base}/v1/storage/shop/uploads/{key}"))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+    let client = server.client("shop").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while client.kv_get("shop", "orders/2").await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload was loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let order: Value = serde_json::from_slice(
+        &client
+            .kv_get("shop", "orders/1")
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    assert_eq!(order, json!({"amount": 10}));
+    let (_, pulled) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/queues/shop/summaries/pull"),
+        &token,
+        Some(json!({"max": 10, "wait_ms": 2000, "lease_ms": 30000, "group": "default"})),
+    )
+    .await;
+    let messages = pulled["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "only the .csv under in/ fired: {pulled}");
+    assert_eq!(
+        messages[0]["body"],
+        json!({"file": "in/orders.csv", "rows": 2, "total": 42})
+    );
+}

@@ -18,6 +18,14 @@ pub enum KvOp {
     Expire,
 }
 
+/// Object changes a storage trigger can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageOp {
+    Created,
+    Deleted,
+}
+
 /// Activation outcomes a function-completion trigger can select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,6 +44,16 @@ pub enum Source {
         prefix: String,
         #[serde(default = "all_kv_ops")]
         ops: Vec<KvOp>,
+    },
+    /// Objects created or deleted in a bucket, filtered by key prefix and suffix.
+    Storage {
+        bucket: String,
+        #[serde(default)]
+        prefix: String,
+        #[serde(default)]
+        suffix: String,
+        #[serde(default = "all_storage_ops")]
+        ops: Vec<StorageOp>,
     },
     /// `POST /v1/triggers/{ns}/{name}/fire`.
     Manual,
@@ -88,6 +106,10 @@ impl Schedule {
     }
 }
 
+fn all_storage_ops() -> Vec<StorageOp> {
+    vec![StorageOp::Created, StorageOp::Deleted]
+}
+
 fn all_kv_ops() -> Vec<KvOp> {
     vec![KvOp::Put, KvOp::Delete, KvOp::Expire]
 }
@@ -114,6 +136,18 @@ impl TriggerSpec {
                 }
                 if prefix.len() > 1024 || prefix.chars().any(char::is_control) {
                     return Err(FunctionError::Invalid("invalid kv prefix".into()));
+                }
+            }
+            Source::Storage { bucket, ops, .. } => {
+                if bucket.is_empty() || bucket.len() > 63 || bucket.contains('/') {
+                    return Err(FunctionError::Invalid(format!(
+                        "invalid bucket name {bucket:?}"
+                    )));
+                }
+                if ops.is_empty() {
+                    return Err(FunctionError::Invalid(
+                        "a storage trigger needs at least one op".into(),
+                    ));
                 }
             }
             Source::Manual => {}
@@ -143,6 +177,27 @@ impl TriggerSpec {
                     _ => return false,
                 };
                 ops.contains(&op) && event.subject.starts_with(prefix.as_str())
+            }
+            Source::Storage {
+                bucket,
+                prefix,
+                suffix,
+                ops,
+            } => {
+                let op = match event.event_type {
+                    EventType::StorageObjectCreated => StorageOp::Created,
+                    EventType::StorageObjectDeleted => StorageOp::Deleted,
+                    _ => return false,
+                };
+                let (Some(event_bucket), Some(key)) =
+                    (event.data["bucket"].as_str(), event.data["key"].as_str())
+                else {
+                    return false;
+                };
+                ops.contains(&op)
+                    && event_bucket == bucket
+                    && key.starts_with(prefix.as_str())
+                    && key.ends_with(suffix.as_str())
             }
             Source::Manual => event.event_type == EventType::TriggerFired && event.subject == name,
             Source::Cron { .. } => event.event_type == EventType::CronTick && event.subject == name,
