@@ -23,8 +23,16 @@ pub const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
+    /// `javascript` (the default) or `sequence`.
+    #[serde(default)]
+    pub kind: FunctionKind,
     /// The source: an ES module with a default export, or a script defining `main`.
+    #[serde(default)]
     pub code: String,
+    /// For sequences: the functions (`name` or `name@version`) run in order, each step's
+    /// result the next step's event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u32,
     #[serde(default = "default_timeout_ms")]
@@ -40,6 +48,19 @@ pub struct FunctionSpec {
     pub web: bool,
 }
 
+/// What a function is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FunctionKind {
+    #[default]
+    Javascript,
+    /// Other functions run one after another (OpenWhisk's sequences).
+    Sequence,
+}
+
+/// Most steps in one sequence.
+pub const MAX_SEQUENCE_STEPS: usize = 32;
+
 fn default_memory_mb() -> u32 {
     DEFAULT_MEMORY_MB
 }
@@ -54,8 +75,26 @@ impl FunctionSpec {
     /// Checks every bound, naming the field that is out of range.
     pub fn validate(&self) -> Result<(), FunctionError> {
         let invalid = |message: String| Err(FunctionError::Invalid(message));
-        if self.code.trim().is_empty() {
-            return invalid("code must not be empty".into());
+        match self.kind {
+            FunctionKind::Javascript => {
+                if self.code.trim().is_empty() {
+                    return invalid("code must not be empty".into());
+                }
+                if !self.steps.is_empty() {
+                    return invalid("steps are for functions of kind sequence".into());
+                }
+            }
+            FunctionKind::Sequence => {
+                if !self.code.is_empty() {
+                    return invalid("a sequence has steps, not code".into());
+                }
+                if !(1..=MAX_SEQUENCE_STEPS).contains(&self.steps.len()) {
+                    return invalid(format!("a sequence needs 1 to {MAX_SEQUENCE_STEPS} steps"));
+                }
+                for step in &self.steps {
+                    validate_name(step.split('@').next().unwrap_or_default())?;
+                }
+            }
         }
         if self.code.len() > MAX_CODE_BYTES {
             return invalid(format!("code is larger than {MAX_CODE_BYTES} bytes"));
@@ -196,8 +235,12 @@ pub struct ActivationRecord {
     #[serde(default)]
     pub logs_truncated: bool,
     pub memory_mb: u32,
-    /// memory_mb / 1024 × duration in seconds, duration rounded up to whole milliseconds.
+    /// memory_mb / 1024 × duration in seconds, duration rounded up to whole milliseconds
+    /// (0 for sequences: their steps are billed).
     pub billed_gb_seconds: f64,
+    /// For sequences: the activation ids of the steps that ran, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 /// An error outcome's details.

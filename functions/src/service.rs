@@ -16,11 +16,14 @@ use crate::activations::{ActivationRetention, ActivationStore};
 use crate::engine::{self, FetchPolicy, HostBinding};
 use crate::host::{HostApi, HostContext, Idempotency};
 use crate::model::{
-    ActivationRecord, Cause, FunctionSpec, FunctionVersion, OutcomeKind, StartKind,
-    billed_gb_seconds, validate_name,
+    ActivationError, ActivationRecord, Cause, FunctionKind, FunctionSpec, FunctionVersion,
+    OutcomeKind, StartKind, billed_gb_seconds, validate_name,
 };
 use crate::pool::{Execution, Pool, PoolConfig, PoolStats};
 use crate::store::FunctionStore;
+
+/// Most sequences nested inside one another.
+pub const MAX_SEQUENCE_NESTING: usize = 8;
 
 /// Tunables of the function service.
 #[derive(Debug, Clone)]
@@ -161,6 +164,18 @@ impl FunctionService {
     ) -> Result<Arc<FunctionVersion>, FunctionError> {
         validate_name(name)?;
         spec.validate()?;
+        if spec.kind == FunctionKind::Sequence {
+            self.check_sequence(ns, name, &spec.steps).await?;
+            let version = self
+                .store
+                .deploy(ns, name, spec, rfc3339_millis(now_ms()))
+                .await?;
+            self.limiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(ns.clone(), name.to_owned()));
+            return Ok(version);
+        }
         let code = spec.code.clone();
         let memory = spec.memory_mb as usize * 1024 * 1024;
         let check_deadline = Instant::now() + spec.timeout().min(Duration::from_secs(5));
@@ -228,12 +243,154 @@ impl FunctionService {
             .clone()
     }
 
+    /// Checks that every step of a new sequence `name` exists and that no chain of sequences
+    /// leads back to `name` or nests deeper than [`MAX_SEQUENCE_NESTING`]. Plain functions
+    /// cannot form cycles, so checking each sequence deploy keeps the graph acyclic.
+    async fn check_sequence(
+        &self,
+        ns: &Namespace,
+        name: &str,
+        steps: &[String],
+    ) -> Result<(), FunctionError> {
+        let mut frontier: Vec<(String, usize)> = steps.iter().map(|s| (s.clone(), 1)).collect();
+        while let Some((step, depth)) = frontier.pop() {
+            if step.split('@').next() == Some(name) {
+                return Err(FunctionError::Invalid(format!(
+                    "sequence {name} would run itself (through {step})"
+                )));
+            }
+            if depth > MAX_SEQUENCE_NESTING {
+                return Err(FunctionError::Invalid(format!(
+                    "sequences nest more than {MAX_SEQUENCE_NESTING} deep"
+                )));
+            }
+            let version = self.get(ns, &step).await.map_err(|error| match error {
+                FunctionError::NotFound(_) => {
+                    FunctionError::Invalid(format!("step {step} does not exist"))
+                }
+                other => other,
+            })?;
+            if version.spec.kind == FunctionKind::Sequence {
+                frontier.extend(version.spec.steps.iter().map(|s| (s.clone(), depth + 1)));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs an invocation and waits for its end.
     pub async fn invoke(&self, invocation: Invocation) -> Result<Completed, FunctionError> {
         let version = self.get(&invocation.namespace, &invocation.target).await?;
         let limiter = self.limiter(&version);
         let _slot = limiter.admit(&version, self.config.max_waiting).await?;
-        Ok(self.run(version, invocation, new_activation_id()).await)
+        Ok(self.run_any(version, invocation, new_activation_id()).await)
+    }
+
+    async fn run_any(
+        &self,
+        version: Arc<FunctionVersion>,
+        invocation: Invocation,
+        id: String,
+    ) -> Completed {
+        match version.spec.kind {
+            FunctionKind::Javascript => self.run(version, invocation, id).await,
+            FunctionKind::Sequence => self.run_sequence(version, invocation, id).await,
+        }
+    }
+
+    /// Runs the steps in order, each step's result the next one's event; stops at the first
+    /// failed step, whose outcome and error become the sequence's.
+    async fn run_sequence(
+        &self,
+        version: Arc<FunctionVersion>,
+        invocation: Invocation,
+        id: String,
+    ) -> Completed {
+        let started = Instant::now();
+        let started_at = SystemTime::now();
+        let mut event = invocation.event.clone();
+        let mut step_ids = Vec::new();
+        let mut logs = Vec::new();
+        let mut start_kind = None;
+        let mut result_json = None;
+        let mut failure: Option<(OutcomeKind, Option<ActivationError>)> = None;
+        for step in &version.spec.steps {
+            let step_invocation = Invocation {
+                target: step.clone(),
+                event: event.clone(),
+                ..invocation.clone()
+            };
+            // Boxed: a step may itself be a sequence (the recursion is bounded at deploy).
+            match Box::pin(self.invoke(step_invocation)).await {
+                Ok(done) => {
+                    step_ids.push(done.record.id.clone());
+                    start_kind.get_or_insert(done.record.start_kind);
+                    logs.push(format!(
+                        "step {}@{}: activation {} {} in {:.3} ms",
+                        done.record.function,
+                        done.record.version,
+                        done.record.id,
+                        done.record.outcome.as_str(),
+                        done.record.duration_ms
+                    ));
+                    if done.record.outcome != OutcomeKind::Ok {
+                        failure = Some((done.record.outcome, done.record.error.clone()));
+                        break;
+                    }
+                    event = done
+                        .result_json
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str(j).ok())
+                        .unwrap_or_default();
+                    result_json = done.result_json;
+                }
+                Err(error) => {
+                    logs.push(format!("step {step}: {error}"));
+                    failure = Some((
+                        OutcomeKind::Error,
+                        Some(ActivationError {
+                            message: format!("step {step}: {error}"),
+                            stack: None,
+                        }),
+                    ));
+                    break;
+                }
+            }
+        }
+        let duration = started.elapsed();
+        let (outcome, error) = failure.unwrap_or((OutcomeKind::Ok, None));
+        if outcome != OutcomeKind::Ok {
+            result_json = None;
+        }
+        let start_ms = started_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let record = ActivationRecord {
+            id,
+            namespace: version.namespace.clone(),
+            function: version.name.clone(),
+            version: version.version,
+            cause: invocation.cause,
+            start: rfc3339_millis(start_ms),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            start_kind: start_kind.unwrap_or(StartKind::Warm),
+            outcome,
+            error,
+            result: result_json
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
+            result_truncated: false,
+            logs,
+            logs_truncated: false,
+            memory_mb: version.spec.memory_mb,
+            billed_gb_seconds: 0.0,
+            steps: step_ids,
+        };
+        self.account(&record, duration);
+        self.activations.record(record.clone());
+        Completed {
+            record,
+            result_json,
+        }
     }
 
     /// Starts an invocation and returns its activation id at once (`?blocking=false`). A full
@@ -250,7 +407,7 @@ impl FunctionService {
         let activation_id = id.clone();
         tokio::spawn(async move {
             let _slot = ticket.wait(&limiter).await;
-            service.run(version, invocation, activation_id).await;
+            service.run_any(version, invocation, activation_id).await;
         });
         Ok(id)
     }
@@ -370,6 +527,7 @@ impl FunctionService {
             logs_truncated: output.logs_dropped > 0,
             memory_mb: version.spec.memory_mb,
             billed_gb_seconds: gb_seconds,
+            steps: Vec::new(),
         };
         self.account(&record, duration);
         self.activations.record(record.clone());

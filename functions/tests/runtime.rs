@@ -668,3 +668,62 @@ async fn retention_drops_the_oldest_activations_beyond_the_count() {
         Err(FunctionError::NotFound(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_pass_each_result_on_and_link_their_steps() {
+    let f = fixture_with(config());
+    f.deploy("double", spec("export default (e) => ({ n: e.n * 2 })"))
+        .await;
+    f.deploy("inc", spec("function main(p) { return { n: p.n + 1 }; }"))
+        .await;
+    f.deploy(
+        "fail",
+        spec("export default () => { throw new Error('step broke'); }"),
+    )
+    .await;
+    let sequence = |steps: Value| -> FunctionSpec {
+        serde_json::from_value(json!({"kind": "sequence", "steps": steps})).unwrap()
+    };
+    f.deploy("pipeline", sequence(json!(["double", "inc", "double@1"])))
+        .await;
+    let done = f.invoke("pipeline", json!({"n": 5})).await;
+    assert_eq!(result(&done), json!({"n": 22}));
+    assert_eq!(
+        done.record.steps.len(),
+        3,
+        "the record links every step's activation"
+    );
+    for step in &done.record.steps {
+        let step_record = f.service.activation(&f.ns, step).await.unwrap();
+        assert_eq!(step_record.outcome, OutcomeKind::Ok);
+    }
+    assert_eq!(
+        done.record.billed_gb_seconds, 0.0,
+        "steps are billed, not the sequence"
+    );
+
+    // Sequences nest, and a failing step ends the sequence with its error.
+    f.deploy("outer", sequence(json!(["pipeline", "fail", "inc"])))
+        .await;
+    let failed = f.invoke("outer", json!({"n": 1})).await;
+    assert_eq!(failed.record.outcome, OutcomeKind::Error);
+    assert_eq!(failed.record.error.unwrap().message, "step broke");
+    assert_eq!(failed.record.steps.len(), 2, "the third step never ran");
+
+    // Deploys refuse missing steps, cycles and code in sequences.
+    let missing = f
+        .service
+        .deploy(&f.ns, "bad", sequence(json!(["nope"])))
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("does not exist"), "{missing}");
+    let cycle = f
+        .service
+        .deploy(&f.ns, "pipeline", sequence(json!(["outer"])))
+        .await
+        .unwrap_err();
+    assert!(cycle.to_string().contains("would run itself"), "{cycle}");
+    let with_code: FunctionSpec =
+        serde_json::from_value(json!({"kind": "sequence", "steps": ["inc"], "code": "x"})).unwrap();
+    assert!(f.service.deploy(&f.ns, "bad", with_code).await.is_err());
+}

@@ -96,6 +96,8 @@ fn summary(version: &FunctionVersion) -> Value {
         "timeout_ms": version.spec.timeout_ms,
         "concurrency": version.spec.concurrency,
         "web": version.spec.web,
+        "kind": version.spec.kind,
+        "steps": version.spec.steps,
     })
 }
 
