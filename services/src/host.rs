@@ -369,3 +369,89 @@ impl HostApi for ServiceHost {
         }
     }
 }
+
+/// The queue service as rules with a queue source consume it.
+#[derive(Debug)]
+pub struct QueueRules {
+    queue: Arc<dyn ferrobase_queue::Queue>,
+}
+
+impl QueueRules {
+    pub fn new(queue: Arc<dyn ferrobase_queue::Queue>) -> Self {
+        QueueRules { queue }
+    }
+}
+
+fn queue_name(queue: &str) -> Result<ferrobase_queue::QueueName, String> {
+    ferrobase_queue::QueueName::parse(queue).map_err(|e| e.to_string())
+}
+
+#[async_trait]
+impl ferrobase_functions::triggers::QueueConsumer for QueueRules {
+    async fn pull(
+        &self,
+        ns: &ferrobase_core::Namespace,
+        queue: &str,
+        group: &str,
+        max: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<ferrobase_functions::triggers::QueuedMessage>, String> {
+        let request = ferrobase_queue::PullRequest {
+            group: ferrobase_queue::GroupName::parse(group).map_err(|e| e.to_string())?,
+            max,
+            wait,
+            lease,
+        };
+        let deliveries = self
+            .queue
+            .pull(ns, &queue_name(queue)?, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(deliveries
+            .into_iter()
+            .map(|delivery| ferrobase_functions::triggers::QueuedMessage {
+                id: delivery.id.to_string(),
+                receipt: delivery.receipt.to_string(),
+                body: serde_json::from_slice(&delivery.body).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&delivery.body).into_owned())
+                }),
+                attempt: delivery.attempt,
+                key: delivery.key,
+            })
+            .collect())
+    }
+
+    async fn ack(
+        &self,
+        ns: &ferrobase_core::Namespace,
+        queue: &str,
+        receipt: &str,
+    ) -> Result<(), String> {
+        let receipts = [ferrobase_queue::Receipt::from_text(receipt)];
+        self.queue
+            .ack(ns, &queue_name(queue)?, &receipts)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn nack(
+        &self,
+        ns: &ferrobase_core::Namespace,
+        queue: &str,
+        receipt: &str,
+        error: &str,
+    ) -> Result<(), String> {
+        let receipts = [ferrobase_queue::Receipt::from_text(receipt)];
+        let nack = ferrobase_queue::Nack {
+            delay: Duration::ZERO,
+            error: Some(error.to_owned()),
+        };
+        self.queue
+            .nack(ns, &queue_name(queue)?, &receipts, &nack)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}

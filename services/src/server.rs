@@ -68,6 +68,7 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         Arc::new(KvRecordStore::new(kv.clone())),
         kv.clone(),
         functions.clone(),
+        Some(Arc::new(crate::host::QueueRules::new(queue.clone()))),
         ferrobase_functions::triggers::TriggerConfig::default(),
     )
     .await

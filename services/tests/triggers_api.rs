@@ -57,6 +57,7 @@ impl App {
             records,
             kv.clone(),
             functions.clone(),
+            None,
             TriggerConfig::default(),
         )
         .await
@@ -587,6 +588,7 @@ async fn cron_restart(catch_up: bool) -> (Vec<(i64, bool)>, i64, i64) {
         records.clone(),
         kv.clone(),
         functions.clone(),
+        None,
         TriggerConfig::default(),
     )
     .await
@@ -605,9 +607,15 @@ async fn cron_restart(catch_up: bool) -> (Vec<(i64, bool)>, i64, i64) {
     let stopped = chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let restarted = chrono::Utc::now().timestamp_millis();
-    let second = TriggerService::start(records, kv.clone(), functions, TriggerConfig::default())
-        .await
-        .unwrap();
+    let second = TriggerService::start(
+        records,
+        kv.clone(),
+        functions,
+        None,
+        TriggerConfig::default(),
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     second.stop();
     (ticks(&kv, &ns).await, stopped, restarted)

@@ -201,3 +201,81 @@ async fn an_uploaded_csv_triggers_a_function_that_loads_its_rows() {
         json!({"file": "in/orders.csv", "rows": 2, "total": 42})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_trigger_acks_what_succeeds_and_the_queue_dead_letters_what_keeps_failing() {
+    use reqwest::Method;
+    let server = Server::start().unwrap();
+    let token = server.token("admin", Some("shop"), "tests").unwrap();
+    let http = reqwest::Client::new();
+    let base = server.url.clone();
+    let setup = [
+        ("/v1/queues/shop/jobs", json!({"max_deliver": 2})),
+        (
+            "/v1/functions/shop/worker",
+            json!({"code": "import { kv } from 'ferrobase';\nexport default async (event) => {\n  const job = event.data.body;\n  if (job.fail) throw new Error('cannot do job ' + job.n);\n  await kv.put('done/' + job.n, event.data.attempt);\n};"}),
+        ),
+        (
+            "/v1/triggers/shop/jobs",
+            json!({"source": {"kind": "queue", "queue": "jobs", "group": "workers"}}),
+        ),
+        (
+            "/v1/rules/shop/work",
+            json!({"trigger": "jobs", "function": "worker"}),
+        ),
+    ];
+    for (path, body) in setup {
+        let (status, reply) = call(
+            &http,
+            Method::PUT,
+            &format!("{base}{path}"),
+            &token,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {reply}");
+    }
+    let (status, reply) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/queues/shop/jobs/messages"),
+        &token,
+        Some(json!({"messages": [{"body": {"n": 1}}, {"body": {"n": 2, "fail": true}}, {"body": {"n": 3}}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    let client = server.client("shop").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, dlq) = call(
+            &http,
+            Method::GET,
+            &format!("{base}/v1/queues/shop/jobs/dlq?group=workers"),
+            &token,
+            None,
+        )
+        .await;
+        let done = client.kv_get("shop", "done/1").await.unwrap().is_some()
+            && client.kv_get("shop", "done/3").await.unwrap().is_some();
+        if done && dlq["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+            let letter = &dlq["messages"][0];
+            assert_eq!(letter["body"], json!({"n": 2, "fail": true}));
+            assert_eq!(letter["attempts"], 2, "the queue's max_deliver applies");
+            assert!(
+                letter["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("cannot do job 2"),
+                "{letter}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries did not settle: {dlq}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(client.kv_get("shop", "done/2").await.unwrap().is_none());
+}

@@ -37,6 +37,41 @@ use model::{Attempt, DeadLetter, RuleSpec, Source, TriggerSpec};
 const READ_BATCH: usize = 256;
 const SCAN_PAGE: usize = 500;
 
+/// A message leased from a queue for a rule to deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub receipt: String,
+    pub body: serde_json::Value,
+    pub attempt: u32,
+    pub key: Option<String>,
+}
+
+/// How rules with a queue source consume their queue. `functions` may depend only on `core`,
+/// so the queue service reaches it through this trait, implemented in `services`.
+#[async_trait::async_trait]
+pub trait QueueConsumer: Send + Sync + std::fmt::Debug {
+    /// Leases up to `max` messages of `queue` to `group`, waiting up to `wait` for the first.
+    async fn pull(
+        &self,
+        ns: &Namespace,
+        queue: &str,
+        group: &str,
+        max: usize,
+        wait: std::time::Duration,
+        lease: std::time::Duration,
+    ) -> Result<Vec<QueuedMessage>, String>;
+    async fn ack(&self, ns: &Namespace, queue: &str, receipt: &str) -> Result<(), String>;
+    /// Gives the message back with `error`; the queue redelivers it or dead-letters it.
+    async fn nack(
+        &self,
+        ns: &Namespace,
+        queue: &str,
+        receipt: &str,
+        error: &str,
+    ) -> Result<(), String>;
+}
+
 /// Tunables of delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TriggerConfig {
@@ -99,6 +134,8 @@ pub struct TriggerService {
     functions: Arc<FunctionService>,
     config: TriggerConfig,
     running: Mutex<HashMap<(Namespace, String), JoinHandle<()>>>,
+    /// Where rules with a queue source pull from; `None` when the server has no queues.
+    queue: Option<Arc<dyn QueueConsumer>>,
     /// Cron tickers by (namespace, trigger).
     tickers: Mutex<HashMap<(Namespace, String), JoinHandle<()>>>,
     stats: TriggerStats,
@@ -110,6 +147,7 @@ impl TriggerService {
         records: Arc<dyn RecordStore>,
         log: Arc<dyn ChangeLog>,
         functions: Arc<FunctionService>,
+        queue: Option<Arc<dyn QueueConsumer>>,
         config: TriggerConfig,
     ) -> Result<Arc<Self>, FunctionError> {
         let service = Arc::new(TriggerService {
@@ -118,6 +156,7 @@ impl TriggerService {
             functions,
             config,
             running: Mutex::default(),
+            queue,
             tickers: Mutex::default(),
             stats: TriggerStats::default(),
         });
@@ -505,6 +544,13 @@ impl TriggerService {
                     None
                 }
             };
+            if let Some(TriggerSpec {
+                source: Source::Queue { queue, group },
+            }) = &trigger
+            {
+                self.consume(&ns, &name, &rule, queue, group).await;
+                continue;
+            }
             let query = EventQuery {
                 after: cursor,
                 limit: READ_BATCH,
@@ -535,6 +581,80 @@ impl TriggerService {
             // once), and the SDK writes of a re-delivered event are idempotent.
             cursor = page.next_after;
             self.save_cursor(&ns, &name, cursor).await;
+        }
+    }
+
+    /// One round of a queue-sourced rule: lease a few messages, run the function for each,
+    /// ack what succeeded and nack what failed. The queue counts attempts and dead-letters;
+    /// the rule's own retry policy does not apply.
+    async fn consume(
+        &self,
+        ns: &Namespace,
+        rule_name: &str,
+        rule: &RuleSpec,
+        queue: &str,
+        group: &str,
+    ) {
+        const BATCH: usize = 16;
+        let Some(consumer) = &self.queue else {
+            tracing::warn!(%ns, rule = rule_name, "queue triggers need a server with queues");
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            return;
+        };
+        // The lease outlasts the function's own deadline, so a message is not redelivered
+        // while its activation still runs.
+        let timeout = match self.functions.get(ns, &rule.function).await {
+            Ok(version) => version.spec.timeout(),
+            Err(_) => std::time::Duration::from_secs(60),
+        };
+        let lease = timeout + std::time::Duration::from_secs(30);
+        let wait = std::time::Duration::from_secs(1);
+        let messages = match consumer.pull(ns, queue, group, BATCH, wait, lease).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, %ns, rule = rule_name, queue, "cannot pull; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                return;
+            }
+        };
+        for message in messages {
+            let event = Event::new(
+                ns,
+                EventType::QueueMessage,
+                queue,
+                0,
+                now_ms(),
+                &Causation::default(),
+                serde_json::json!({
+                    "queue": queue,
+                    "group": group,
+                    "id": message.id,
+                    "body": message.body,
+                    "attempt": message.attempt,
+                    "key": message.key,
+                }),
+            );
+            // The message id identifies the delivery for idempotency keys across attempts.
+            let event = Event {
+                id: message.id.clone(),
+                ..event
+            };
+            let settled = match self.invoke(ns, rule, &event, message.attempt).await {
+                Ok(()) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    consumer.ack(ns, queue, &message.receipt).await
+                }
+                Err(attempt) => {
+                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    consumer
+                        .nack(ns, queue, &message.receipt, &attempt.error)
+                        .await
+                }
+            };
+            if let Err(error) = settled {
+                // The lease runs out and the queue redelivers: at least once.
+                tracing::warn!(%error, %ns, rule = rule_name, queue, "cannot settle a message");
+            }
         }
     }
 

@@ -55,6 +55,10 @@ pub enum Source {
         #[serde(default = "all_storage_ops")]
         ops: Vec<StorageOp>,
     },
+    /// A queue consumed as a work queue by one consumer group: a message is acked when the
+    /// function succeeds and nacked (with the error) when it fails, so the queue's own
+    /// `max_deliver` and dead-letter list apply.
+    Queue { queue: String, group: String },
     /// `POST /v1/triggers/{ns}/{name}/fire`.
     Manual,
     /// A schedule: a 5-field (minute) or 6-field (second) cron expression in a time zone.
@@ -150,6 +154,20 @@ impl TriggerSpec {
                     ));
                 }
             }
+            Source::Queue { queue, group } => {
+                for (what, name) in [("queue", queue), ("group", group)] {
+                    let valid = !name.is_empty()
+                        && name.len() <= 64
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                    if !valid {
+                        return Err(FunctionError::Invalid(format!(
+                            "invalid {what} name {name:?}"
+                        )));
+                    }
+                }
+            }
             Source::Manual => {}
             Source::Cron { schedule, tz, .. } => {
                 Schedule::parse(schedule, tz)?;
@@ -199,6 +217,8 @@ impl TriggerSpec {
                     && key.starts_with(prefix.as_str())
                     && key.ends_with(suffix.as_str())
             }
+            // Queue messages are pulled from the queue, not read from the change log.
+            Source::Queue { .. } => false,
             Source::Manual => event.event_type == EventType::TriggerFired && event.subject == name,
             Source::Cron { .. } => event.event_type == EventType::CronTick && event.subject == name,
             Source::Function { function, on } => {

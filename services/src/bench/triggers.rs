@@ -106,6 +106,7 @@ pub async fn run_triggers_bench(args: &TriggersBenchArgs) -> anyhow::Result<()> 
         records,
         kv.clone(),
         functions.clone(),
+        None,
         TriggerConfig::default(),
     )
     .await?;
