@@ -707,3 +707,77 @@ async fn a_retry_after_a_partial_run_does_not_apply_writes_twice() {
     // Writes from plain requests are not deduplicated.
     app.kv_put("orders/in/a", "again").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_rules_keep_each_subjects_events_in_order_and_unordered_ones_deliver_all() {
+    let app = App::new().await;
+    // Read-modify-write of a per-subject log: concurrent deliveries of one subject would lose
+    // entries or reorder them.
+    let code = "import { kv } from 'ferrobase';\nexport default async (e) => {\n  const key = 'log/' + e.subject;\n  const seen = (await kv.get(key)) ?? [];\n  seen.push(e.ferrobaseseq);\n  await kv.put(key, seen);\n};";
+    app.deploy("append", code).await;
+    app.deploy("count", "import { kv } from 'ferrobase';\nexport default async (e) => { await kv.put('counted/' + e.ferrobaseseq, 1); };").await;
+    app.put(
+        "/v1/triggers/shop/o",
+        json!({"source": {"kind": "kv", "prefix": "o/", "ops": ["put"]}}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/ordered",
+        json!({"trigger": "o", "function": "append", "concurrency": 4}),
+    )
+    .await;
+    app.put(
+        "/v1/rules/shop/unordered",
+        json!({"trigger": "o", "function": "count", "ordered": false, "concurrency": 16}),
+    )
+    .await;
+    for round in 0..6 {
+        for subject in ["a", "b", "c"] {
+            app.kv_put(&format!("o/{subject}"), &round.to_string())
+                .await;
+        }
+    }
+    for subject in ["a", "b", "c"] {
+        let key = format!("log/o/{subject}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(text) = app.kv_get(&key).await {
+                let seqs: Vec<u64> = serde_json::from_str(&text).unwrap();
+                if seqs.len() == 6 {
+                    let mut sorted = seqs.clone();
+                    sorted.sort_unstable();
+                    assert_eq!(seqs, sorted, "{subject}: delivered in log order");
+                    break;
+                }
+                assert!(seqs.len() < 6, "{subject}: no duplicates: {seqs:?}");
+            }
+            assert!(Instant::now() < deadline, "{key} never got all six events");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listed) = app
+            .call(Method::GET, "/v1/kv/shop?prefix=counted/", None)
+            .await;
+        if listed["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 18)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unordered rule delivers every event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/rules/shop/bad",
+            Some(json!({"trigger": "o", "function": "count", "concurrency": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

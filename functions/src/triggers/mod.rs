@@ -568,15 +568,17 @@ impl TriggerService {
                 self.log.wait_beyond(&ns, cursor).await;
                 continue;
             }
-            for event in &page.events {
-                // Without its trigger a rule idles: events pass, nothing is delivered.
-                if trigger
-                    .as_ref()
-                    .is_some_and(|t| t.matches(&rule.trigger, event))
-                {
-                    self.deliver(&ns, &name, &rule, event).await;
-                }
-            }
+            // Without its trigger a rule idles: events pass, nothing is delivered.
+            let matching: Vec<&Event> = page
+                .events
+                .iter()
+                .filter(|event| {
+                    trigger
+                        .as_ref()
+                        .is_some_and(|t| t.matches(&rule.trigger, event))
+                })
+                .collect();
+            self.deliver_page(&ns, &name, &rule, matching).await;
             // The cursor is saved once per page: a crash re-delivers at most a page (at least
             // once), and the SDK writes of a re-delivered event are idempotent.
             cursor = page.next_after;
@@ -668,6 +670,35 @@ impl TriggerService {
             // The next save or a restart re-delivers from the older cursor: at least once.
             tracing::warn!(%error, %ns, rule, "cannot save the rule's cursor");
         }
+    }
+
+    /// Delivers one page's matching events, at most `rule.concurrency` at once. Ordered rules
+    /// keep each subject's events in log order, one at a time; unordered rules run any event
+    /// as soon as a slot is free. The page is done when every event is.
+    async fn deliver_page(&self, ns: &Namespace, name: &str, rule: &RuleSpec, events: Vec<&Event>) {
+        use futures::StreamExt;
+        let lanes: Vec<Vec<&Event>> = if rule.ordered {
+            let mut by_subject: Vec<(String, Vec<&Event>)> = Vec::new();
+            for event in events {
+                match by_subject
+                    .iter_mut()
+                    .find(|(subject, _)| *subject == event.subject)
+                {
+                    Some((_, lane)) => lane.push(event),
+                    None => by_subject.push((event.subject.clone(), vec![event])),
+                }
+            }
+            by_subject.into_iter().map(|(_, lane)| lane).collect()
+        } else {
+            events.into_iter().map(|event| vec![event]).collect()
+        };
+        futures::stream::iter(lanes)
+            .for_each_concurrent(rule.concurrency.max(1), |lane| async move {
+                for event in lane {
+                    self.deliver(ns, name, rule, event).await;
+                }
+            })
+            .await;
     }
 
     /// Invokes the rule's function for `event`, retrying with backoff; dead-letters it after
@@ -811,6 +842,8 @@ impl TriggerService {
             enabled: true,
             max_attempts: 1,
             backoff: model::Backoff::default(),
+            ordered: true,
+            concurrency: 1,
         };
         let attempt = letter.attempts.len() as u32 + 1;
         let (write, answer) = match self.invoke(ns, &rule, &letter.event, attempt).await {

@@ -279,6 +279,17 @@ pub struct RuleSpec {
     pub max_attempts: u32,
     #[serde(default)]
     pub backoff: Backoff,
+    /// `true` (the default): events with the same subject are delivered one at a time, in log
+    /// order. `false`: any events may run at once. Either way at most `concurrency` at once.
+    #[serde(default = "yes")]
+    pub ordered: bool,
+    /// Most deliveries of this rule running at once. Default 8; 1 to 256.
+    #[serde(default = "default_rule_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_rule_concurrency() -> usize {
+    8
 }
 
 fn yes() -> bool {
@@ -293,6 +304,11 @@ impl RuleSpec {
     pub fn validate(&self) -> Result<(), FunctionError> {
         validate_name(&self.trigger)?;
         validate_name(self.function.split('@').next().unwrap_or_default())?;
+        if !(1..=256).contains(&self.concurrency) {
+            return Err(FunctionError::Invalid(
+                "concurrency must be between 1 and 256".into(),
+            ));
+        }
         if !(1..=100).contains(&self.max_attempts) {
             return Err(FunctionError::Invalid(
                 "max_attempts must be between 1 and 100".into(),
