@@ -1,0 +1,269 @@
+//! Multipart upload checks: parts, retries, completion, abort and the part rules.
+
+use super::*;
+
+async fn upload_part(
+    h: &Harness,
+    upload: &str,
+    number: u32,
+    data: Bytes,
+) -> Result<crate::PartInfo, StorageError> {
+    let chunks = data
+        .chunks(1024 * 1024)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    h.storage
+        .upload_part(
+            &ns("a"),
+            "mpu",
+            "big.bin",
+            upload,
+            number,
+            body(chunks),
+            None,
+        )
+        .await
+}
+
+/// Multipart: parts, a retried part, listing, completion with S3's ETag, ranged reads across
+/// parts, and exactly one event.
+pub async fn multipart_upload(h: Harness) {
+    let a = ns("a");
+    bucket(&h, "a", "mpu").await;
+    let options = PutOptions {
+        content_type: Some("application/x-test".to_owned()),
+        metadata: BTreeMap::from([("kind".to_owned(), "multi".to_owned())]),
+        ..PutOptions::default()
+    };
+    let upload = h
+        .storage
+        .create_multipart(&a, "mpu", "big.bin", options)
+        .await
+        .unwrap();
+    let part1 = pattern(MIN_PART_BYTES as usize, 1);
+    let part2 = pattern(1000, 2);
+    // The first attempt at part 1 is interrupted; the retry replaces it.
+    let broken: ByteStream = futures::stream::iter(vec![
+        Ok(pattern(1024, 9)),
+        Err(std::io::Error::other("interrupted")),
+    ])
+    .boxed();
+    assert!(
+        h.storage
+            .upload_part(&a, "mpu", "big.bin", &upload, 1, broken, None)
+            .await
+            .is_err()
+    );
+    upload_part(&h, &upload, 1, pattern(2048, 7)).await.unwrap();
+    let p1 = upload_part(&h, &upload, 1, part1.clone()).await.unwrap();
+    let p2 = upload_part(&h, &upload, 2, part2.clone()).await.unwrap();
+    assert_eq!(p1.etag, md5_hex(&part1));
+    let (parts, truncated) = h
+        .storage
+        .list_parts(&a, "mpu", "big.bin", &upload, None, 1000)
+        .await
+        .unwrap();
+    assert!(!truncated);
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| (p.part_number, p.size))
+            .collect::<Vec<_>>(),
+        [(1, part1.len() as u64), (2, 1000)]
+    );
+    let (first, truncated) = h
+        .storage
+        .list_parts(&a, "mpu", "big.bin", &upload, None, 1)
+        .await
+        .unwrap();
+    assert!(truncated && first.len() == 1);
+    let (rest, _) = h
+        .storage
+        .list_parts(&a, "mpu", "big.bin", &upload, Some(1), 1)
+        .await
+        .unwrap();
+    assert_eq!(rest[0].part_number, 2);
+    let uploads = h.storage.list_uploads(&a, "mpu", "big").await.unwrap();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].upload_id, upload);
+    assert!(
+        h.storage
+            .list_uploads(&a, "mpu", "other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        events(&h, "a").await.is_empty(),
+        "nothing is visible before completion"
+    );
+    assert!(matches!(
+        h.storage
+            .head_object(&a, "mpu", "big.bin", &GetOptions::default())
+            .await,
+        Err(StorageError::NoSuchKey { .. })
+    ));
+
+    let completed = |parts: &[(u32, &str)]| -> Vec<CompletedPart> {
+        parts
+            .iter()
+            .map(|(n, e)| CompletedPart {
+                part_number: *n,
+                etag: format!("\"{e}\""),
+            })
+            .collect()
+    };
+    let complete = |parts: Vec<CompletedPart>| {
+        let h = &h;
+        let a = a.clone();
+        let upload = upload.clone();
+        async move {
+            h.storage
+                .complete_multipart(
+                    &a,
+                    "mpu",
+                    "big.bin",
+                    &upload,
+                    &parts,
+                    &WriteConditions::default(),
+                    Causation::default(),
+                )
+                .await
+        }
+    };
+    assert!(matches!(
+        complete(completed(&[(2, &p2.etag), (1, &p1.etag)])).await,
+        Err(StorageError::InvalidPartOrder)
+    ));
+    assert!(matches!(
+        complete(completed(&[(1, &p1.etag), (2, "0000")])).await,
+        Err(StorageError::InvalidPart(_))
+    ));
+    assert!(matches!(
+        complete(completed(&[(1, &p1.etag), (3, &p2.etag)])).await,
+        Err(StorageError::InvalidPart(_))
+    ));
+    assert!(matches!(
+        complete(completed(&[(1, &p1.etag), (2, &p1.etag)])).await,
+        Err(StorageError::InvalidPart(_))
+    ));
+    let info = complete(completed(&[(1, &p1.etag), (2, &p2.etag)]))
+        .await
+        .unwrap();
+    let mut md5s = Md5::new();
+    md5s.update(Md5::digest(&part1));
+    md5s.update(Md5::digest(&part2));
+    assert_eq!(info.etag, format!("{}-2", hex::encode(md5s.finalize())));
+    assert_eq!(info.size, part1.len() as u64 + 1000);
+    assert_eq!(info.parts, Some(2));
+    assert_eq!(info.content_type, "application/x-test");
+    assert_eq!(info.metadata["kind"], "multi");
+
+    let whole = [part1.as_ref(), part2.as_ref()].concat();
+    assert!(get(&h, "a", "mpu", "big.bin", GetOptions::default()).await == whole);
+    let across = part1.len() as u64 - 10;
+    let ranged = get(
+        &h,
+        "a",
+        "mpu",
+        "big.bin",
+        GetOptions {
+            range: Some(ByteRange::Bounded {
+                start: across,
+                end: across + 19,
+            }),
+            ..GetOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(ranged, whole[across as usize..across as usize + 20]);
+
+    assert!(matches!(
+        complete(completed(&[(1, &p1.etag)])).await,
+        Err(StorageError::NoSuchUpload(_))
+    ));
+    assert!(
+        h.storage
+            .list_uploads(&a, "mpu", "")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let log = events(&h, "a").await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].event_type, EventType::StorageObjectCreated);
+    assert_eq!(log[0].data["etag"], info.etag.as_str());
+    assert_no_orphans(&h).await;
+}
+
+/// Parts too small, or an abort: nothing becomes visible, nothing is logged, nothing is left.
+pub async fn multipart_abort_and_small_parts(h: Harness) {
+    let a = ns("a");
+    bucket(&h, "a", "mpu").await;
+    let upload = h
+        .storage
+        .create_multipart(&a, "mpu", "big.bin", PutOptions::default())
+        .await
+        .unwrap();
+    let p1 = upload_part(&h, &upload, 1, pattern(100, 1)).await.unwrap();
+    let p2 = upload_part(&h, &upload, 2, pattern(100, 2)).await.unwrap();
+    let parts = [
+        CompletedPart {
+            part_number: 1,
+            etag: p1.etag,
+        },
+        CompletedPart {
+            part_number: 2,
+            etag: p2.etag,
+        },
+    ];
+    assert!(matches!(
+        h.storage
+            .complete_multipart(
+                &a,
+                "mpu",
+                "big.bin",
+                &upload,
+                &parts,
+                &WriteConditions::default(),
+                Causation::default()
+            )
+            .await,
+        Err(StorageError::EntityTooSmall { part_number: 1, .. })
+    ));
+    assert!(matches!(
+        h.storage
+            .abort_multipart(&a, "mpu", "other-key", &upload)
+            .await,
+        Err(StorageError::NoSuchUpload(_))
+    ));
+    h.storage
+        .abort_multipart(&a, "mpu", "big.bin", &upload)
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.storage
+            .list_parts(&a, "mpu", "big.bin", &upload, None, 10)
+            .await,
+        Err(StorageError::NoSuchUpload(_))
+    ));
+    assert!(matches!(
+        upload_part(&h, &upload, 3, pattern(10, 3)).await,
+        Err(StorageError::NoSuchUpload(_))
+    ));
+    assert!(matches!(
+        h.storage
+            .abort_multipart(&a, "mpu", "big.bin", &upload)
+            .await,
+        Err(StorageError::NoSuchUpload(_))
+    ));
+    assert!(matches!(
+        h.storage
+            .head_object(&a, "mpu", "big.bin", &GetOptions::default())
+            .await,
+        Err(StorageError::NoSuchKey { .. })
+    ));
+    assert!(events(&h, "a").await.is_empty());
+    assert_no_orphans(&h).await;
+    h.storage.delete_bucket(&a, "mpu").await.unwrap();
+}
