@@ -19,12 +19,26 @@ pub struct HostContext {
     pub causation: Causation,
     /// Set while handling an event: SDK writes then carry idempotency keys.
     pub idempotency: Option<Idempotency>,
+    /// The idempotency key of this one call: set by the engine on each write made while
+    /// handling an event, in the order the function made its calls.
+    pub write_key: Option<String>,
 }
 
 impl HostContext {
-    /// The idempotency key of the activation's next write, if it handles an event.
-    pub fn next_idempotency_key(&self) -> Option<String> {
-        self.idempotency.as_ref().map(Idempotency::next_key)
+    /// The context of one SDK call: a write made while handling an event takes the next
+    /// idempotency key. The engine calls this synchronously, in the order the function makes
+    /// its calls, so the keys do not depend on how the host schedules the calls it runs
+    /// concurrently (`Promise.all` over several writes gets the same keys on every attempt).
+    pub fn for_call(&self, op: &HostOp) -> HostContext {
+        let write_key = if op.is_write() {
+            self.idempotency.as_ref().map(Idempotency::next_key)
+        } else {
+            None
+        };
+        HostContext {
+            write_key,
+            ..self.clone()
+        }
     }
 }
 
@@ -125,6 +139,25 @@ pub enum HostOp {
         #[serde(default)]
         body: Option<String>,
     },
+}
+
+impl HostOp {
+    /// Whether the call changes a service (and so carries an idempotency key while the
+    /// function handles an event).
+    pub fn is_write(&self) -> bool {
+        match self {
+            HostOp::KvPut { .. }
+            | HostOp::KvDelete { .. }
+            | HostOp::QueuePublish { .. }
+            | HostOp::StoragePut { .. }
+            | HostOp::StorageDelete { .. } => true,
+            HostOp::KvGet { .. }
+            | HostOp::KvList { .. }
+            | HostOp::StorageGet { .. }
+            | HostOp::StorageList { .. }
+            | HostOp::Fetch { .. } => false,
+        }
+    }
 }
 
 /// One message of a `queue.publish` call (the HTTP API's shape).

@@ -452,6 +452,7 @@ impl FunctionService {
                         Cause::Event { id, .. } => Some(Idempotency::new(id, &version.name)),
                         Cause::Request => None,
                     },
+                    write_key: None,
                 },
                 fetch: self.fetch.clone(),
             },

@@ -114,7 +114,7 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// key, on the condition that it is not recorded yet. The condition is the first check, so a
 /// repeated write fails on it and on nothing else (returns true when the key was added).
 fn idempotent(context: &HostContext, txn: &mut Txn) -> bool {
-    let Some(key) = context.next_idempotency_key() else {
+    let Some(key) = &context.write_key else {
         return false;
     };
     let Ok(key) = Key::internal(&format!("idem/{key}")) else {
@@ -256,14 +256,19 @@ impl HostApi for ServiceHost {
             HostOp::QueuePublish { queue, messages } => {
                 let name = ferrobase_queue::QueueName::parse(&queue).map_err(queue_error)?;
                 let mut batch = Vec::with_capacity(messages.len());
-                for message in messages {
+                for (index, message) in messages.into_iter().enumerate() {
                     let mut new =
                         ferrobase_queue::NewMessage::new(Bytes::from(message.body.to_string()));
                     new.key = message.key;
                     new.delay = Duration::from_millis(message.delay_ms.unwrap_or(0));
                     // While handling an event, a retry's publish repeats the same dedup id and
                     // is accepted once (within the queue's dedup window).
-                    new.dedup_id = message.dedup_id.or_else(|| context.next_idempotency_key());
+                    new.dedup_id = message.dedup_id.or_else(|| {
+                        context
+                            .write_key
+                            .as_ref()
+                            .map(|write| format!("{write}/{index}"))
+                    });
                     batch.push(new);
                 }
                 let ids = self

@@ -501,11 +501,17 @@ fn install_globals<'js>(ctx: &Ctx<'js>, slot: &Rc<RefCell<Slot>>) -> rquickjs::R
             let resolve = Persistent::save(&resolve.ctx().clone(), resolve);
             let reject = Persistent::save(&reject.ctx().clone(), reject);
             active.pending.insert(op, (resolve, reject));
+            // Parsed here, in the order the function makes its calls, so that each write's
+            // idempotency key is its position among the activation's writes.
+            let call = parse_call(&active.host, &request);
             let host = active.host.clone();
             let completions = active.completions.clone();
             drop(slot);
             tokio::task::spawn_local(async move {
-                let result = perform(&host, &request).await;
+                let result = match call {
+                    Ok((context, op)) => perform(&host, &context, op).await,
+                    Err(error) => Err(error),
+                };
                 // The activation may have ended (timeout); then nobody waits for the answer.
                 let _ = completions.send(Completion { op, result });
             });
@@ -523,10 +529,19 @@ fn install_globals<'js>(ctx: &Ctx<'js>, slot: &Rc<RefCell<Slot>>) -> rquickjs::R
     Ok(())
 }
 
-/// Parses and performs one SDK request.
-async fn perform(host: &HostBinding, request: &str) -> Result<serde_json::Value, HostError> {
+/// Parses one SDK request into the operation and the context it runs in.
+fn parse_call(host: &HostBinding, request: &str) -> Result<(HostContext, HostOp), HostError> {
     let op: HostOp = serde_json::from_str(request)
         .map_err(|error| HostError::new("invalid_argument", format!("bad SDK call: {error}")))?;
+    Ok((host.context.for_call(&op), op))
+}
+
+/// Performs one SDK call.
+async fn perform(
+    host: &HostBinding,
+    context: &HostContext,
+    op: HostOp,
+) -> Result<serde_json::Value, HostError> {
     if let HostOp::Fetch { url, .. } = &op
         && !host.fetch.allows(url)
     {
@@ -535,7 +550,7 @@ async fn perform(host: &HostBinding, request: &str) -> Result<serde_json::Value,
             format!("fetch to {url} is not allowed: its host is not on the server's allow-list"),
         ));
     }
-    host.api.call(&host.context, op).await
+    host.api.call(context, op).await
 }
 
 /// Text for one console argument: strings as they are, everything else as JSON when possible.

@@ -152,6 +152,7 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         activation_id: "bench".into(),
         causation: Causation::default(),
         idempotency: None,
+        write_key: None,
     };
     let binding = HostBinding {
         api: host,
