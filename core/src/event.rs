@@ -67,6 +67,10 @@ pub struct Causation {
     pub cause: Option<String>,
     /// How many function hops deep the change is; 0 for changes made by API clients.
     pub depth: u32,
+    /// For a write a function makes while handling an event: the write's idempotency key
+    /// (event, function, position). An engine that honours it applies the write once, however
+    /// many times the handler runs. Not part of the event.
+    pub write_key: Option<String>,
 }
 
 /// One CloudEvents 1.0 event as stored in the change log and served by the events API.

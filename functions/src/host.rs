@@ -17,11 +17,9 @@ pub struct HostContext {
     pub function: String,
     pub activation_id: String,
     pub causation: Causation,
-    /// Set while handling an event: SDK writes then carry idempotency keys.
+    /// Set while handling an event: SDK writes then carry idempotency keys (in
+    /// `causation.write_key`, see [`HostContext::for_call`]).
     pub idempotency: Option<Idempotency>,
-    /// The idempotency key of this one call: set by the engine on each write made while
-    /// handling an event, in the order the function made its calls.
-    pub write_key: Option<String>,
 }
 
 impl HostContext {
@@ -30,15 +28,13 @@ impl HostContext {
     /// its calls, so the keys do not depend on how the host schedules the calls it runs
     /// concurrently (`Promise.all` over several writes gets the same keys on every attempt).
     pub fn for_call(&self, op: &HostOp) -> HostContext {
-        let write_key = if op.is_write() {
+        let mut context = self.clone();
+        context.causation.write_key = if op.is_write() {
             self.idempotency.as_ref().map(Idempotency::next_key)
         } else {
             None
         };
-        HostContext {
-            write_key,
-            ..self.clone()
-        }
+        context
     }
 }
 

@@ -435,6 +435,7 @@ impl FunctionService {
         let causation = Causation {
             cause: Some(id.clone()),
             depth: invocation.causation.depth.saturating_add(1),
+            write_key: None,
         };
         let execution = Execution {
             version: version.clone(),
@@ -452,7 +453,6 @@ impl FunctionService {
                         Cause::Event { id, .. } => Some(Idempotency::new(id, &version.name)),
                         Cause::Request => None,
                     },
-                    write_key: None,
                 },
                 fetch: self.fetch.clone(),
             },

@@ -792,7 +792,7 @@ async fn idempotency_keys_follow_call_order_on_every_attempt() {
                     HostOp::KvPut { key, .. } => key.clone(),
                     other => panic!("unexpected call {other:?}"),
                 };
-                (name, context.write_key.clone())
+                (name, context.causation.write_key.clone())
             })
             .collect();
         keys_per_attempt.push(keys);
@@ -822,6 +822,6 @@ async fn idempotency_keys_follow_call_order_on_every_attempt() {
             .lock()
             .unwrap()
             .iter()
-            .all(|(context, _)| context.write_key.is_none())
+            .all(|(context, _)| context.causation.write_key.is_none())
     );
 }

@@ -114,7 +114,7 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// key, on the condition that it is not recorded yet. The condition is the first check, so a
 /// repeated write fails on it and on nothing else (returns true when the key was added).
 fn idempotent(context: &HostContext, txn: &mut Txn) -> bool {
-    let Some(key) = &context.write_key else {
+    let Some(key) = &context.causation.write_key else {
         return false;
     };
     let Ok(key) = Key::internal(&format!("idem/{key}")) else {
@@ -265,6 +265,7 @@ impl HostApi for ServiceHost {
                     // is accepted once (within the queue's dedup window).
                     new.dedup_id = message.dedup_id.or_else(|| {
                         context
+                            .causation
                             .write_key
                             .as_ref()
                             .map(|write| format!("{write}/{index}"))

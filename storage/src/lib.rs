@@ -16,10 +16,13 @@
 //! - [`model`]: names, options and the public types; the records kept per object.
 //! - [`backend`]: the object backends and streaming blob I/O.
 //! - `objects`, `multipart`, `listing`, `sweep`: the operations of [`Storage`].
+//! - `idempotency`: puts and deletes a function makes while handling an event, applied once
+//!   however often the handler runs.
 //! - `conformance` (feature `test-utils`): the suite every backend passes.
 
 pub mod backend;
 mod error;
+mod idempotency;
 pub mod model;
 mod multipart;
 mod objects;

@@ -120,7 +120,7 @@ pub struct BucketInfo {
 }
 
 /// Everything about an object but its body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectInfo {
     pub bucket: String,
     pub key: String,

@@ -8,6 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::backend::blob_path;
+use crate::idempotency::{Mark, MarkedOutcome};
 use crate::model::{
     Blob, ListPage, ListQuery, MAX_LIST_KEYS, ObjectInfo, ObjectRecord, WriteConditions, bare_etag,
     validate_bucket, validate_key,
@@ -51,6 +52,16 @@ pub(crate) fn created_event(info: &ObjectInfo, causation: Causation) -> EventDra
             "content_type": info.content_type,
         }),
         causation,
+    }
+}
+
+/// The answer to a put that was applied before: the object as that put stored it.
+fn repeated_put(mark: Mark) -> Result<ObjectInfo, StorageError> {
+    match mark.outcome {
+        MarkedOutcome::Put { object } => Ok(object),
+        MarkedOutcome::Delete { .. } => Err(StorageError::PreconditionFailed(
+            "this write was applied before as a delete".to_owned(),
+        )),
     }
 }
 
@@ -186,6 +197,10 @@ impl Storage {
     ) -> Result<ObjectInfo, StorageError> {
         let record_key = object_record_key(bucket, key)?;
         self.require_bucket(ns, bucket).await?;
+        let write_key = options.causation.write_key.clone();
+        if let Some(mark) = self.find_mark(ns, write_key.as_deref()).await? {
+            return repeated_put(mark);
+        }
         // Fail early on preconditions that already fail, before taking the body.
         let current = self.read_object(ns, &record_key).await?;
         Self::write_condition(&options.conditions, &current)?;
@@ -211,6 +226,15 @@ impl Storage {
             }],
             parts: None,
         };
+        let mut extra: Extra = (Vec::new(), Vec::new());
+        let mut mark_key = None;
+        if let Some(write_key) = &write_key {
+            let object = ObjectInfo::from_record(bucket, key, &record);
+            let mark = self.mark_commit(write_key, MarkedOutcome::Put { object })?;
+            extra.0.push(mark.condition);
+            extra.1.push(mark.write);
+            mark_key = Some(mark.key);
+        }
         let result = self
             .commit_object(
                 ns,
@@ -219,13 +243,22 @@ impl Storage {
                 record,
                 &options.conditions,
                 options.causation,
-                (Vec::new(), Vec::new()),
+                extra,
             )
             .await;
         if result.is_err() {
             self.backend.delete_blobs(vec![path]).await;
         }
-        result
+        match result {
+            // A concurrent run of the same handler applied this write first.
+            Err(StorageError::PreconditionFailed(failed)) if Some(&failed) == mark_key.as_ref() => {
+                match self.find_mark(ns, write_key.as_deref()).await? {
+                    Some(mark) => repeated_put(mark),
+                    None => Err(StorageError::PreconditionFailed(failed)),
+                }
+            }
+            other => other,
+        }
     }
 
     /// The object's metadata, after checking the read conditions.
@@ -344,14 +377,30 @@ impl Storage {
         causation: Causation,
     ) -> Result<bool, StorageError> {
         let record_key = object_record_key(bucket, key)?;
+        let write_key = causation.write_key.as_deref();
         for _ in 0..WRITE_RETRIES {
+            if let Some(mark) = self.find_mark(ns, write_key).await? {
+                return match mark.outcome {
+                    MarkedOutcome::Delete { existed } => Ok(existed),
+                    MarkedOutcome::Put { .. } => Err(StorageError::PreconditionFailed(
+                        "this write was applied before as a put".to_owned(),
+                    )),
+                };
+            }
             let Some((record, version)) = self.read_object(ns, &record_key).await? else {
                 self.require_bucket(ns, bucket).await?;
                 return Ok(false);
             };
+            let mut conditions = vec![(record_key.clone(), RecordCondition::Version(version))];
+            let mut writes = vec![(record_key.clone(), None)];
+            if let Some(write_key) = write_key {
+                let mark = self.mark_commit(write_key, MarkedOutcome::Delete { existed: true })?;
+                conditions.push(mark.condition);
+                writes.push(mark.write);
+            }
             let commit = RecordCommit {
-                conditions: vec![(record_key.clone(), RecordCondition::Version(version))],
-                writes: vec![(record_key.clone(), None)],
+                conditions,
+                writes,
                 events: vec![EventDraft {
                     event_type: EventType::StorageObjectDeleted,
                     subject: format!("{bucket}/{key}"),
@@ -370,6 +419,8 @@ impl Storage {
                     self.delete_record_blobs(ns, bucket, &record).await;
                     return Ok(true);
                 }
+                // The object changed, or a concurrent run of the same handler deleted it
+                // first (its mark answers on the next round).
                 Err(RecordError::ConditionFailed { .. }) => continue,
                 Err(error) => return Err(error.into()),
             }

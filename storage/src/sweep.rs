@@ -91,6 +91,10 @@ impl Storage {
                 Err(error) => return Err(error.into()),
             }
         }
+        let marks = self.expire_marks(ns).await?;
+        if marks > 0 {
+            tracing::debug!(%ns, marks, "forgot expired idempotency marks");
+        }
         // Staging files age by the wall clock of the file system, not the injected clock.
         let (staged, staged_bytes) = self.backend.sweep_staging(ns.as_str(), min_age).await?;
         report.blobs_deleted += staged;
@@ -101,7 +105,7 @@ impl Storage {
         Ok(report)
     }
 
-    async fn scan_all(
+    pub(crate) async fn scan_all(
         &self,
         ns: &Namespace,
         prefix: &str,

@@ -279,3 +279,132 @@ async fn a_queue_trigger_acks_what_succeeds_and_the_queue_dead_letters_what_keep
     }
     assert!(client.kv_get("shop", "done/2").await.unwrap().is_none());
 }
+
+/// A handler that writes to storage and the queue concurrently, then fails on its first
+/// attempt: the retry makes the same calls, and each write is applied (and logged) once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_handler_applies_its_storage_and_queue_writes_once() {
+    use reqwest::Method;
+    let server = Server::start().unwrap();
+    let token = server.token("admin", Some("shop"), "tests").unwrap();
+    let http = reqwest::Client::new();
+    let base = server.url.clone();
+    let code = "import { kv, queue, storage } from 'ferrobase';\n\
+        export default async (e, ctx) => {\n\
+          const attempt = ctx.cause.attempt;\n\
+          await Promise.all([\n\
+            storage.put('out', 'result.txt', 'written by attempt ' + attempt),\n\
+            queue.publish('jobs', { attempt }),\n\
+            storage.delete('out', 'stale.txt'),\n\
+          ]);\n\
+          if (attempt === 1) throw new Error('crash after writing');\n\
+          await kv.put('done', attempt);\n\
+        };";
+    let setup = [
+        (Method::PUT, "/v1/storage/shop/out", None),
+        (Method::PUT, "/v1/queues/shop/jobs", Some(json!({}))),
+        (
+            Method::PUT,
+            "/v1/functions/shop/writer",
+            Some(json!({ "code": code })),
+        ),
+        (
+            Method::PUT,
+            "/v1/triggers/shop/go",
+            Some(json!({"source": {"kind": "manual"}})),
+        ),
+        (
+            Method::PUT,
+            "/v1/rules/shop/writer",
+            Some(
+                json!({"trigger": "go", "function": "writer", "backoff": {"initial_ms": 10, "max_ms": 50}}),
+            ),
+        ),
+    ];
+    for (method, path, body) in setup {
+        let (status, reply) = call(&http, method, &format!("{base}{path}"), &token, body).await;
+        assert!(status == 200 || status == 204, "{path}: {status} {reply}");
+    }
+    let response = http
+        .put(format!("{base}/v1/storage/shop/out/stale.txt"))
+        .bearer_auth(&token)
+        .body("old")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let (status, reply) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/triggers/shop/go/fire"),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    assert!(status == 200 || status == 202, "{status} {reply}");
+
+    let client = server.client("shop").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while client.kv_get("shop", "done").await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retry never succeeded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let done = client.kv_get("shop", "done").await.unwrap().unwrap();
+    assert_eq!(&done.bytes[..], b"2", "the second attempt finished");
+
+    // The object is the first attempt's; one created and one deleted event.
+    let body = http
+        .get(format!("{base}/v1/storage/shop/out/result.txt"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "written by attempt 1");
+    let (_, log) = call(
+        &http,
+        Method::GET,
+        &format!("{base}/v1/events/shop?limit=1000"),
+        &token,
+        None,
+    )
+    .await;
+    let count = |kind: &str, subject: &str| {
+        log["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind && e["subject"] == subject)
+            .count()
+    };
+    assert_eq!(
+        count("ferrobase.storage.object.created", "out/result.txt"),
+        1
+    );
+    assert_eq!(
+        count("ferrobase.storage.object.deleted", "out/stale.txt"),
+        1
+    );
+
+    // One message on the queue, from the first attempt.
+    let (_, pulled) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/queues/shop/jobs/pull"),
+        &token,
+        Some(json!({"max": 10, "wait_ms": 200, "lease_ms": 30000, "group": "check"})),
+    )
+    .await;
+    let bodies: Vec<&Value> = pulled["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["body"])
+        .collect();
+    assert_eq!(bodies, vec![&json!({"attempt": 1})], "{pulled}");
+}

@@ -275,6 +275,7 @@ impl TriggerService {
             causation: Causation {
                 cause: Some(event.id.clone()),
                 depth: event.ferrobasedepth,
+                write_key: None,
             },
         };
         let at = rfc3339_millis(now_ms());

@@ -152,7 +152,6 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         activation_id: "bench".into(),
         causation: Causation::default(),
         idempotency: None,
-        write_key: None,
     };
     let binding = HostBinding {
         api: host,
