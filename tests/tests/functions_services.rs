@@ -408,3 +408,68 @@ async fn a_retried_handler_applies_its_storage_and_queue_writes_once() {
         .collect();
     assert_eq!(bodies, vec![&json!({"attempt": 1})], "{pulled}");
 }
+
+/// Message ids count per queue, so the first message of two queues has the same id; one
+/// function consuming both (and two groups of one queue) must still apply every message's
+/// writes: the idempotency key names the queue and group as well as the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_function_consuming_several_queues_applies_every_message() {
+    use reqwest::Method;
+    let server = Server::start().unwrap();
+    let token = server.token("admin", Some("shop"), "tests").unwrap();
+    let http = reqwest::Client::new();
+    let base = server.url.clone();
+    let mut setup = vec![
+        ("/v1/queues/shop/a".to_owned(), json!({})),
+        ("/v1/queues/shop/b".to_owned(), json!({})),
+        (
+            "/v1/functions/shop/record".to_owned(),
+            json!({"code": "import { kv } from 'ferrobase';\nexport default async (e) => {\n  await kv.put('seen/' + e.data.queue + '/' + e.data.group, e.data.body);\n};"}),
+        ),
+    ];
+    for (queue, group) in [("a", "g1"), ("b", "g1"), ("b", "g2")] {
+        let name = format!("{queue}-{group}");
+        setup.push((
+            format!("/v1/triggers/shop/{name}"),
+            json!({"source": {"kind": "queue", "queue": queue, "group": group}}),
+        ));
+        setup.push((
+            format!("/v1/rules/shop/{name}"),
+            json!({"trigger": name, "function": "record"}),
+        ));
+    }
+    for (path, body) in setup {
+        let (status, reply) = call(
+            &http,
+            Method::PUT,
+            &format!("{base}{path}"),
+            &token,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {reply}");
+    }
+    for queue in ["a", "b"] {
+        let (status, reply) = call(
+            &http,
+            Method::POST,
+            &format!("{base}/v1/queues/shop/{queue}/messages"),
+            &token,
+            Some(json!({"messages": [{"body": queue}]})),
+        )
+        .await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["ids"][0], "1", "ids count per queue: {reply}");
+    }
+    let client = server.client("shop").unwrap();
+    for key in ["seen/a/g1", "seen/b/g1", "seen/b/g2"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while client.kv_get("shop", key).await.unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key} was never written"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -90,9 +90,14 @@ impl TriggerService {
         }
     }
 
-    /// One round of a queue-sourced rule: lease a few messages, run the function for each,
-    /// ack what succeeded and nack what failed. The queue counts attempts and dead-letters;
-    /// the rule's own retry policy does not apply.
+    /// One round of a queue-sourced rule: lease up to `rule.concurrency` messages, run the
+    /// function for all of them at once, ack what succeeded and nack what failed. The queue
+    /// counts attempts and dead-letters; the rule's own retry policy does not apply.
+    ///
+    /// The messages of one pull never share a queue key (the queue delivers a key's next
+    /// message only after the previous one is settled), so running them at once keeps the
+    /// per-key order; and since none waits for another, each lease only has to outlast one
+    /// activation.
     pub(super) async fn consume(
         &self,
         ns: &Namespace,
@@ -101,7 +106,6 @@ impl TriggerService {
         queue: &str,
         group: &str,
     ) {
-        const BATCH: usize = 16;
         let Some(consumer) = &self.queue else {
             tracing::warn!(%ns, rule = rule_name, "queue triggers need a server with queues");
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -115,7 +119,8 @@ impl TriggerService {
         };
         let lease = timeout + std::time::Duration::from_secs(30);
         let wait = std::time::Duration::from_secs(1);
-        let messages = match consumer.pull(ns, queue, group, BATCH, wait, lease).await {
+        let max = rule.concurrency.max(1);
+        let messages = match consumer.pull(ns, queue, group, max, wait, lease).await {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(%error, %ns, rule = rule_name, queue, "cannot pull; retrying");
@@ -123,44 +128,61 @@ impl TriggerService {
                 return;
             }
         };
-        for message in messages {
-            let event = Event::new(
-                ns,
-                EventType::QueueMessage,
-                queue,
-                0,
-                now_ms(),
-                &Causation::default(),
-                serde_json::json!({
-                    "queue": queue,
-                    "group": group,
-                    "id": message.id,
-                    "body": message.body,
-                    "attempt": message.attempt,
-                    "key": message.key,
-                }),
-            );
-            // The message id identifies the delivery for idempotency keys across attempts.
-            let event = Event {
-                id: message.id.clone(),
-                ..event
-            };
-            let settled = match self.invoke(ns, rule, &event, message.attempt).await {
-                Ok(()) => {
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    consumer.ack(ns, queue, &message.receipt).await
-                }
-                Err(attempt) => {
-                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                    consumer
-                        .nack(ns, queue, &message.receipt, &attempt.error)
-                        .await
-                }
-            };
-            if let Err(error) = settled {
-                // The lease runs out and the queue redelivers: at least once.
-                tracing::warn!(%error, %ns, rule = rule_name, queue, "cannot settle a message");
+        let deliveries = messages
+            .into_iter()
+            .map(|message| self.deliver_message(ns, rule_name, rule, queue, group, message));
+        futures::future::join_all(deliveries).await;
+    }
+
+    /// Runs the rule's function for one leased message and settles it.
+    async fn deliver_message(
+        &self,
+        ns: &Namespace,
+        rule_name: &str,
+        rule: &RuleSpec,
+        queue: &str,
+        group: &str,
+        message: super::QueuedMessage,
+    ) {
+        let Some(consumer) = &self.queue else { return };
+        let event = Event::new(
+            ns,
+            EventType::QueueMessage,
+            queue,
+            0,
+            now_ms(),
+            &Causation::default(),
+            serde_json::json!({
+                "queue": queue,
+                "group": group,
+                "id": message.id,
+                "body": message.body,
+                "attempt": message.attempt,
+                "key": message.key,
+            }),
+        );
+        // The event id is the idempotency key of the function's writes: the same on every
+        // delivery of this message to this group, and distinct from other queues' and groups'
+        // messages (message ids count per queue).
+        let event = Event {
+            id: format!("{queue}/{group}/{}", message.id),
+            ..event
+        };
+        let settled = match self.invoke(ns, rule, &event, message.attempt).await {
+            Ok(()) => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                consumer.ack(ns, queue, &message.receipt).await
             }
+            Err(attempt) => {
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                consumer
+                    .nack(ns, queue, &message.receipt, &attempt.error)
+                    .await
+            }
+        };
+        if let Err(error) = settled {
+            // The lease runs out and the queue redelivers: at least once.
+            tracing::warn!(%error, %ns, rule = rule_name, queue, "cannot settle a message");
         }
     }
 
