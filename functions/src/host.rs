@@ -101,14 +101,21 @@ pub enum HostOp {
         queue: String,
         messages: Vec<PublishedMessage>,
     },
-    /// An object's body as text, or null.
+    /// An object's body (text, or base64 for bytes), or null.
     #[serde(rename = "storage.get")]
-    StorageGet { bucket: String, key: String },
+    StorageGet {
+        bucket: String,
+        key: String,
+        #[serde(default)]
+        encoding: BodyEncoding,
+    },
     #[serde(rename = "storage.put")]
     StoragePut {
         bucket: String,
         key: String,
         body: String,
+        #[serde(default)]
+        encoding: BodyEncoding,
         content_type: String,
     },
     #[serde(rename = "storage.delete")]
@@ -154,6 +161,16 @@ impl HostOp {
             | HostOp::Fetch { .. } => false,
         }
     }
+}
+
+/// How an object body travels between the isolate and the host: JSON strings hold text, so
+/// bytes go as base64.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyEncoding {
+    #[default]
+    Text,
+    Base64,
 }
 
 /// One message of a `queue.publish` call (the HTTP API's shape).

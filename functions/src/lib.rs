@@ -22,6 +22,6 @@ pub mod store;
 pub mod triggers;
 
 pub use error::FunctionError;
-pub use host::{HostApi, HostContext, HostError, HostOp};
+pub use host::{BodyEncoding, HostApi, HostContext, HostError, HostOp};
 pub use model::{ActivationRecord, FunctionSpec, FunctionVersion, OutcomeKind, StartKind};
 pub use service::{FunctionService, FunctionsConfig, Invocation};

@@ -69,10 +69,29 @@ declare module "ferrobase" {
     ): Promise<{ ids: string[] }>;
   };
 
-  /** The namespace's object storage; bodies are text. */
+  /** The namespace's object storage. Bodies are text, or bytes. */
   export const storage: {
-    get(bucket: string, key: string): Promise<{ body: string; contentType: string; etag: string; size: number } | null>;
-    put(bucket: string, key: string, body: unknown, options?: { contentType?: string }): Promise<{ etag: string; size: number }>;
+    /** The body as text (invalid UTF-8 replaced), or as bytes with `{ as: "bytes" }`. */
+    get(
+      bucket: string,
+      key: string,
+      options?: { as?: "text" },
+    ): Promise<{ body: string; contentType: string; etag: string; size: number } | null>;
+    get(
+      bucket: string,
+      key: string,
+      options: { as: "bytes" },
+    ): Promise<{ body: Uint8Array; contentType: string; etag: string; size: number } | null>;
+    /**
+     * Bytes are stored as they are (default type application/octet-stream), strings as text,
+     * anything else as JSON.
+     */
+    put(
+      bucket: string,
+      key: string,
+      body: Uint8Array | ArrayBuffer | ArrayBufferView | string | unknown,
+      options?: { contentType?: string },
+    ): Promise<{ etag: string; size: number }>;
     /** Resolves to whether the object existed. */
     delete(bucket: string, key: string): Promise<boolean>;
     list(

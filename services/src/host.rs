@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use bytes::Bytes;
-use ferrobase_functions::{HostApi, HostContext, HostError, HostOp};
+use ferrobase_functions::{BodyEncoding, HostApi, HostContext, HostError, HostOp};
 use ferrobase_kv::{Check, Key, KvEngine, KvError, ListQuery, Mutation, MutationResult, Txn};
 use serde_json::{Value, json};
 
@@ -279,7 +281,11 @@ impl HostApi for ServiceHost {
                     .map_err(queue_error)?;
                 Ok(json!({ "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>() }))
             }
-            HostOp::StorageGet { bucket, key } => {
+            HostOp::StorageGet {
+                bucket,
+                key,
+                encoding,
+            } => {
                 let options = ferrobase_storage::GetOptions::default();
                 match self
                     .storage()?
@@ -302,8 +308,12 @@ impl HostApi for ServiceHost {
                                 ),
                             ));
                         }
+                        let body = match encoding {
+                            BodyEncoding::Text => String::from_utf8_lossy(&body).into_owned(),
+                            BodyEncoding::Base64 => BASE64_STANDARD.encode(&body),
+                        };
                         Ok(json!({
-                            "body": String::from_utf8_lossy(&body),
+                            "body": body,
                             "content_type": object.info.content_type,
                             "etag": object.info.etag,
                             "size": object.info.size,
@@ -317,15 +327,27 @@ impl HostApi for ServiceHost {
                 bucket,
                 key,
                 body,
+                encoding,
                 content_type,
             } => {
+                let body = match encoding {
+                    BodyEncoding::Text => Bytes::from(body),
+                    BodyEncoding::Base64 => {
+                        Bytes::from(BASE64_STANDARD.decode(body).map_err(|error| {
+                            HostError::new(
+                                "invalid_argument",
+                                format!("the body is not valid base64: {error}"),
+                            )
+                        })?)
+                    }
+                };
                 let options = ferrobase_storage::PutOptions {
                     content_type: Some(content_type),
                     causation: context.causation.clone(),
                     ..ferrobase_storage::PutOptions::default()
                 };
                 let stream: ferrobase_storage::ByteStream =
-                    Box::pin(futures::stream::once(async move { Ok(Bytes::from(body)) }));
+                    Box::pin(futures::stream::once(async move { Ok(body) }));
                 let info = self
                     .storage()?
                     .put_object(ns, &bucket, &key, stream, options)

@@ -473,3 +473,90 @@ async fn one_function_consuming_several_queues_applies_every_message() {
         }
     }
 }
+
+/// Functions store and read bytes that are not text: every byte value round-trips, through
+/// the SDK and through the storage API, and text reads still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_store_and_read_binary_objects() {
+    use reqwest::Method;
+    let server = Server::start().unwrap();
+    let token = server.token("admin", Some("shop"), "tests").unwrap();
+    let http = reqwest::Client::new();
+    let base = server.url.clone();
+    let (status, reply) = call(
+        &http,
+        Method::PUT,
+        &format!("{base}/v1/storage/shop/blobs"),
+        &token,
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {reply}");
+    let code = "import { storage } from 'ferrobase';\n\
+        export default async () => {\n\
+          const bytes = new Uint8Array(256 + 7);\n\
+          for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) & 255;\n\
+          const stored = await storage.put('blobs', 'all-bytes.bin', bytes);\n\
+          const view = new DataView(bytes.buffer, 1, 4);\n\
+          await storage.put('blobs', 'view.bin', view, { contentType: 'application/x-test' });\n\
+          const back = await storage.get('blobs', 'all-bytes.bin', { as: 'bytes' });\n\
+          const same = back.body.length === bytes.length && back.body.every((b, i) => b === bytes[i]);\n\
+          await storage.put('blobs', 'note.txt', 'héllo');\n\
+          const text = await storage.get('blobs', 'note.txt');\n\
+          let badOption;\n\
+          try { await storage.get('blobs', 'note.txt', { as: 'blob' }); } catch (e) { badOption = e.message; }\n\
+          return { size: stored.size, same, type: back.contentType, text: text.body, badOption };\n\
+        };";
+    let (status, reply) = call(
+        &http,
+        Method::PUT,
+        &format!("{base}/v1/functions/shop/bytes"),
+        &token,
+        Some(json!({ "code": code })),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, result) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/functions/shop/bytes/invoke"),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["size"], 263);
+    assert_eq!(result["same"], true, "{result}");
+    assert_eq!(result["type"], "application/octet-stream");
+    assert_eq!(result["text"], "héllo");
+    assert!(
+        result["badOption"]
+            .as_str()
+            .unwrap()
+            .contains("\"text\" or \"bytes\""),
+        "{result}"
+    );
+
+    let download = |key: &'static str| {
+        let request = http
+            .get(format!("{base}/v1/storage/shop/blobs/{key}"))
+            .bearer_auth(&token);
+        async move {
+            let response = request.send().await.unwrap();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (content_type, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let expected: Vec<u8> = (0..263u32).map(|i| ((i * 7 + 3) & 255) as u8).collect();
+    assert_eq!(download("all-bytes.bin").await.1, expected);
+    let (content_type, view) = download("view.bin").await;
+    assert_eq!(content_type, "application/x-test");
+    assert_eq!(
+        view,
+        expected[1..5].to_vec(),
+        "a view stores its own bytes only"
+    );
+}

@@ -90,18 +90,79 @@ export const queue = {
   },
 };
 
-/** The namespace's object storage; bodies are text. */
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+function toBase64(bytes) {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 3) {
+    const a = bytes[i];
+    const b = i + 1 < bytes.length ? bytes[i + 1] : 0;
+    const c = i + 2 < bytes.length ? bytes[i + 2] : 0;
+    const n = (a << 16) | (b << 8) | c;
+    out += BASE64[(n >> 18) & 63] + BASE64[(n >> 12) & 63];
+    out += i + 1 < bytes.length ? BASE64[(n >> 6) & 63] : "=";
+    out += i + 2 < bytes.length ? BASE64[n & 63] : "=";
+  }
+  return out;
+}
+
+function fromBase64(text) {
+  const clean = text.replace(/=+$/, "");
+  const bytes = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let n = 0;
+  let bits = 0;
+  let at = 0;
+  for (const ch of clean) {
+    n = (n << 6) | BASE64.indexOf(ch);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes[at++] = (n >> bits) & 255;
+    }
+  }
+  return bytes;
+}
+
+function binary(body) {
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  return null;
+}
+
+/** The namespace's object storage. Bodies are text, or bytes (Uint8Array, ArrayBuffer). */
 export const storage = {
-  /** `{body, contentType, etag, size}` of an object, or null. */
-  async get(bucket, key) {
-    const object = await call("storage.get", { bucket, key });
+  /**
+   * `{body, contentType, etag, size}` of an object, or null. `body` is text (invalid UTF-8
+   * replaced), or a Uint8Array with the option `{ as: "bytes" }`.
+   */
+  async get(bucket, key, options = {}) {
+    const bytes = options.as === "bytes";
+    if (options.as !== undefined && !bytes && options.as !== "text") {
+      throw new TypeError('storage.get: `as` must be "text" or "bytes"');
+    }
+    const object = await call("storage.get", { bucket, key, encoding: bytes ? "base64" : "text" });
     if (object === null) return null;
-    return { body: object.body, contentType: object.content_type, etag: object.etag, size: object.size };
+    const body = bytes ? fromBase64(object.body) : object.body;
+    return { body, contentType: object.content_type, etag: object.etag, size: object.size };
   },
-  /** Stores `body` (a string, or JSON for anything else); resolves to `{etag, size}`. */
+  /**
+   * Stores `body`: bytes as they are (default type application/octet-stream), a string as
+   * text, anything else as JSON. Resolves to `{etag, size}`.
+   */
   put(bucket, key, body, options = {}) {
+    const bytes = binary(body);
+    if (bytes !== null) {
+      const contentType = options.contentType || "application/octet-stream";
+      return call("storage.put", {
+        bucket,
+        key,
+        body: toBase64(bytes),
+        encoding: "base64",
+        content_type: contentType,
+      });
+    }
     const [text, contentType] = encode(body, options.contentType);
-    return call("storage.put", { bucket, key, body: text, content_type: contentType });
+    return call("storage.put", { bucket, key, body: text, encoding: "text", content_type: contentType });
   },
   /** Resolves to whether the object existed. */
   delete(bucket, key) {
