@@ -1,28 +1,16 @@
 //! The functions API in process: deploy, invoke, web actions, activations, and what functions
 //! do to the KV service through the SDK, on a real (in-memory) KV engine.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::http::{Method, Request, StatusCode};
-use ferrobase::auth::{AuthConfig, TokenVerifier};
-use ferrobase::config::CorsConfig;
-use ferrobase::host::ServiceHost;
-use ferrobase::state::{AppState, HttpLimits};
-use ferrobase_core::auth::{Claims, Role};
-use ferrobase_core::{ManualClock, Namespace};
-use ferrobase_functions::pool::PoolConfig;
-use ferrobase_functions::{FunctionService, FunctionsConfig};
-use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine};
+use axum::http::{Method, StatusCode};
+use ferrobase_core::auth::Role;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use std::time::{Duration, Instant};
+use support::{Services, TestApp, TokenSpec};
 
 struct App {
-    router: Router,
-    verifier: Arc<TokenVerifier>,
-    _dir: tempfile::TempDir,
+    app: TestApp,
 }
 
 struct Reply {
@@ -33,63 +21,22 @@ struct Reply {
 }
 
 impl App {
-    fn new() -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
-            ManualClock::starting_now(),
-            KvLimits::default(),
-        ));
-        let config = AuthConfig {
-            hs256_secret: Some("x".repeat(40)),
-            ..AuthConfig::default()
+    async fn new() -> App {
+        let services = Services {
+            functions: true,
+            ..Services::roomy()
         };
-        let verifier = Arc::new(TokenVerifier::load(&config, dir.path()).unwrap());
-        let functions = FunctionService::start(
-            Arc::new(KvRecordStore::new(kv.clone())),
-            Arc::new(ServiceHost::new(kv.clone())),
-            FunctionsConfig {
-                pool: PoolConfig {
-                    threads: 2,
-                    stems_per_thread: 1,
-                    ..PoolConfig::default()
-                },
-                ..FunctionsConfig::default()
-            },
-        )
-        .unwrap();
-        let limits = HttpLimits {
-            max_value_bytes: 1 << 20,
-            max_txn_bytes: 4 << 20,
-        };
-        let state = AppState::new(kv, verifier.clone(), limits).with_functions(functions);
-        let router = ferrobase::routes::router(state, &CorsConfig::default()).unwrap();
         App {
-            router,
-            verifier,
-            _dir: dir,
+            app: TestApp::with_services(services).await,
         }
     }
 
     fn token(&self, role: Role, ns: Option<&str>, sub: &str) -> String {
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        self.verifier
-            .mint(&Claims {
-                sub: sub.into(),
-                exp,
-                iat: None,
-                ns: ns.map(|n| Namespace::parse(n).unwrap()),
-                role,
-                scopes: None,
-            })
-            .unwrap()
+        self.app.mint(TokenSpec::new(role, ns).sub(sub))
     }
 
     fn admin(&self) -> String {
-        self.token(Role::Admin, None, "admin")
+        self.app.admin()
     }
 
     async fn call(
@@ -99,32 +46,19 @@ impl App {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(uri);
+        let mut call = self.app.request(method, uri);
         if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
+            call = call.token(token);
         }
-        let body = match body {
-            Some(value) => {
-                request = request.header("content-type", "application/json");
-                Body::from(value.to_string())
-            }
-            None => Body::empty(),
+        let resp = match body {
+            Some(value) => call.json(&value).await,
+            None => call.send().await,
         };
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let text = String::from_utf8_lossy(&resp.body).into_owned();
         Reply {
-            status,
-            headers,
-            body,
+            status: resp.status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers: resp.headers,
             text,
         }
     }
@@ -154,7 +88,7 @@ impl App {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_get_versions_and_delete() {
-    let app = App::new();
+    let app = App::new().await;
     let first = app
         .deploy(
             "shop",
@@ -205,7 +139,7 @@ async fn deploy_get_versions_and_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_deploys_answer_400_with_the_position_and_deploy_nothing() {
-    let app = App::new();
+    let app = App::new().await;
     let broken = app
         .deploy(
             "shop",
@@ -244,7 +178,7 @@ async fn bad_deploys_answer_400_with_the_position_and_deploy_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_answer_502_or_504_with_the_activation() {
-    let app = App::new();
+    let app = App::new().await;
     app.deploy(
         "shop",
         "throws",
@@ -297,7 +231,7 @@ async fn failures_answer_502_or_504_with_the_activation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_invocations_answer_202_and_complete_later() {
-    let app = App::new();
+    let app = App::new().await;
     app.deploy(
         "shop",
         "slowish",
@@ -346,7 +280,7 @@ async fn async_invocations_answer_202_and_complete_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_writes_land_in_the_functions_namespace_with_their_cause() {
-    let app = App::new();
+    let app = App::new().await;
     let code = "import { kv } from 'ferrobase';\nexport default async (e) => {\n  const put = await kv.put('orders/' + e.id, { total: e.total });\n  const entry = await kv.getEntry('orders/' + e.id);\n  let conflict;\n  try { await kv.put('orders/' + e.id, 'x', { ifVersion: entry.version + 100 }); } catch (err) { conflict = err.code; }\n  const list = await kv.list({ prefix: 'orders/' });\n  const existed = await kv.delete('missing');\n  return { version: put.version, value: entry.value, conflict, keys: list.items.map(i => i.key), existed };\n};";
     app.deploy("a", "writer", json!({"code": code})).await;
     let reply = app
@@ -393,7 +327,7 @@ async fn sdk_writes_land_in_the_functions_namespace_with_their_cause() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_actions_map_requests_and_responses() {
-    let app = App::new();
+    let app = App::new().await;
     let code = "export default (req) => {\n  if (req.query.plain) return { echoed: req.path };\n  return { status: 201, headers: { 'x-seen': req.method + ' ' + req.path + ' ' + req.query.q }, body: { got: req.json } };\n};";
     app.deploy("shop", "hook", json!({"code": code, "web": true}))
         .await;
@@ -429,7 +363,7 @@ async fn web_actions_map_requests_and_responses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoking_needs_permission_and_tokens_stay_in_their_namespace() {
-    let app = App::new();
+    let app = App::new().await;
     app.deploy(
         "shop",
         "hello",
@@ -497,7 +431,7 @@ async fn invoking_needs_permission_and_tokens_stay_in_their_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_activations_and_pool_state() {
-    let app = App::new();
+    let app = App::new().await;
     app.deploy("shop", "m", json!({"code": "export default () => 1"}))
         .await;
     app.invoke("shop", "m", json!({})).await;

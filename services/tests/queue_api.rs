@@ -2,33 +2,21 @@
 //! against the embedded queue engine in a temp directory, the in-memory KV engine (for the
 //! change log and policies) and a manual clock.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
 
-use axum::Router;
+use std::time::{Duration, Instant};
+
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use ferrobase::auth::{AuthConfig, TokenVerifier};
-use ferrobase::config::CorsConfig;
-use ferrobase::state::{AppState, HttpLimits};
-use ferrobase_core::ManualClock;
-use ferrobase_core::Namespace;
-use ferrobase_core::auth::{Claims, Role};
-use ferrobase_kv::{KvLimits, KvRecordStore, MemoryEngine};
-use ferrobase_queue::{EmbeddedQueue, QueueLimits};
+use axum::http::{Method, StatusCode, header};
+use ferrobase_core::auth::Role;
+use ferrobase_queue::QueueLimits;
 use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tower::ServiceExt as _;
-
-const SECRET: &str = "ferrobase-queue-api-tests-secret-0123456789";
+use support::{Services, TestApp, TokenSpec};
 
 struct App {
-    router: Router,
-    clock: Arc<ManualClock>,
-    verifier: Arc<TokenVerifier>,
-    _dir: TempDir,
+    app: TestApp,
 }
 
 struct Resp {
@@ -37,65 +25,25 @@ struct Resp {
 }
 
 impl App {
-    fn new() -> App {
-        App::build(true)
+    async fn new() -> App {
+        App::build(true).await
     }
 
-    fn build(with_queue: bool) -> App {
-        let clock = ManualClock::starting_now();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kv = Arc::new(MemoryEngine::new(clock.clone(), KvLimits::default()));
-        let verifier = Arc::new(
-            TokenVerifier::load(
-                &AuthConfig {
-                    hs256_secret: Some(SECRET.to_owned()),
-                    ..AuthConfig::default()
-                },
-                dir.path(),
-            )
-            .expect("verifier"),
-        );
-        let limits = HttpLimits {
-            max_value_bytes: 1024 * 1024,
-            max_txn_bytes: 4 * 1024 * 1024,
+    async fn build(with_queue: bool) -> App {
+        let services = Services {
+            queue: with_queue.then(|| QueueLimits {
+                max_message_bytes: 1024,
+                ..QueueLimits::default()
+            }),
+            ..Services::roomy()
         };
-        let mut state = AppState::new(kv.clone(), verifier.clone(), limits);
-        if with_queue {
-            let queue = EmbeddedQueue::open(
-                &dir.path().join("queue"),
-                clock.clone(),
-                QueueLimits {
-                    max_message_bytes: 1024,
-                    ..QueueLimits::default()
-                },
-                Arc::new(KvRecordStore::new(kv)),
-            )
-            .expect("queue opens");
-            state = state.with_queue(Arc::new(queue));
-        }
-        let router = ferrobase::routes::router(state, &CorsConfig::default()).expect("router");
         App {
-            router,
-            clock,
-            verifier,
-            _dir: dir,
+            app: TestApp::with_services(services).await,
         }
     }
 
     fn token(&self, role: Role, ns: Option<&str>, sub: &str) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let claims = Claims {
-            sub: sub.to_owned(),
-            exp: now + 3600,
-            iat: Some(now),
-            ns: ns.map(|ns| Namespace::parse(ns).unwrap()),
-            role,
-            scopes: None,
-        };
-        self.verifier.mint(&claims).expect("mint")
+        self.app.mint(TokenSpec::new(role, ns).sub(sub))
     }
 
     fn admin(&self) -> String {
@@ -109,22 +57,17 @@ impl App {
         token: Option<&str>,
         body: Option<Value>,
     ) -> axum::response::Response {
-        let mut builder = Request::builder().method(method).uri(uri);
+        let mut call = self.app.request(method, uri);
         if let Some(token) = token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            call = call.token(token);
         }
-        let body = match body {
-            Some(value) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::from(serde_json::to_vec(&value).unwrap())
-            }
-            None => Body::empty(),
+        let request = match body {
+            Some(value) => call
+                .header(header::CONTENT_TYPE.as_str(), "application/json")
+                .build(Body::from(serde_json::to_vec(&value).unwrap())),
+            None => call.build(Body::empty()),
         };
-        self.router
-            .clone()
-            .oneshot(builder.body(body).unwrap())
-            .await
-            .expect("infallible router")
+        self.app.send_raw(request).await
     }
 
     async fn call(
@@ -185,7 +128,7 @@ fn receipts(messages: &Value) -> Value {
 
 #[tokio::test]
 async fn configure_publish_pull_ack() {
-    let app = App::new();
+    let app = App::new().await;
     let admin = app.admin();
     let resp = app
         .put(
@@ -257,7 +200,7 @@ async fn configure_publish_pull_ack() {
     assert_eq!(again.json["acked"], 0);
     assert_eq!(again.json["stale"], receipts(&messages));
 
-    app.clock.advance(Duration::from_secs(5));
+    app.app.advance(Duration::from_secs(5));
     let later = app
         .post("/v1/queues/shop/orders/pull", &admin, json!({}))
         .await;
@@ -272,7 +215,7 @@ async fn configure_publish_pull_ack() {
 
 #[tokio::test]
 async fn nack_dead_letters_replay_and_purge() {
-    let app = App::new();
+    let app = App::new().await;
     let admin = app.admin();
     app.create("jobs", json!({"max_deliver": 1})).await;
     app.post(
@@ -345,7 +288,7 @@ async fn nack_dead_letters_replay_and_purge() {
 
 #[tokio::test]
 async fn errors_are_json_with_the_right_status() {
-    let app = App::new();
+    let app = App::new().await;
     let admin = app.admin();
     let missing = app
         .post(
@@ -420,7 +363,7 @@ async fn errors_are_json_with_the_right_status() {
         .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
 
-    let without = App::build(false);
+    let without = App::build(false).await;
     let admin = without.admin();
     let unavailable = without
         .post("/v1/queues/shop/q/pull", &admin, json!({}))
@@ -431,7 +374,7 @@ async fn errors_are_json_with_the_right_status() {
 
 #[tokio::test]
 async fn user_tokens_get_what_the_policy_grants() {
-    let app = App::new();
+    let app = App::new().await;
     let admin = app.admin();
     app.create("alice", json!({})).await;
     app.create("bob", json!({})).await;
@@ -473,7 +416,7 @@ async fn user_tokens_get_what_the_policy_grants() {
 
 #[tokio::test]
 async fn publishes_to_queues_with_events_reach_the_change_log() {
-    let app = App::new();
+    let app = App::new().await;
     let admin = app.admin();
     app.create("loud", json!({"emit_events": true})).await;
     app.create("quiet", json!({})).await;
@@ -514,7 +457,7 @@ async fn publishes_to_queues_with_events_reach_the_change_log() {
 
 #[tokio::test]
 async fn subscription_streams_and_acks() {
-    let app = App::new();
+    let app = App::new().await;
     let admin = app.admin();
     app.create("live", json!({})).await;
     app.post(
@@ -556,7 +499,7 @@ async fn subscription_streams_and_acks() {
     drop(body);
 
     // Both were acked: nothing comes back, even after every lease ran out.
-    app.clock.advance(Duration::from_secs(3600));
+    app.app.advance(Duration::from_secs(3600));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let info = app.get("/v1/queues/shop/live", &admin).await;
@@ -574,7 +517,7 @@ async fn subscription_streams_and_acks() {
 
 #[tokio::test]
 async fn subscribing_needs_read_and_write_and_a_known_queue() {
-    let app = App::new();
+    let app = App::new().await;
     let admin = app.admin();
     app.create("alice", json!({})).await;
     let policy = app

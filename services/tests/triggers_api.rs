@@ -2,96 +2,39 @@
 //! with retries, dead letters, replay, fan-out, manual and completion triggers, and loop
 //! protection, on a real (in-memory) KV engine and real isolates.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::http::{Method, Request, StatusCode};
-use ferrobase::auth::{AuthConfig, TokenVerifier};
-use ferrobase::config::CorsConfig;
+use axum::http::{Method, StatusCode};
 use ferrobase::host::ServiceHost;
-use ferrobase::state::{AppState, HttpLimits};
-use ferrobase_core::auth::{Claims, Role};
+use ferrobase_core::auth::Role;
 use ferrobase_core::{ManualClock, Namespace};
 use ferrobase_functions::pool::PoolConfig;
 use ferrobase_functions::triggers::{TriggerConfig, TriggerService};
 use ferrobase_functions::{FunctionService, FunctionsConfig};
 use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine};
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use support::{Services, TestApp, TokenSpec};
 
 struct App {
-    router: Router,
-    verifier: Arc<TokenVerifier>,
-    _dir: tempfile::TempDir,
+    app: TestApp,
 }
 
 impl App {
     async fn new() -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
-            ManualClock::starting_now(),
-            KvLimits::default(),
-        ));
-        let auth = AuthConfig {
-            hs256_secret: Some("t".repeat(40)),
-            ..AuthConfig::default()
+        let services = Services {
+            triggers: true,
+            ..Services::roomy()
         };
-        let verifier = Arc::new(TokenVerifier::load(&auth, dir.path()).unwrap());
-        let records = Arc::new(KvRecordStore::new(kv.clone()));
-        let functions = FunctionService::start(
-            records.clone(),
-            Arc::new(ServiceHost::new(kv.clone())),
-            FunctionsConfig {
-                pool: PoolConfig {
-                    threads: 2,
-                    stems_per_thread: 1,
-                    ..PoolConfig::default()
-                },
-                ..FunctionsConfig::default()
-            },
-        )
-        .unwrap();
-        let triggers = TriggerService::start(
-            records,
-            kv.clone(),
-            functions.clone(),
-            None,
-            TriggerConfig::default(),
-        )
-        .await
-        .unwrap();
-        let limits = HttpLimits {
-            max_value_bytes: 1 << 20,
-            max_txn_bytes: 4 << 20,
-        };
-        let state = AppState::new(kv, verifier.clone(), limits)
-            .with_functions(functions)
-            .with_triggers(triggers);
-        let router = ferrobase::routes::router(state, &CorsConfig::default()).unwrap();
         App {
-            router,
-            verifier,
-            _dir: dir,
+            app: TestApp::with_services(services).await,
         }
     }
 
     fn token(&self, role: Role) -> String {
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        let claims = Claims {
-            sub: "t".into(),
-            exp,
-            iat: None,
-            ns: Some(Namespace::parse("shop").unwrap()),
-            role,
-            scopes: None,
-        };
-        self.verifier.mint(&claims).unwrap()
+        self.app.mint(TokenSpec::new(role, Some("shop")).sub("t"))
     }
 
     async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -105,18 +48,14 @@ impl App {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {}", self.token(role)))
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let call = self.app.request(method, uri).token(&self.token(role));
+        let resp = match body {
+            Some(value) => call.json(&value).await,
+            None => call.send().await,
+        };
         (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            resp.status,
+            serde_json::from_slice(&resp.body).unwrap_or(Value::Null),
         )
     }
 
@@ -137,36 +76,23 @@ impl App {
     }
 
     async fn kv_put(&self, key: &str, value: &str) {
-        let request = Request::builder()
-            .method(Method::PUT)
-            .uri(format!("/v1/kv/shop/{key}"))
-            .header(
-                "authorization",
-                format!("Bearer {}", self.token(Role::Service)),
-            )
-            .body(Body::from(value.to_owned()))
-            .unwrap();
-        assert_eq!(
-            self.router.clone().oneshot(request).await.unwrap().status(),
-            StatusCode::OK
-        );
+        let resp = self
+            .app
+            .put(&format!("/v1/kv/shop/{key}"))
+            .token(&self.token(Role::Service))
+            .body(value.to_owned())
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{resp:?}");
     }
 
     async fn kv_get(&self, key: &str) -> Option<String> {
-        let request = Request::builder()
-            .uri(format!("/v1/kv/shop/{key}"))
-            .header(
-                "authorization",
-                format!("Bearer {}", self.token(Role::Service)),
-            )
-            .body(Body::empty())
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        if response.status() != StatusCode::OK {
-            return None;
-        }
-        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+        let resp = self
+            .app
+            .get(&format!("/v1/kv/shop/{key}"))
+            .token(&self.token(Role::Service))
+            .send()
+            .await;
+        (resp.status == StatusCode::OK).then(|| String::from_utf8_lossy(&resp.body).into_owned())
     }
 
     /// Polls until `key` exists (deliveries are asynchronous).
@@ -399,18 +325,7 @@ async fn chains_deeper_than_the_limit_are_cut_off() {
     assert!(app.kv_get("loop/16").await.is_some());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.kv_get("loop/17").await.is_none(), "the chain stopped");
-    let request = Request::builder()
-        .uri("/metrics")
-        .body(Body::empty())
-        .unwrap();
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let metrics = String::from_utf8(
-        to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let metrics = app.app.get("/metrics").send().await.text().to_owned();
     assert!(
         metrics.contains("ferrobase_trigger_loop_cut_total 1"),
         "{metrics}"

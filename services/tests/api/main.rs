@@ -1,7 +1,8 @@
 //! In-process tests of the HTTP API (`ferrobase::routes::router`), driven with
 //! `tower::ServiceExt::oneshot` against the in-memory KV engine and a manual clock.
 //!
-//! - `harness`: the test server, token minting and request helpers.
+//! - `harness` (`services/tests/support`, shared with the other API suites): the test server,
+//!   token minting and request helpers.
 //! - `kv`: single-key operations and their events, conditional writes, TTL, listing, limits.
 //! - `txn`: transactions, all or nothing.
 //! - `auth`: 401s, namespace isolation, scopes, the event stream.
@@ -9,6 +10,7 @@
 //! - `ops`: health, metrics, CORS, unknown routes.
 
 mod auth;
+#[path = "../support/mod.rs"]
 mod harness;
 mod kv;
 mod ops;

@@ -1,8 +1,13 @@
-//! The test harness: one in-process server per test, driven with `tower::ServiceExt::oneshot`.
+//! The test harness shared by the in-process API suites: one server per test, driven with
+//! `tower::ServiceExt::oneshot`.
 //!
 //! The server runs on the in-memory KV engine with a manual clock (tests move time instead of
-//! sleeping) and verifies tokens with a fixed HS256 secret. Limits are small so that tests can
-//! cross them cheaply.
+//! sleeping) and verifies tokens with a fixed HS256 secret. By default it serves KV only, with
+//! small limits so that tests can cross them cheaply; [`TestApp::with_services`] adds
+//! functions, triggers and the embedded queue.
+//!
+//! Each suite uses part of it, so unused helpers are expected.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,10 +17,15 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use ferrobase::auth::{AuthConfig, TokenVerifier};
 use ferrobase::config::CorsConfig;
+use ferrobase::host::ServiceHost;
 use ferrobase::state::{AppState, HttpLimits};
 use ferrobase_core::auth::{Claims, Role};
 use ferrobase_core::{ManualClock, Namespace};
-use ferrobase_kv::{KvLimits, MemoryEngine};
+use ferrobase_functions::pool::PoolConfig;
+use ferrobase_functions::triggers::{TriggerConfig, TriggerService};
+use ferrobase_functions::{FunctionService, FunctionsConfig};
+use ferrobase_kv::{KvLimits, KvRecordStore, MemoryEngine};
+use ferrobase_queue::{EmbeddedQueue, QueueLimits};
 use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -38,18 +48,63 @@ pub struct TestApp {
     _data_dir: TempDir,
 }
 
-impl TestApp {
-    /// A server without CORS.
-    pub fn new() -> Self {
-        TestApp::with_cors(&CorsConfig::default())
-    }
+/// What a test server runs besides the KV service, and its limits.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub cors: CorsConfig,
+    /// Largest KV value, by the HTTP layer and the engine alike.
+    pub max_value: usize,
+    /// Largest transaction body.
+    pub max_txn: usize,
+    /// Functions on two executor threads; their SDK reaches KV.
+    pub functions: bool,
+    /// Triggers and rules delivering to the functions (implies `functions`).
+    pub triggers: bool,
+    /// The embedded queue engine, with these limits.
+    pub queue: Option<QueueLimits>,
+}
 
-    pub fn with_cors(cors: &CorsConfig) -> Self {
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            cors: CorsConfig::default(),
+            max_value: MAX_VALUE,
+            max_txn: MAX_TXN,
+            functions: false,
+            triggers: false,
+            queue: None,
+        }
+    }
+}
+
+impl Services {
+    /// The server's own limits (1 MiB values, 4 MiB transactions), for suites that do not
+    /// test limits.
+    pub fn roomy() -> Self {
+        Services {
+            max_value: 1 << 20,
+            max_txn: 4 << 20,
+            ..Services::default()
+        }
+    }
+}
+
+/// The parts every test server has, before the optional services are added.
+struct Base {
+    clock: Arc<ManualClock>,
+    engine: Arc<MemoryEngine>,
+    verifier: Arc<TokenVerifier>,
+    data_dir: TempDir,
+    state: AppState,
+}
+
+impl Base {
+    fn new(services: &Services) -> Base {
         let clock = ManualClock::starting_now();
         let engine = Arc::new(MemoryEngine::new(
             clock.clone(),
             KvLimits {
-                max_value_bytes: MAX_VALUE,
+                max_value_bytes: services.max_value,
             },
         ));
         let data_dir = tempfile::tempdir().expect("temp dir");
@@ -58,18 +113,84 @@ impl TestApp {
             engine.clone(),
             verifier.clone(),
             HttpLimits {
-                max_value_bytes: MAX_VALUE,
-                max_txn_bytes: MAX_TXN,
+                max_value_bytes: services.max_value,
+                max_txn_bytes: services.max_txn,
             },
         );
-        let router = ferrobase::routes::router(state, cors).expect("router");
-        TestApp {
-            router,
+        Base {
             clock,
             engine,
             verifier,
-            _data_dir: data_dir,
+            data_dir,
+            state,
         }
+    }
+
+    fn finish(self, cors: &CorsConfig) -> TestApp {
+        TestApp {
+            router: ferrobase::routes::router(self.state, cors).expect("router"),
+            clock: self.clock,
+            engine: self.engine,
+            verifier: self.verifier,
+            _data_dir: self.data_dir,
+        }
+    }
+}
+
+impl TestApp {
+    /// A KV-only server without CORS.
+    pub fn new() -> Self {
+        TestApp::with_cors(&CorsConfig::default())
+    }
+
+    /// A KV-only server with `cors`.
+    pub fn with_cors(cors: &CorsConfig) -> Self {
+        Base::new(&Services::default()).finish(cors)
+    }
+
+    /// A server running `services`.
+    pub async fn with_services(services: Services) -> Self {
+        let mut base = Base::new(&services);
+        let records = Arc::new(KvRecordStore::new(base.engine.clone()));
+        if let Some(limits) = services.queue {
+            let queue = EmbeddedQueue::open(
+                &base.data_dir.path().join("queue"),
+                base.clock.clone(),
+                limits,
+                records.clone(),
+            )
+            .expect("queue opens");
+            base.state = base.state.with_queue(Arc::new(queue));
+        }
+        if services.functions || services.triggers {
+            let functions = FunctionService::start(
+                records.clone(),
+                Arc::new(ServiceHost::new(base.engine.clone())),
+                FunctionsConfig {
+                    pool: PoolConfig {
+                        threads: 2,
+                        stems_per_thread: 1,
+                        ..PoolConfig::default()
+                    },
+                    ..FunctionsConfig::default()
+                },
+            )
+            .expect("functions start");
+            base.state = base.state.with_functions(functions.clone());
+            if services.triggers {
+                let triggers = TriggerService::start(
+                    records,
+                    base.engine.clone(),
+                    functions,
+                    None,
+                    TriggerConfig::default(),
+                )
+                .await
+                .expect("triggers start");
+                base.state = base.state.with_triggers(triggers);
+            }
+        }
+        base.finish(&services.cors)
     }
 
     // ---- tokens ----
