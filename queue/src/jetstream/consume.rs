@@ -17,16 +17,18 @@ use std::time::Instant;
 
 use futures::future::try_join_all;
 
+use super::Inner;
+use super::dead::dead_letter;
 use super::envelope::{Item, message_id, split};
+use super::handle::{GroupSlot, Handle};
 use super::records::{
-    DeadMeta, GroupState, Pending, PendingState, StoredDead, Written, from_json, read, storage,
-    to_json, write,
+    GroupState, Pending, PendingState, StoredDead, Written, from_json, read, storage, to_json,
+    write,
 };
-use super::{GroupSlot, Handle, Inner};
 use crate::model::{ReceiptParts, bounded_error};
 use crate::{
-    DeadLetter, DeadLetterPage, DeadLetterSelection, Delivery, GroupName, MessageId, Nack,
-    PullRequest, QueueConfig, QueueError, QueueName, Receipt, SettleOutcome,
+    Delivery, GroupName, MessageId, Nack, PullRequest, QueueConfig, QueueError, QueueName, Receipt,
+    SettleOutcome,
 };
 use ferrobase_core::Namespace;
 
@@ -39,11 +41,11 @@ const LEASE_EXPIRED: &str = "lease expired";
 
 /// What one step on a group wrote besides the group entry.
 #[derive(Debug, Default)]
-struct SideEffects {
+pub(super) struct SideEffects {
     /// Dead letters to store before the group entry lists them.
-    dead: Vec<(u64, StoredDead)>,
+    pub dead: Vec<(u64, StoredDead)>,
     /// Dead-letter copies to delete once the group entry no longer needs them.
-    forget: Vec<u64>,
+    pub forget: Vec<u64>,
 }
 
 impl Inner {
@@ -69,7 +71,7 @@ impl Inner {
 
     /// Runs `step` on a copy of the group's state and writes the result with compare-and-set,
     /// redoing the step after a conflict. Nothing is written when the state did not change.
-    async fn with_group<S: GroupStep>(
+    pub(super) async fn with_group<S: GroupStep>(
         &self,
         handle: &Handle,
         group: &GroupName,
@@ -472,117 +474,10 @@ impl Inner {
             None => Ok(GroupState::default()),
         }
     }
-
-    async fn read_dead(
-        &self,
-        handle: &Handle,
-        group: &GroupName,
-        id: u64,
-    ) -> Result<Option<StoredDead>, QueueError> {
-        let found = read(&self.dead, &handle.names.dead_key(group, id)).await?;
-        found.value.map(|raw| StoredDead::decode(&raw)).transpose()
-    }
-
-    pub(super) async fn dead_letters(
-        &self,
-        handle: &Handle,
-        group: &GroupName,
-        after: Option<MessageId>,
-        limit: usize,
-    ) -> Result<DeadLetterPage, QueueError> {
-        let state = self.read_group(handle, group).await?;
-        let start = after.map_or(0, |id| id.0.saturating_add(1));
-        let ids: Vec<u64> = state
-            .dead
-            .range(start..)
-            .map(|(id, _)| *id)
-            .take(limit + 1)
-            .collect();
-        let shown = &ids[..ids.len().min(limit)];
-        let found = try_join_all(shown.iter().map(|id| self.read_dead(handle, group, *id))).await?;
-        let mut page = DeadLetterPage::default();
-        for (id, dead) in shown.iter().zip(found) {
-            let Some(dead) = dead else {
-                continue;
-            };
-            page.messages.push(DeadLetter {
-                id: MessageId(*id),
-                body: dead.body,
-                key: dead.meta.key,
-                attempts: dead.meta.attempts,
-                last_error: dead.meta.last_error,
-                published_at_ms: dead.meta.published_at,
-                dead_at_ms: dead.meta.dead_at,
-            });
-        }
-        if ids.len() > limit {
-            page.next = shown.last().map(|id| MessageId(*id));
-        }
-        Ok(page)
-    }
-
-    pub(super) async fn replay(
-        &self,
-        handle: &Handle,
-        group: &GroupName,
-        selection: &DeadLetterSelection,
-    ) -> Result<u64, QueueError> {
-        let count = self
-            .with_group(handle, group, ReplayStep { group, selection })
-            .await?;
-        if count > 0 {
-            self.wake_consumers();
-        }
-        Ok(count)
-    }
-
-    pub(super) async fn purge_dead(
-        &self,
-        handle: &Handle,
-        group: &GroupName,
-        selection: &DeadLetterSelection,
-    ) -> Result<u64, QueueError> {
-        self.with_group(handle, group, PurgeStep { selection })
-            .await
-    }
-
-    async fn replay_step(
-        &self,
-        handle: &Handle,
-        group: &GroupName,
-        selection: &DeadLetterSelection,
-        state: &mut GroupState,
-    ) -> Result<u64, QueueError> {
-        let now = self.clock.now_ms();
-        let selected = selected(state, selection);
-        for id in &selected {
-            let Some(dead) = self.read_dead(handle, group, *id).await? else {
-                state.dead.remove(id);
-                continue;
-            };
-            let lease = state.dead.remove(id).unwrap_or_default();
-            let busy = dead.meta.key.as_deref().is_some_and(|k| state.key_busy(k));
-            let pending = Pending {
-                state: if busy {
-                    PendingState::Blocked
-                } else {
-                    PendingState::Waiting
-                },
-                due_at: now,
-                attempt: 0,
-                lease,
-                key: dead.meta.key,
-                last_error: None,
-                replayed: true,
-            };
-            state.pending.insert(*id, pending);
-        }
-        Ok(selected.len() as u64)
-    }
 }
 
 /// One read-modify-write step on a group's state (see [`Inner::with_group`]).
-trait GroupStep {
+pub(super) trait GroupStep {
     type Output;
 
     fn apply(
@@ -636,62 +531,6 @@ impl GroupStep for SettleStep<'_> {
     }
 }
 
-struct ReplayStep<'a> {
-    group: &'a GroupName,
-    selection: &'a DeadLetterSelection,
-}
-
-impl GroupStep for ReplayStep<'_> {
-    type Output = u64;
-
-    async fn apply(
-        &self,
-        inner: &Inner,
-        handle: &Handle,
-        state: &mut GroupState,
-        _: &mut SideEffects,
-    ) -> Result<u64, QueueError> {
-        inner
-            .replay_step(handle, self.group, self.selection, state)
-            .await
-    }
-}
-
-struct PurgeStep<'a> {
-    selection: &'a DeadLetterSelection,
-}
-
-impl GroupStep for PurgeStep<'_> {
-    type Output = u64;
-
-    async fn apply(
-        &self,
-        _: &Inner,
-        _: &Handle,
-        state: &mut GroupState,
-        effects: &mut SideEffects,
-    ) -> Result<u64, QueueError> {
-        let selected = selected(state, self.selection);
-        for id in &selected {
-            state.dead.remove(id);
-            effects.forget.push(*id);
-        }
-        Ok(selected.len() as u64)
-    }
-}
-
-/// The dead ids `selection` names that the group has.
-fn selected(state: &GroupState, selection: &DeadLetterSelection) -> Vec<u64> {
-    match selection {
-        DeadLetterSelection::All => state.dead.keys().copied().collect(),
-        DeadLetterSelection::Ids(ids) => ids
-            .iter()
-            .map(|id| id.0)
-            .filter(|id| state.dead.contains_key(id))
-            .collect(),
-    }
-}
-
 /// Leases `id` to the caller: one more attempt, a new lease number, due again at the lease's end.
 #[allow(clippy::too_many_arguments)]
 fn lease(
@@ -718,32 +557,4 @@ fn lease(
     };
     state.pending.insert(id, pending);
     delivery
-}
-
-#[allow(clippy::too_many_arguments)]
-fn dead_letter(
-    state: &mut GroupState,
-    effects: &mut SideEffects,
-    id: u64,
-    pending: &Pending,
-    item: Item,
-    published_at: u64,
-    error: String,
-    now: u64,
-) {
-    let dead = StoredDead {
-        meta: DeadMeta {
-            dead_at: now,
-            published_at,
-            attempts: pending.attempt,
-            key: item.key,
-            last_error: bounded_error(&error),
-        },
-        body: item.body,
-    };
-    effects.dead.push((id, dead));
-    // A replayed message dead again keeps its (rewritten) copy.
-    effects.forget.retain(|forgotten| *forgotten != id);
-    state.dead.insert(id, pending.lease);
-    state.finish(id);
 }

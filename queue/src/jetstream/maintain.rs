@@ -9,9 +9,10 @@
 
 use futures::StreamExt;
 
+use super::Inner;
 use super::envelope::{message_id, split};
+use super::handle::Handle;
 use super::records::{QueueRecord, from_json, storage};
-use super::{Handle, Inner};
 use crate::engine::MaintenanceReport;
 use crate::{GroupInfo, GroupName, QueueConfig, QueueError, QueueInfo};
 

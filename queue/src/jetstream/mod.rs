@@ -22,12 +22,16 @@
 //! their events together with the advanced cursor, under a version condition, so each event
 //! reaches the change log once even with several nodes relaying.
 //!
-//! - [`publish`]: publishing and dedup. [`consume`]: pull, ack, nack, dead letters.
-//!   [`maintain`]: retention, reclaiming, the queue overview.
+//! - [`handle`]: what the engine keeps in memory per queue (stream, cached record, recent
+//!   envelopes, group locks).
+//! - [`publish`]: publishing and dedup. [`consume`]: pull, ack, nack. [`dead`]: the
+//!   dead-letter list. [`maintain`]: retention, reclaiming, the queue overview.
 //! - `NatsServer` (feature `test-utils`): a `nats-server -js` on a free port for tests.
 
 mod consume;
+mod dead;
 mod envelope;
+mod handle;
 mod maintain;
 mod names;
 mod publish;
@@ -36,9 +40,9 @@ mod relay;
 #[cfg(feature = "test-utils")]
 mod server;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 use async_trait::async_trait;
@@ -46,9 +50,10 @@ use ferrobase_core::records::RecordStore;
 use ferrobase_core::{Clock, Namespace};
 use tokio::sync::{Notify, watch};
 
-use self::envelope::{Envelope, MAX_ENVELOPE};
+use self::envelope::MAX_ENVELOPE;
+use self::handle::Handle;
 use self::names::Names;
-use self::records::{GroupState, QueueRecord, Written, from_json, read, storage, to_json, write};
+use self::records::{QueueRecord, Written, from_json, read, storage, to_json, write};
 use crate::embedded::StoredConfig;
 use crate::engine::MaintenanceReport;
 use crate::{
@@ -59,12 +64,6 @@ use crate::{
 
 #[cfg(feature = "test-utils")]
 pub use self::server::NatsServer;
-
-/// How long a queue's configuration read from the server is trusted before it is read again
-/// (a change made on another node takes effect here within this time).
-const RECORD_TTL: Duration = Duration::from_secs(1);
-/// Envelope bytes cached per queue, so that consumers on the publishing node need no reads.
-const CACHE_BYTES: usize = 32 << 20;
 
 /// Where the JetStream engine finds its server and how it names what it creates there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,68 +109,6 @@ struct Inner {
     /// Bumped whenever this process made messages available, to wake long-polling pulls.
     available: watch::Sender<u64>,
     relay_wake: Arc<Notify>,
-}
-
-/// What the engine keeps in memory about one queue.
-#[derive(Debug)]
-struct Handle {
-    ns: Namespace,
-    queue: QueueName,
-    names: Names,
-    stream: stream::Stream,
-    record: Mutex<CachedRecord>,
-    envelopes: Mutex<EnvelopeCache>,
-    groups: Mutex<HashMap<GroupName, Arc<tokio::sync::Mutex<GroupSlot>>>>,
-    /// Serialises this process's publishes that carry dedup ids.
-    dedup_lock: tokio::sync::Mutex<()>,
-    maintain_lock: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug)]
-struct CachedRecord {
-    record: QueueRecord,
-    revision: u64,
-    read_at: Instant,
-}
-
-/// A group's entry as last read or written by this process, and its revision.
-#[derive(Debug, Default)]
-struct GroupSlot {
-    state: GroupState,
-    revision: u64,
-    loaded: bool,
-}
-
-#[derive(Debug, Default)]
-struct EnvelopeCache {
-    by_seq: BTreeMap<u64, Arc<Envelope>>,
-    bytes: usize,
-}
-
-impl EnvelopeCache {
-    fn insert(&mut self, envelope: Arc<Envelope>) {
-        let size: usize = envelope.items.iter().map(|i| i.body.len() + 32).sum();
-        if self.by_seq.insert(envelope.seq, envelope).is_none() {
-            self.bytes += size;
-        }
-        while self.bytes > CACHE_BYTES {
-            let Some((_, old)) = self.by_seq.pop_first() else {
-                break;
-            };
-            self.bytes = self
-                .bytes
-                .saturating_sub(old.items.iter().map(|i| i.body.len() + 32).sum());
-        }
-    }
-
-    fn forget_below(&mut self, seq: u64) {
-        let kept = self.by_seq.split_off(&seq);
-        for old in std::mem::replace(&mut self.by_seq, kept).into_values() {
-            self.bytes = self
-                .bytes
-                .saturating_sub(old.items.iter().map(|i| i.body.len() + 32).sum());
-        }
-    }
 }
 
 impl JetStreamQueue {
@@ -288,193 +225,6 @@ impl Inner {
 
     fn wake_consumers(&self) {
         self.available.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// The queue's handle; [`QueueError::QueueNotFound`] when it was never configured.
-    async fn handle(&self, ns: &Namespace, queue: &QueueName) -> Result<Arc<Handle>, QueueError> {
-        if let Some(handle) = self.lock_handles().get(&(ns.clone(), queue.clone())) {
-            return Ok(handle.clone());
-        }
-        let names = Names::new(&self.config.prefix, ns, queue);
-        let found = read(&self.queues, names.queue_key()).await?;
-        let Some(raw) = found.value else {
-            return Err(QueueError::QueueNotFound(queue.as_str().to_owned()));
-        };
-        let record: QueueRecord = from_json(&raw)?;
-        let stream = self.ensure_stream(&names).await?;
-        Ok(self.remember(ns, queue, names, stream, record, found.revision))
-    }
-
-    fn remember(
-        &self,
-        ns: &Namespace,
-        queue: &QueueName,
-        names: Names,
-        stream: stream::Stream,
-        record: QueueRecord,
-        revision: u64,
-    ) -> Arc<Handle> {
-        let handle = Handle {
-            ns: ns.clone(),
-            queue: queue.clone(),
-            names,
-            stream,
-            record: Mutex::new(CachedRecord {
-                record,
-                revision,
-                read_at: Instant::now(),
-            }),
-            envelopes: Mutex::default(),
-            groups: Mutex::default(),
-            dedup_lock: tokio::sync::Mutex::new(()),
-            maintain_lock: tokio::sync::Mutex::new(()),
-        };
-        self.lock_handles()
-            .entry((ns.clone(), queue.clone()))
-            .or_insert_with(|| Arc::new(handle))
-            .clone()
-    }
-
-    async fn ensure_stream(&self, names: &Names) -> Result<stream::Stream, QueueError> {
-        let config = stream::Config {
-            name: names.stream().to_owned(),
-            subjects: vec![names.all_subjects()],
-            storage: stream::StorageType::File,
-            num_replicas: self.config.replicas,
-            allow_direct: true,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        };
-        self.js
-            .get_or_create_stream(config)
-            .await
-            .map_err(|e| storage("creating the queue's stream", e))
-    }
-
-    /// The queue's record, read again when the cached copy is older than [`RECORD_TTL`].
-    async fn record(&self, handle: &Handle) -> Result<QueueRecord, QueueError> {
-        {
-            let cached = handle.lock_record();
-            if cached.read_at.elapsed() < RECORD_TTL {
-                return Ok(cached.record.clone());
-            }
-        }
-        self.fresh_record(handle).await.map(|(record, _)| record)
-    }
-
-    async fn fresh_record(&self, handle: &Handle) -> Result<(QueueRecord, u64), QueueError> {
-        let found = read(&self.queues, handle.names.queue_key()).await?;
-        let raw = found
-            .value
-            .ok_or_else(|| QueueError::Storage("a queue record disappeared".into()))?;
-        let record: QueueRecord = from_json(&raw)?;
-        handle.cache_record(record.clone(), found.revision);
-        Ok((record, found.revision))
-    }
-
-    /// Applies `change` to the queue record with compare-and-set, retrying on conflicts.
-    async fn update_record(
-        &self,
-        handle: &Handle,
-        change: impl Fn(&mut QueueRecord),
-    ) -> Result<QueueRecord, QueueError> {
-        loop {
-            let (mut record, revision) = self.fresh_record(handle).await?;
-            change(&mut record);
-            let written = write(
-                &self.queues,
-                handle.names.queue_key(),
-                to_json(&record)?,
-                revision,
-            )
-            .await?;
-            if let Written::At(revision) = written {
-                handle.cache_record(record.clone(), revision);
-                return Ok(record);
-            }
-        }
-    }
-
-    /// The envelope at `seq` or, when there is none (purged), the next one.
-    async fn envelope_from(
-        &self,
-        handle: &Handle,
-        seq: u64,
-    ) -> Result<Option<Arc<Envelope>>, QueueError> {
-        let seq = seq.max(1);
-        if let Some(envelope) = handle.lock_envelopes().by_seq.get(&seq) {
-            return Ok(Some(envelope.clone()));
-        }
-        let message = match handle
-            .stream
-            .direct_get_next_for_subject(handle.names.all_subjects(), Some(seq))
-            .await
-        {
-            Ok(message) => message,
-            Err(error) if error.kind() == stream::DirectGetErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(storage("reading the queue's stream", error)),
-        };
-        let envelope = Envelope::decode(message.sequence, &message.payload).ok_or_else(|| {
-            QueueError::Storage(format!(
-                "stream message {} is no envelope",
-                message.sequence
-            ))
-        })?;
-        let envelope = Arc::new(envelope);
-        handle.lock_envelopes().insert(envelope.clone());
-        Ok(Some(envelope))
-    }
-
-    /// The envelope at exactly `seq`, if the stream still has it.
-    async fn envelope_at(
-        &self,
-        handle: &Handle,
-        seq: u64,
-    ) -> Result<Option<Arc<Envelope>>, QueueError> {
-        Ok(self
-            .envelope_from(handle, seq)
-            .await?
-            .filter(|envelope| envelope.seq == seq))
-    }
-
-    /// Handles of the queues this process knows to emit events.
-    fn emitting(&self) -> Vec<Arc<Handle>> {
-        self.lock_handles()
-            .values()
-            .filter(|h| h.lock_record().record.config.emits_events())
-            .cloned()
-            .collect()
-    }
-}
-
-impl Handle {
-    fn lock_record(&self) -> std::sync::MutexGuard<'_, CachedRecord> {
-        self.record.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_envelopes(&self) -> std::sync::MutexGuard<'_, EnvelopeCache> {
-        self.envelopes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn cache_record(&self, record: QueueRecord, revision: u64) {
-        let mut cached = self.lock_record();
-        // Never go back to an older revision read concurrently.
-        if revision >= cached.revision {
-            *cached = CachedRecord {
-                record,
-                revision,
-                read_at: Instant::now(),
-            };
-        }
-    }
-
-    fn group_slot(&self, group: &GroupName) -> Arc<tokio::sync::Mutex<GroupSlot>> {
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(group.clone())
-            .or_default()
-            .clone()
     }
 }
 

@@ -12,9 +12,10 @@ use async_nats::HeaderMap;
 use async_nats::header::NATS_MESSAGE_ID;
 use futures::future::try_join_all;
 
+use super::Inner;
 use super::envelope::{Envelope, Item, message_id};
+use super::handle::Handle;
 use super::records::{DedupEntry, Versioned, Written, from_json, read, storage, to_json, write};
-use super::{Handle, Inner};
 use crate::{MessageId, NewMessage, QueueConfig, QueueError};
 
 /// Attempts of one envelope publish; the `Nats-Msg-Id` makes retries store it once.

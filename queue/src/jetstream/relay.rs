@@ -15,8 +15,9 @@ use ferrobase_core::event::Causation;
 use ferrobase_core::records::{EventDraft, RecordCommit, RecordCondition, RecordError};
 use tokio::sync::Notify;
 
+use super::Inner;
 use super::envelope::message_id;
-use super::{Handle, Inner};
+use super::handle::Handle;
 use crate::QueueError;
 
 /// Most events appended per change-log commit.
