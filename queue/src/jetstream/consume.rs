@@ -80,12 +80,20 @@ impl Inner {
         let slot = handle.group_slot(group);
         let mut slot = slot.lock().await;
         loop {
+            let fresh = !slot.loaded;
             self.load_group(handle, group, &mut slot).await?;
             let mut state = slot.state.clone();
             let mut effects = SideEffects::default();
             let value = step.apply(self, handle, &mut state, &mut effects).await?;
             if state == slot.state {
-                return Ok(value);
+                // A step that changes nothing is never checked by a compare-and-set, so its
+                // outcome counts only if computed from the current entry: another node may
+                // have changed the group since this process last saw it.
+                if fresh {
+                    return Ok(value);
+                }
+                slot.loaded = false;
+                continue;
             }
             try_join_all(effects.dead.iter().map(|(id, dead)| async move {
                 let raw = dead.encode()?;
