@@ -5,6 +5,8 @@
 //!   vocabulary of the trait, with the validation every engine shares.
 //! - [`engine`]: the [`Queue`] trait (its doc states the semantics) and the maintenance loop.
 //! - [`embedded`]: the durable engine on sled, the default on one machine.
+//! - [`jetstream`]: the engine on NATS JetStream (through `async-nats`), for clusters of
+//!   Ferrobase nodes sharing one NATS server or cluster.
 //! - [`conformance`] (feature `test-utils`): the suite every engine must pass, and an in-memory
 //!   record store to run it with.
 //!
@@ -15,6 +17,7 @@
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod jetstream;
 pub mod model;
 
 #[cfg(feature = "test-utils")]
@@ -23,6 +26,7 @@ pub mod conformance;
 pub use embedded::EmbeddedQueue;
 pub use engine::{MaintenanceReport, Queue, run_maintenance};
 pub use error::QueueError;
+pub use jetstream::{JetStreamConfig, JetStreamQueue};
 pub use model::{
     DeadLetter, DeadLetterPage, DeadLetterSelection, Delivery, EventEmission, GroupInfo, GroupName,
     MessageId, Nack, NewMessage, PullRequest, QueueConfig, QueueInfo, QueueLimits, QueueName,

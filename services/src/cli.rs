@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ferrobase_core::auth::Role;
 
-use crate::config::{Config, KvEngineKind, LogFormat};
+use crate::config::{Config, KvEngineKind, LogFormat, QueueEngineKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -138,6 +138,12 @@ pub struct ServeArgs {
     /// Address of the S3 protocol endpoint (default 127.0.0.1:9000).
     #[arg(long, env = "FERROBASE_S3_LISTEN")]
     pub s3_listen: Option<SocketAddr>,
+    /// Queue engine: embedded (default) or jetstream (needs --nats-url).
+    #[arg(long, env = "FERROBASE_QUEUE_ENGINE")]
+    pub queue_engine: Option<QueueEngineKind>,
+    /// NATS server of the jetstream queue engine, e.g. nats://127.0.0.1:4222.
+    #[arg(long, env = "FERROBASE_NATS_URL")]
+    pub nats_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -167,6 +173,12 @@ impl ServeArgs {
         }
         if let Some(address) = self.s3_listen {
             config.storage.s3_listen = address;
+        }
+        if let Some(engine) = self.queue_engine {
+            config.queue.engine = engine;
+        }
+        if let Some(url) = &self.nats_url {
+            config.queue.nats_url = Some(url.clone());
         }
         config.validate()?;
         Ok(config)

@@ -212,10 +212,20 @@ impl EventsConfig {
     }
 }
 
-/// The queue service (embedded engine under `{data_dir}/queue`).
+/// The queue service: the embedded engine under `{data_dir}/queue`, or NATS JetStream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
+    /// `embedded` (sled under `{data_dir}/queue`, the default) or `jetstream` (the NATS server
+    /// at `nats_url`, for several nodes sharing one queue store).
+    pub engine: QueueEngineKind,
+    /// The NATS server of the `jetstream` engine, e.g. `nats://127.0.0.1:4222`. Required then.
+    pub nats_url: Option<String>,
+    /// Prefix of the streams, KV buckets and subjects the `jetstream` engine creates: 1 to 32
+    /// of `A-Z a-z 0-9 -`. Default `ferrobase`. Nodes sharing queues use the same prefix.
+    pub nats_prefix: String,
+    /// Replicas of each stream and bucket on a NATS cluster. Default 1; 1 to 5.
+    pub nats_replicas: usize,
     /// Largest message body in bytes. Default 256 KiB; between 1 byte and 16 MiB.
     pub max_message_bytes: usize,
     /// Most messages per publish, per pull and receipts per ack. Default 1000; 1 to 10000.
@@ -228,6 +238,10 @@ pub struct QueueSettings {
 impl Default for QueueSettings {
     fn default() -> Self {
         QueueSettings {
+            engine: QueueEngineKind::Embedded,
+            nats_url: None,
+            nats_prefix: "ferrobase".to_owned(),
+            nats_replicas: 1,
             max_message_bytes: 256 * 1024,
             max_batch: 1000,
             maintenance_interval: Duration::from_secs(1),
@@ -235,7 +249,34 @@ impl Default for QueueSettings {
     }
 }
 
+/// Which engine holds the queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueEngineKind {
+    /// Durable, embedded (sled) under `{data_dir}/queue`.
+    Embedded,
+    /// NATS JetStream at `queue.nats_url`.
+    #[serde(rename = "jetstream")]
+    #[value(name = "jetstream")]
+    JetStream,
+}
+
 impl QueueSettings {
+    /// The JetStream engine's config; `None` for the embedded engine.
+    pub fn jetstream(&self) -> anyhow::Result<Option<ferrobase_queue::JetStreamConfig>> {
+        match self.engine {
+            QueueEngineKind::Embedded => Ok(None),
+            QueueEngineKind::JetStream => Ok(Some(ferrobase_queue::JetStreamConfig {
+                url: self
+                    .nats_url
+                    .clone()
+                    .context("queue.engine = \"jetstream\" needs queue.nats_url")?,
+                prefix: self.nats_prefix.clone(),
+                replicas: self.nats_replicas,
+            })),
+        }
+    }
+
     pub fn limits(&self) -> ferrobase_queue::QueueLimits {
         ferrobase_queue::QueueLimits {
             max_message_bytes: self.max_message_bytes,
@@ -375,6 +416,12 @@ impl Config {
         {
             bail!("queue.maintenance_interval must be between 10ms and 1h");
         }
+        if self.queue.engine == QueueEngineKind::JetStream && self.queue.nats_url.is_none() {
+            bail!("queue.engine = \"jetstream\" needs queue.nats_url");
+        }
+        if !(1..=5).contains(&self.queue.nats_replicas) {
+            bail!("queue.nats_replicas must be between 1 and 5");
+        }
         self.functions.validate()?;
         if self.shutdown_grace > Duration::from_secs(3600) {
             bail!("shutdown_grace must be at most 1h");
@@ -411,6 +458,29 @@ mod tests {
         assert_eq!(config.kv.engine, KvEngineKind::Sled);
         assert_eq!(config.events.max_age, Some(Duration::from_secs(3600)));
         assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn the_jetstream_queue_engine_needs_a_nats_url() {
+        let config: Config = toml::from_str("[queue]\nengine = \"jetstream\"\n").unwrap();
+        assert_eq!(config.queue.engine, QueueEngineKind::JetStream);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("nats_url")
+        );
+        let config: Config = toml::from_str(
+            "[queue]\nengine = \"jetstream\"\nnats_url = \"nats://127.0.0.1:4222\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let nats = config.queue.jetstream().unwrap().expect("jetstream config");
+        assert_eq!(
+            (nats.url.as_str(), nats.prefix.as_str()),
+            ("nats://127.0.0.1:4222", "ferrobase")
+        );
     }
 
     #[test]

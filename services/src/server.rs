@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use ferrobase_core::SystemClock;
 use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine, SledEngine};
-use ferrobase_queue::EmbeddedQueue;
+use ferrobase_queue::{EmbeddedQueue, JetStreamQueue};
 use tokio::net::TcpListener;
 
 use crate::auth::TokenVerifier;
@@ -39,16 +39,35 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         max_value_bytes: config.kv.max_value_bytes,
         max_txn_bytes: config.kv.max_txn_bytes,
     };
-    let queue_dir = config.data_dir.join("queue");
     // Queue events reach the change log through the KV engine's record store.
-    let queue = EmbeddedQueue::open(
-        &queue_dir,
-        Arc::new(SystemClock),
-        config.queue.limits(),
-        Arc::new(KvRecordStore::new(kv.clone())),
-    )
-    .with_context(|| format!("opening the queue store in {}", queue_dir.display()))?;
-    let queue: Arc<dyn ferrobase_queue::Queue> = Arc::new(queue);
+    let queue_records = Arc::new(KvRecordStore::new(kv.clone()));
+    let queue: Arc<dyn ferrobase_queue::Queue> = match config.queue.jetstream()? {
+        None => {
+            let queue_dir = config.data_dir.join("queue");
+            Arc::new(
+                EmbeddedQueue::open(
+                    &queue_dir,
+                    Arc::new(SystemClock),
+                    config.queue.limits(),
+                    queue_records,
+                )
+                .with_context(|| format!("opening the queue store in {}", queue_dir.display()))?,
+            )
+        }
+        Some(nats) => {
+            let url = nats.url.clone();
+            Arc::new(
+                JetStreamQueue::connect(
+                    nats,
+                    Arc::new(SystemClock),
+                    config.queue.limits(),
+                    queue_records,
+                )
+                .await
+                .with_context(|| format!("opening the JetStream queue engine at {url}"))?,
+            )
+        }
+    };
     let storage = Arc::new(ferrobase_storage::Storage::new(
         ferrobase_storage::Backend::open(&config.storage.backend_config(&config.data_dir)?)
             .context("opening the object storage backend")?,

@@ -360,12 +360,18 @@ impl StoredDead {
 
 /// The configuration as stored (durations in milliseconds).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredConfig {
+pub(crate) struct StoredConfig {
     max_deliver: u32,
     max_age_ms: Option<u64>,
     max_messages: Option<u64>,
     emit_events: bool,
     dedup_window_ms: u64,
+}
+
+impl StoredConfig {
+    pub(crate) fn emits_events(&self) -> bool {
+        self.emit_events
+    }
 }
 
 impl From<&QueueConfig> for StoredConfig {

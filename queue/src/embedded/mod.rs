@@ -32,7 +32,8 @@ use ferrobase_core::{Clock, Namespace};
 use tokio::sync::{Notify, watch};
 
 use self::group_commit::GroupCommit;
-use self::keys::{Scope, StoredConfig, StoredMessage, decode_u64};
+pub(crate) use self::keys::StoredConfig;
+use self::keys::{Scope, StoredMessage, decode_u64};
 use self::writes::{Stripe, WriteSet};
 use crate::engine::MaintenanceReport;
 use crate::model::validate_batch;

@@ -1,0 +1,152 @@
+//! The JetStream engine beyond the conformance suite: several engines (as on several Ferrobase
+//! nodes) sharing one NATS server see one set of queues.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrobase_core::records::RecordStore;
+use ferrobase_core::{ManualClock, Namespace};
+use ferrobase_queue::conformance::MemoryRecordStore;
+use ferrobase_queue::jetstream::NatsServer;
+use ferrobase_queue::{
+    JetStreamConfig, JetStreamQueue, NewMessage, PullRequest, Queue, QueueConfig, QueueLimits,
+    QueueName, Receipt,
+};
+
+fn ns() -> Namespace {
+    Namespace::parse("shop").unwrap()
+}
+
+fn queue() -> QueueName {
+    QueueName::parse("orders").unwrap()
+}
+
+async fn node(server: &NatsServer, clock: &Arc<ManualClock>) -> JetStreamQueue {
+    let records: Arc<dyn RecordStore> = Arc::new(MemoryRecordStore::default());
+    let config = JetStreamConfig {
+        url: server.url().to_owned(),
+        ..JetStreamConfig::default()
+    };
+    JetStreamQueue::connect(config, clock.clone(), QueueLimits::default(), records)
+        .await
+        .expect("engine connects")
+}
+
+fn request(max: usize) -> PullRequest {
+    PullRequest {
+        max,
+        lease: Duration::from_secs(60),
+        ..PullRequest::default()
+    }
+}
+
+/// A delivery made by one node settles on another, and each node sees the other's changes to
+/// the group rather than a copy it cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_groups_and_receipts() {
+    let server = NatsServer::start();
+    let clock = ManualClock::starting_now();
+    let (a, b) = (node(&server, &clock).await, node(&server, &clock).await);
+    a.configure(&ns(), &queue(), QueueConfig::default())
+        .await
+        .unwrap();
+    let messages = (0..6).map(|i| NewMessage::new(format!("m{i}"))).collect();
+    b.publish(&ns(), &queue(), messages).await.unwrap();
+
+    let on_a = a.pull(&ns(), &queue(), &request(2)).await.unwrap();
+    let on_b = b.pull(&ns(), &queue(), &request(10)).await.unwrap();
+    assert_eq!(
+        (on_a.len(), on_b.len()),
+        (2, 4),
+        "each message goes out once"
+    );
+    // b acks a's deliveries, then a acks b's: a's cached view of the group is out of date.
+    let receipts = |d: &[ferrobase_queue::Delivery]| -> Vec<Receipt> {
+        d.iter().map(|d| d.receipt.clone()).collect()
+    };
+    assert_eq!(
+        b.ack(&ns(), &queue(), &receipts(&on_a))
+            .await
+            .unwrap()
+            .settled,
+        2
+    );
+    assert_eq!(
+        a.ack(&ns(), &queue(), &receipts(&on_b))
+            .await
+            .unwrap()
+            .settled,
+        4
+    );
+    assert!(
+        a.pull(&ns(), &queue(), &request(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let info = b.info(&ns(), &queue()).await.unwrap().unwrap();
+    assert_eq!(info.groups[0].pending, 0);
+
+    // A dedup id published through one node is a repeat through the other.
+    let first = a
+        .publish(
+            &ns(),
+            &queue(),
+            vec![NewMessage::new("x").with_dedup_id("d")],
+        )
+        .await
+        .unwrap();
+    let repeat = b
+        .publish(
+            &ns(),
+            &queue(),
+            vec![NewMessage::new("x").with_dedup_id("d")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, repeat);
+}
+
+/// Consumers on two nodes pulling at the same time never get the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn competing_nodes_deliver_each_message_once() {
+    const MESSAGES: usize = 200;
+    let server = NatsServer::start();
+    let clock = ManualClock::starting_now();
+    let nodes = [
+        Arc::new(node(&server, &clock).await),
+        Arc::new(node(&server, &clock).await),
+    ];
+    nodes[0]
+        .configure(&ns(), &queue(), QueueConfig::default())
+        .await
+        .unwrap();
+    let messages = (0..MESSAGES)
+        .map(|i| NewMessage::new(format!("{i}")))
+        .collect();
+    nodes[1].publish(&ns(), &queue(), messages).await.unwrap();
+    let mut consumers = Vec::new();
+    for engine in nodes.iter().chain(nodes.iter()) {
+        let engine = engine.clone();
+        consumers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = engine.pull(&ns(), &queue(), &request(7)).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|d| d.id));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for consumer in consumers {
+        for id in consumer.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id), "{id} delivered twice");
+        }
+    }
+    assert_eq!(total, MESSAGES);
+}
