@@ -4,8 +4,8 @@
 //! expands them into one `#[tokio::test]` per check for a given constructor, so that local
 //! files and S3 are held to exactly the same behaviour.
 //!
-//! The object, condition and bucket checks live here; listing, multipart, copy and
-//! idempotency checks in the submodules of the same names.
+//! The object, condition and bucket checks live here; listing, multipart, copy, bucket race
+//! and idempotency checks in the submodules of the same names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,11 +24,13 @@ use crate::{
     Storage, StorageError, WriteConditions,
 };
 
+mod buckets;
 mod copy;
 mod idempotency;
 mod listing;
 mod multipart;
 
+pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use copy::copy_objects;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
@@ -583,6 +585,35 @@ pub async fn failed_uploads_leave_nothing(h: Harness) {
             .await,
         Err(StorageError::IncompleteBody(_))
     ));
+    // Larger bodies are being written while they arrive: cut off late, or with a wrong
+    // digest, they leave nothing either.
+    let cut_late: ByteStream =
+        futures::stream::iter((0..3).map(|seed| Ok(pattern(1024 * 1024, seed))).chain(
+            std::iter::once(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client went away",
+            ))),
+        ))
+        .boxed();
+    assert!(matches!(
+        h.storage
+            .put_object(&a, "fai", "k", cut_late, PutOptions::default())
+            .await,
+        Err(StorageError::IncompleteBody(_))
+    ));
+    let large = (0..3)
+        .map(|seed| pattern(1024 * 1024, seed))
+        .collect::<Vec<_>>();
+    let wrong_large = PutOptions {
+        content_md5: Some(Md5::digest(b"something else").into()),
+        ..PutOptions::default()
+    };
+    assert!(matches!(
+        h.storage
+            .put_object(&a, "fai", "k", body(large), wrong_large)
+            .await,
+        Err(StorageError::BadDigest)
+    ));
     assert!(matches!(
         h.storage
             .head_object(&a, "fai", "k", &GetOptions::default())
@@ -719,7 +750,7 @@ macro_rules! storage_conformance_tests {
             range_reads, conditional_reads, conditional_writes, failed_uploads_leave_nothing,
             large_bodies_stream, listing, multipart_upload, multipart_abort_and_small_parts,
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
-            function_writes_apply_once);
+            bucket_delete_races_a_put, bucket_delete_interrupted, function_writes_apply_once);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

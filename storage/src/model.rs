@@ -93,6 +93,11 @@ pub(crate) struct ObjectRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BucketRecord {
     pub created_ms: u64,
+    /// Set while a delete checks that the bucket is empty. Writes that add an object or an
+    /// upload commit only against an unmarked version of this record, so none can slip in
+    /// between that check and the delete (see [`crate::Storage::delete_bucket`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting_since_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +327,45 @@ pub struct UploadInfo {
     pub key: String,
     pub upload_id: String,
     pub initiated_ms: u64,
+}
+
+/// Where a listing of uploads resumes: after this key, or, with an upload id, after that
+/// upload of this key (S3's `key-marker` and `upload-id-marker`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadMarker {
+    pub key: String,
+    pub upload_id: Option<String>,
+}
+
+/// A listing request of the multipart uploads in progress (ListMultipartUploads semantics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub after: Option<UploadMarker>,
+    /// 1 to [`MAX_LIST_KEYS`]; uploads and common prefixes count alike.
+    pub max_uploads: usize,
+}
+
+impl Default for UploadQuery {
+    fn default() -> Self {
+        UploadQuery {
+            prefix: String::new(),
+            delimiter: None,
+            after: None,
+            max_uploads: MAX_LIST_KEYS,
+        }
+    }
+}
+
+/// One page of uploads, by key then upload id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UploadPage {
+    pub uploads: Vec<UploadInfo>,
+    pub common_prefixes: Vec<String>,
+    /// Where the next page starts (pass it back as `after`); `None` on the last page. Its
+    /// upload id is unset when the page ended with a common prefix.
+    pub next: Option<UploadMarker>,
 }
 
 /// A part named in CompleteMultipartUpload.

@@ -13,8 +13,9 @@ use md5::{Digest, Md5};
 
 use crate::backend::blob_path;
 use crate::model::{
-    Blob, CompletedPart, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord, PartInfo, PartRecord,
-    UploadInfo, UploadRecord, WriteConditions, bare_etag, validate_bucket,
+    Blob, CompletedPart, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord, PartInfo,
+    PartRecord, UploadInfo, UploadMarker, UploadPage, UploadQuery, UploadRecord, WriteConditions,
+    bare_etag, validate_bucket,
 };
 use crate::objects::{new_blob_id, object_record_key};
 use crate::{
@@ -43,18 +44,21 @@ impl Storage {
             metadata: options.metadata,
             initiated_ms: self.now_ms(),
         };
-        let commit = RecordCommit {
-            conditions: vec![(keys::bucket(bucket), RecordCondition::Exists)],
-            writes: vec![(keys::upload(bucket, &upload_id), Some(encode(&record)?))],
-            events: Vec::new(),
-        };
-        match self.records.commit(ns, commit).await {
-            Ok(_) => Ok(upload_id),
-            Err(RecordError::ConditionFailed { .. }) => {
-                Err(StorageError::NoSuchBucket(bucket.to_owned()))
+        let value = encode(&record)?;
+        for _ in 0..WRITE_RETRIES {
+            let commit = RecordCommit {
+                conditions: vec![self.bucket_condition(ns, bucket).await?],
+                writes: vec![(keys::upload(bucket, &upload_id), Some(value.clone()))],
+                events: Vec::new(),
+            };
+            match self.records.commit(ns, commit).await {
+                Ok(_) => return Ok(upload_id),
+                // The bucket changed (a delete began, or gave up): look again.
+                Err(RecordError::ConditionFailed { .. }) => continue,
+                Err(error) => return Err(error.into()),
             }
-            Err(error) => Err(error.into()),
         }
+        Err(StorageError::BucketBusy(bucket.to_owned()))
     }
 
     async fn read_upload(
@@ -258,6 +262,69 @@ impl Storage {
                 }
             }
         }
+    }
+
+    /// One page of the uploads in progress, by key then upload id, with keys sharing a
+    /// prefix up to the delimiter rolled up into common prefixes. Reads every upload of the
+    /// bucket per page: uploads in progress are few, and their records are keyed by upload id.
+    pub async fn list_uploads_page(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        query: &UploadQuery,
+    ) -> Result<UploadPage, StorageError> {
+        if !(1..=MAX_LIST_KEYS).contains(&query.max_uploads) {
+            return Err(StorageError::InvalidArgument(format!(
+                "max-uploads must be between 1 and {MAX_LIST_KEYS}"
+            )));
+        }
+        let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut page = UploadPage::default();
+        let mut last: Option<UploadMarker> = None;
+        for upload in self.list_uploads(ns, bucket, &query.prefix).await? {
+            if let Some(marker) = &query.after {
+                let after = match &marker.upload_id {
+                    Some(id) => (&upload.key, &upload.upload_id) > (&marker.key, id),
+                    None => upload.key > marker.key,
+                };
+                if !after {
+                    continue;
+                }
+            }
+            let rolled = delimiter.and_then(|d| {
+                upload.key[query.prefix.len()..]
+                    .find(d)
+                    .map(|at| upload.key[..query.prefix.len() + at + d.len()].to_owned())
+            });
+            if let Some(common) = &rolled
+                // Rolled up already, on this page or (a marker that is a prefix) the last.
+                && (page.common_prefixes.last() == Some(common)
+                    || query.after.as_ref().is_some_and(|m| common <= &m.key))
+            {
+                continue;
+            }
+            if page.uploads.len() + page.common_prefixes.len() == query.max_uploads {
+                page.next = last;
+                return Ok(page);
+            }
+            match rolled {
+                Some(common) => {
+                    last = Some(UploadMarker {
+                        key: common.clone(),
+                        upload_id: None,
+                    });
+                    page.common_prefixes.push(common);
+                }
+                None => {
+                    last = Some(UploadMarker {
+                        key: upload.key.clone(),
+                        upload_id: Some(upload.upload_id.clone()),
+                    });
+                    page.uploads.push(upload);
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// Assembles the listed parts into the object: visible, with its event, in one commit.

@@ -4,6 +4,7 @@ Run by `tests/tests/s3_clients.rs` against the real binary, with:
   S3_ENDPOINT                                   the S3 endpoint, e.g. http://127.0.0.1:9000
   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY     a service key of namespace FERROBASE_NS
   FERROBASE_USER_KEY_ID / FERROBASE_USER_SECRET a user key of the same namespace (no policy)
+  FERROBASE_ALICE_KEY_ID / FERROBASE_ALICE_SECRET a user key made with `--sub alice`
   FERROBASE_URL / FERROBASE_TOKEN / FERROBASE_NS the HTTP API and an admin token, for events
 """
 
@@ -250,6 +251,36 @@ class Listing(unittest.TestCase):
         more = S3.list_objects_v2(Bucket=self.bucket, Delimiter="/", MaxKeys=2, ContinuationToken=two["NextContinuationToken"])
         self.assertEqual([p["Prefix"] for p in more["CommonPrefixes"]], ["dir2/", "dir3/"])
 
+    def test_v1_marker_pagination_over_all_keys(self):
+        seen, marker = [], ""
+        while True:
+            page = S3.list_objects(Bucket=self.bucket, Marker=marker, MaxKeys=1000)
+            keys = [obj["Key"] for obj in page.get("Contents", [])]
+            self.assertEqual(page["Marker"], marker)
+            self.assertNotIn("NextMarker", page, "NextMarker comes only with a delimiter")
+            seen.extend(keys)
+            if not page["IsTruncated"]:
+                break
+            marker = keys[-1]
+        self.assertEqual(seen, self.keys)
+        paged = S3.get_paginator("list_objects").paginate(Bucket=self.bucket, Prefix="dir2/", PaginationConfig={"PageSize": 150})
+        pages = list(paged)
+        self.assertEqual(len(pages), 4)
+        self.assertEqual([o["Key"] for p in pages for o in p["Contents"]], [k for k in self.keys if k.startswith("dir2/")])
+
+    def test_v1_delimiter_with_next_marker(self):
+        two = S3.list_objects(Bucket=self.bucket, Delimiter="/", MaxKeys=2)
+        self.assertEqual([p["Prefix"] for p in two["CommonPrefixes"]], ["dir0/", "dir1/"])
+        self.assertEqual((two["IsTruncated"], two["NextMarker"], two["Delimiter"]), (True, "dir1/", "/"))
+        rest = S3.list_objects(Bucket=self.bucket, Delimiter="/", Marker=two["NextMarker"])
+        self.assertEqual([p["Prefix"] for p in rest["CommonPrefixes"]], ["dir2/", "dir3/", "dir4/"])
+        self.assertFalse(rest["IsTruncated"])
+        self.assertNotIn("NextMarker", rest)
+        within = S3.list_objects(Bucket=self.bucket, Prefix="dir4/file0249", Delimiter="/", MaxKeys=1)
+        self.assertEqual([o["Key"] for o in within["Contents"]], ["dir4/file02494"])
+        self.assertEqual(within["NextMarker"], "dir4/file02494")
+        self.assertEqual(error_code(S3.list_objects, Bucket="py-no-such-bucket"), "NoSuchBucket")
+
 
 class Multipart(unittest.TestCase):
     PART = 8 * MIB
@@ -348,6 +379,41 @@ class Multipart(unittest.TestCase):
         self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key=key), "404")
         self.assertEqual(events(f"{self.bucket}/{key}"), [], "an aborted upload emits nothing")
 
+    def test_list_multipart_uploads_pages(self):
+        bucket = new_bucket()
+        keys = ["mp/a", "mp/a", "mp/b", "mp/c", "mp/c", "mp/dir/x", "other"]
+        for key in keys:
+            S3.create_multipart_upload(Bucket=bucket, Key=key)
+        everything = S3.list_multipart_uploads(Bucket=bucket)
+        self.assertFalse(everything["IsTruncated"])
+        listed = [(u["Key"], u["UploadId"]) for u in everything["Uploads"]]
+        self.assertEqual([key for key, _ in listed], sorted(keys))
+        seen, key_marker, id_marker = [], "", ""
+        while True:
+            page = S3.list_multipart_uploads(Bucket=bucket, MaxUploads=2, KeyMarker=key_marker, UploadIdMarker=id_marker)
+            self.assertEqual(page["MaxUploads"], 2)
+            seen.extend((u["Key"], u["UploadId"]) for u in page["Uploads"])
+            if not page["IsTruncated"]:
+                break
+            self.assertEqual((page["NextKeyMarker"], page["NextUploadIdMarker"]), seen[-1])
+            key_marker, id_marker = page["NextKeyMarker"], page["NextUploadIdMarker"]
+        self.assertEqual(seen, listed)
+        paged = S3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})
+        self.assertEqual([(u["Key"], u["UploadId"]) for p in paged for u in p["Uploads"]], listed)
+        after_a = S3.list_multipart_uploads(Bucket=bucket, KeyMarker="mp/a")
+        self.assertEqual([u["Key"] for u in after_a["Uploads"]], ["mp/b", "mp/c", "mp/c", "mp/dir/x", "other"])
+        rolled = S3.list_multipart_uploads(Bucket=bucket, Prefix="mp/", Delimiter="/", MaxUploads=3)
+        self.assertEqual([u["Key"] for u in rolled["Uploads"]], ["mp/a", "mp/a", "mp/b"])
+        self.assertTrue(rolled["IsTruncated"])
+        rest = S3.list_multipart_uploads(
+            Bucket=bucket, Prefix="mp/", Delimiter="/", KeyMarker=rolled["NextKeyMarker"], UploadIdMarker=rolled["NextUploadIdMarker"]
+        )
+        self.assertEqual([u["Key"] for u in rest["Uploads"]], ["mp/c", "mp/c"])
+        self.assertEqual([p["Prefix"] for p in rest["CommonPrefixes"]], ["mp/dir/"])
+        self.assertFalse(rest["IsTruncated"])
+        for key, upload_id in listed:
+            S3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
 
 class Presigned(unittest.TestCase):
     def test_get_and_put_through_curl(self):
@@ -389,6 +455,26 @@ class AuthErrors(unittest.TestCase):
         user = client(os.environ["FERROBASE_USER_KEY_ID"], os.environ["FERROBASE_USER_SECRET"])
         self.assertEqual(error_code(user.get_object, Bucket=bucket, Key="secret"), "AccessDenied")
         self.assertEqual(error_code(user.put_object, Bucket=bucket, Key="mine", Body=b"x"), "AccessDenied")
+
+    def test_user_keys_with_a_subject_follow_sub_patterns(self):
+        bucket = new_bucket()
+        policy = {"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{bucket}/{{sub}}/**"]}]}
+        request = urllib.request.Request(
+            f"{os.environ['FERROBASE_URL']}/v1/policies/{NS}",
+            data=json.dumps(policy).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}", "Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request).close()
+        S3.put_object(Bucket=bucket, Key="bob/me.png", Body=b"bob")
+        alice = client(os.environ["FERROBASE_ALICE_KEY_ID"], os.environ["FERROBASE_ALICE_SECRET"])
+        alice.put_object(Bucket=bucket, Key="alice/me.png", Body=b"alice")
+        self.assertEqual(alice.get_object(Bucket=bucket, Key="alice/me.png")["Body"].read(), b"alice")
+        self.assertEqual(error_code(alice.get_object, Bucket=bucket, Key="bob/me.png"), "AccessDenied")
+        self.assertEqual(error_code(alice.put_object, Bucket=bucket, Key="bob/me.png", Body=b"x"), "AccessDenied")
+        key_id = os.environ["FERROBASE_ALICE_KEY_ID"]
+        self.assertEqual(error_code(alice.put_object, Bucket=bucket, Key=f"{key_id}/me.png", Body=b"x"), "AccessDenied")
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="bob/me.png")["Body"].read(), b"bob")
 
 
 if __name__ == "__main__":
