@@ -3,7 +3,10 @@
 //! Bodies are stored as immutable blobs named `{ns}/{bucket}/{blob id}`; which blob holds
 //! which object is known only to the metadata records (see [`crate::Storage`]). Writes stream
 //! through a bounded buffer and, on local files, are fsynced before they count as written
-//! (S3 services acknowledge only durable writes).
+//! (S3 services acknowledge only durable writes). Local writes skip `object_store` to
+//! pipeline hashing with writing (see [`local`]).
+
+mod local;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -113,6 +116,9 @@ impl Backend {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
     {
+        if let Some(root) = &self.local_root {
+            return local::write_blob(root, root.join(path.as_ref()), body).await;
+        }
         let mut writer =
             BufWriter::with_capacity(self.store.clone(), path.clone(), UPLOAD_BUFFER_BYTES)
                 .with_max_concurrency(UPLOAD_CONCURRENCY);

@@ -581,6 +581,35 @@ pub async fn failed_uploads_leave_nothing(h: Harness) {
             .await,
         Err(StorageError::IncompleteBody(_))
     ));
+    // Larger bodies are being written while they arrive: cut off late, or with a wrong
+    // digest, they leave nothing either.
+    let cut_late: ByteStream =
+        futures::stream::iter((0..3).map(|seed| Ok(pattern(1024 * 1024, seed))).chain(
+            std::iter::once(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client went away",
+            ))),
+        ))
+        .boxed();
+    assert!(matches!(
+        h.storage
+            .put_object(&a, "fai", "k", cut_late, PutOptions::default())
+            .await,
+        Err(StorageError::IncompleteBody(_))
+    ));
+    let large = (0..3)
+        .map(|seed| pattern(1024 * 1024, seed))
+        .collect::<Vec<_>>();
+    let wrong_large = PutOptions {
+        content_md5: Some(Md5::digest(b"something else").into()),
+        ..PutOptions::default()
+    };
+    assert!(matches!(
+        h.storage
+            .put_object(&a, "fai", "k", body(large), wrong_large)
+            .await,
+        Err(StorageError::BadDigest)
+    ));
     assert!(matches!(
         h.storage
             .head_object(&a, "fai", "k", &GetOptions::default())
