@@ -1,0 +1,94 @@
+//! Bucket operations: list, create, head, location and delete.
+
+use ferrobase_core::policy::Action;
+use s3s::dto;
+use s3s::{S3Request, S3Response, S3Result};
+
+use super::convert::timestamp;
+use super::{S3Frontend, storage_to_s3};
+
+pub(super) async fn list_buckets(
+    frontend: &S3Frontend,
+    req: S3Request<dto::ListBucketsInput>,
+) -> S3Result<S3Response<dto::ListBucketsOutput>> {
+    let ns = frontend.authorize(&req, Action::Read, "").await?;
+    let buckets = frontend
+        .storage
+        .list_buckets(&ns)
+        .await
+        .map_err(storage_to_s3)?;
+    let buckets = buckets
+        .into_iter()
+        .map(|bucket| dto::Bucket {
+            creation_date: Some(timestamp(bucket.created_ms)),
+            name: Some(bucket.name),
+            bucket_region: None,
+        })
+        .collect();
+    Ok(S3Response::new(dto::ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(dto::Owner {
+            display_name: Some(ns.to_string()),
+            id: Some(ns.to_string()),
+        }),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn create_bucket(
+    frontend: &S3Frontend,
+    req: S3Request<dto::CreateBucketInput>,
+) -> S3Result<S3Response<dto::CreateBucketOutput>> {
+    let bucket = req.input.bucket.clone();
+    let ns = frontend.authorize(&req, Action::Write, &bucket).await?;
+    frontend
+        .storage
+        .create_bucket(&ns, &bucket)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::CreateBucketOutput {
+        location: Some(format!("/{bucket}")),
+    }))
+}
+
+pub(super) async fn head_bucket(
+    frontend: &S3Frontend,
+    req: S3Request<dto::HeadBucketInput>,
+) -> S3Result<S3Response<dto::HeadBucketOutput>> {
+    let bucket = req.input.bucket.clone();
+    let ns = frontend.authorize(&req, Action::Read, &bucket).await?;
+    frontend
+        .storage
+        .head_bucket(&ns, &bucket)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::HeadBucketOutput::default()))
+}
+
+pub(super) async fn get_bucket_location(
+    frontend: &S3Frontend,
+    req: S3Request<dto::GetBucketLocationInput>,
+) -> S3Result<S3Response<dto::GetBucketLocationOutput>> {
+    let bucket = req.input.bucket.clone();
+    let ns = frontend.authorize(&req, Action::Read, &bucket).await?;
+    frontend
+        .storage
+        .head_bucket(&ns, &bucket)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::GetBucketLocationOutput::default()))
+}
+
+pub(super) async fn delete_bucket(
+    frontend: &S3Frontend,
+    req: S3Request<dto::DeleteBucketInput>,
+) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
+    let bucket = req.input.bucket.clone();
+    let ns = frontend.authorize(&req, Action::Write, &bucket).await?;
+    frontend
+        .storage
+        .delete_bucket(&ns, &bucket)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::DeleteBucketOutput::default()))
+}

@@ -1,0 +1,254 @@
+//! The S3 operations, over [`Storage`], for the `s3s` protocol layer.
+//!
+//! `s3s` parses requests, checks SigV4 signatures (headers and presigned URLs, with the secret
+//! from [`super::keys::AccessKeys`]) and writes XML; this module maps each operation onto the
+//! storage API after authorising it with the namespace policy, exactly like the HTTP API.
+//!
+//! The [`S3`] trait must be implemented in one block, so it lives here and hands each
+//! operation to the module of its concept: [`buckets`], [`objects`], [`multipart`] and
+//! [`listing`]; [`convert`] holds the conversions between `s3s` and storage types.
+
+mod buckets;
+mod convert;
+mod listing;
+mod multipart;
+mod objects;
+
+use std::sync::Arc;
+
+use ferrobase_core::auth::Claims;
+use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::{ErrorCode, Namespace};
+use ferrobase_storage::{Storage, StorageError};
+use s3s::dto;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::keys::AccessKeys;
+use crate::auth::{Authorizer, Identity};
+use crate::state::AppState;
+
+/// The S3 operations of one server.
+#[derive(Debug, Clone)]
+pub struct S3Frontend {
+    state: AppState,
+    storage: Arc<Storage>,
+    keys: Arc<AccessKeys>,
+}
+
+impl S3Frontend {
+    pub fn new(state: AppState, storage: Arc<Storage>, keys: Arc<AccessKeys>) -> Self {
+        S3Frontend {
+            state,
+            storage,
+            keys,
+        }
+    }
+
+    /// The namespace of the request's access key, once the policy allows `action` on `path`.
+    async fn authorize<T>(
+        &self,
+        req: &S3Request<T>,
+        action: Action,
+        path: &str,
+    ) -> S3Result<Namespace> {
+        let credentials = req
+            .credentials
+            .as_ref()
+            .ok_or_else(|| s3_error!(AccessDenied, "anonymous requests are not allowed"))?;
+        let key = self
+            .keys
+            .get(&credentials.access_key)
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
+        let claims = Claims {
+            sub: key.access_key_id.clone(),
+            exp: u64::MAX,
+            iat: None,
+            ns: Some(key.ns.clone()),
+            role: key.role,
+            scopes: None,
+        };
+        let identity = Identity(claims);
+        let authorizer = Authorizer::for_namespace(&self.state, &identity, &key.ns)
+            .await
+            .map_err(api_to_s3)?;
+        authorizer
+            .require(action, Resource::new(Service::Storage, path))
+            .map_err(api_to_s3)?;
+        Ok(key.ns)
+    }
+}
+
+fn api_to_s3(error: crate::error::ApiError) -> S3Error {
+    match error.code {
+        ErrorCode::PermissionDenied | ErrorCode::Unauthenticated => {
+            S3Error::with_message(S3ErrorCode::AccessDenied, error.message)
+        }
+        _ => S3Error::with_message(S3ErrorCode::InternalError, "internal error"),
+    }
+}
+
+/// The one mapping from storage errors to S3 error codes.
+pub fn storage_to_s3(error: StorageError) -> S3Error {
+    let code = match &error {
+        StorageError::InvalidBucketName { .. } => S3ErrorCode::InvalidBucketName,
+        StorageError::InvalidKey(_) | StorageError::InvalidArgument(_) => {
+            S3ErrorCode::InvalidArgument
+        }
+        StorageError::KeyTooLong { .. } => S3ErrorCode::KeyTooLongError,
+        StorageError::NoSuchBucket(_) => S3ErrorCode::NoSuchBucket,
+        StorageError::NoSuchKey { .. } => S3ErrorCode::NoSuchKey,
+        StorageError::NoSuchUpload(_) => S3ErrorCode::NoSuchUpload,
+        StorageError::BucketAlreadyExists(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
+        StorageError::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
+        StorageError::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
+        StorageError::NotModified { .. } => S3ErrorCode::NotModified,
+        StorageError::InvalidRange { .. } => S3ErrorCode::InvalidRange,
+        StorageError::BadDigest => S3ErrorCode::BadDigest,
+        StorageError::InvalidPart(_) => S3ErrorCode::InvalidPart,
+        StorageError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        StorageError::EntityTooSmall { .. } => S3ErrorCode::EntityTooSmall,
+        StorageError::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
+        StorageError::Backend(_) | StorageError::Records(_) => {
+            tracing::error!(%error, "storage failure");
+            return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
+        }
+    };
+    let mut s3_error = S3Error::with_message(code, error.to_string());
+    if let StorageError::NotModified { etag, .. } = &error {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(value) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
+            headers.insert(http::header::ETAG, value);
+        }
+        s3_error.set_headers(headers);
+    }
+    s3_error
+}
+
+#[async_trait::async_trait]
+impl S3 for S3Frontend {
+    async fn list_buckets(
+        &self,
+        req: S3Request<dto::ListBucketsInput>,
+    ) -> S3Result<S3Response<dto::ListBucketsOutput>> {
+        buckets::list_buckets(self, req).await
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<dto::CreateBucketInput>,
+    ) -> S3Result<S3Response<dto::CreateBucketOutput>> {
+        buckets::create_bucket(self, req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<dto::HeadBucketInput>,
+    ) -> S3Result<S3Response<dto::HeadBucketOutput>> {
+        buckets::head_bucket(self, req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<dto::GetBucketLocationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketLocationOutput>> {
+        buckets::get_bucket_location(self, req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<dto::DeleteBucketInput>,
+    ) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
+        buckets::delete_bucket(self, req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<dto::PutObjectInput>,
+    ) -> S3Result<S3Response<dto::PutObjectOutput>> {
+        objects::put_object(self, req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<dto::GetObjectInput>,
+    ) -> S3Result<S3Response<dto::GetObjectOutput>> {
+        objects::get_object(self, req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<dto::HeadObjectInput>,
+    ) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+        objects::head_object(self, req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<dto::DeleteObjectInput>,
+    ) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
+        objects::delete_object(self, req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<dto::DeleteObjectsInput>,
+    ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
+        objects::delete_objects(self, req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<dto::CopyObjectInput>,
+    ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+        objects::copy_object(self, req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<dto::CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        multipart::create_multipart_upload(self, req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<dto::UploadPartInput>,
+    ) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        multipart::upload_part(self, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<dto::CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+        multipart::complete_multipart_upload(self, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<dto::AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+        multipart::abort_multipart_upload(self, req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<dto::ListPartsInput>,
+    ) -> S3Result<S3Response<dto::ListPartsOutput>> {
+        multipart::list_parts(self, req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<dto::ListObjectsV2Input>,
+    ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
+        listing::list_objects_v2(self, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<dto::ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
+        listing::list_multipart_uploads(self, req).await
+    }
+}

@@ -1,0 +1,169 @@
+//! Multipart uploads: create, upload a part, complete, abort and list the parts.
+
+use ferrobase_core::event::Causation;
+use ferrobase_core::policy::Action;
+use ferrobase_storage::{CompletedPart, PutOptions};
+use s3s::dto::{self, ETag};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::convert::{body_stream, content_md5, etag, metadata, timestamp, write_conditions};
+use super::{S3Frontend, storage_to_s3};
+
+pub(super) async fn create_multipart_upload(
+    frontend: &S3Frontend,
+    req: S3Request<dto::CreateMultipartUploadInput>,
+) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Write, &path).await?;
+    let input = req.input;
+    let options = PutOptions {
+        content_type: input.content_type,
+        metadata: metadata(input.metadata),
+        ..PutOptions::default()
+    };
+    let upload_id = frontend
+        .storage
+        .create_multipart(&ns, &input.bucket, &input.key, options)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload_id),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn upload_part(
+    frontend: &S3Frontend,
+    req: S3Request<dto::UploadPartInput>,
+) -> S3Result<S3Response<dto::UploadPartOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Write, &path).await?;
+    let input = req.input;
+    let number = u32::try_from(input.part_number)
+        .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
+    let part = frontend
+        .storage
+        .upload_part(
+            &ns,
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            number,
+            body_stream(input.body),
+            content_md5(input.content_md5.as_deref())?,
+        )
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::UploadPartOutput {
+        e_tag: Some(etag(&part.etag)),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn complete_multipart_upload(
+    frontend: &S3Frontend,
+    req: S3Request<dto::CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Write, &path).await?;
+    let input = req.input;
+    let parts = input
+        .multipart_upload
+        .and_then(|upload| upload.parts)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|part| {
+            Ok(CompletedPart {
+                part_number: part
+                    .part_number
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| s3_error!(InvalidPart, "a part has no part number"))?,
+                etag: part
+                    .e_tag
+                    .map(ETag::into_value)
+                    .ok_or_else(|| s3_error!(InvalidPart, "a part has no ETag"))?,
+            })
+        })
+        .collect::<S3Result<Vec<_>>>()?;
+    let conditions = write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let info = frontend
+        .storage
+        .complete_multipart(
+            &ns,
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            &parts,
+            &conditions,
+            Causation::default(),
+        )
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::CompleteMultipartUploadOutput {
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        e_tag: Some(etag(&info.etag)),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn abort_multipart_upload(
+    frontend: &S3Frontend,
+    req: S3Request<dto::AbortMultipartUploadInput>,
+) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Write, &path).await?;
+    frontend
+        .storage
+        .abort_multipart(&ns, &req.input.bucket, &req.input.key, &req.input.upload_id)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::AbortMultipartUploadOutput::default()))
+}
+
+pub(super) async fn list_parts(
+    frontend: &S3Frontend,
+    req: S3Request<dto::ListPartsInput>,
+) -> S3Result<S3Response<dto::ListPartsOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Read, &path).await?;
+    let input = req.input;
+    let max = input
+        .max_parts
+        .map(|n| usize::try_from(n).unwrap_or(0).clamp(1, 1000))
+        .unwrap_or(1000);
+    let after = input
+        .part_number_marker
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0);
+    let (parts, truncated) = frontend
+        .storage
+        .list_parts(&ns, &input.bucket, &input.key, &input.upload_id, after, max)
+        .await
+        .map_err(storage_to_s3)?;
+    let next = parts.last().map(|part| part.part_number as i32);
+    let parts = parts
+        .into_iter()
+        .map(|part| dto::Part {
+            e_tag: Some(etag(&part.etag)),
+            last_modified: Some(timestamp(part.last_modified_ms)),
+            part_number: Some(part.part_number as i32),
+            size: Some(part.size as i64),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(dto::ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(input.upload_id),
+        max_parts: Some(max as i32),
+        is_truncated: Some(truncated),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: if truncated { next } else { None },
+        parts: Some(parts),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,237 @@
+//! Object operations: put, get, head, delete (one or many) and copy.
+
+use ferrobase_core::event::Causation;
+use ferrobase_core::policy::Action;
+use ferrobase_storage::{GetOptions, PutOptions};
+use s3s::dto;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::convert::{
+    blob, body_stream, content_md5, etag, metadata, out_metadata, range, read_conditions,
+    timestamp, write_conditions,
+};
+use super::{S3Frontend, storage_to_s3};
+
+pub(super) async fn put_object(
+    frontend: &S3Frontend,
+    req: S3Request<dto::PutObjectInput>,
+) -> S3Result<S3Response<dto::PutObjectOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Write, &path).await?;
+    let input = req.input;
+    let options = PutOptions {
+        content_type: input.content_type,
+        metadata: metadata(input.metadata),
+        content_md5: content_md5(input.content_md5.as_deref())?,
+        conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+        causation: Causation::default(),
+    };
+    let info = frontend
+        .storage
+        .put_object(
+            &ns,
+            &input.bucket,
+            &input.key,
+            body_stream(input.body),
+            options,
+        )
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::PutObjectOutput {
+        e_tag: Some(etag(&info.etag)),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn get_object(
+    frontend: &S3Frontend,
+    req: S3Request<dto::GetObjectInput>,
+) -> S3Result<S3Response<dto::GetObjectOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Read, &path).await?;
+    let input = req.input;
+    let options = GetOptions {
+        range: range(input.range),
+        conditions: read_conditions(
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        ),
+    };
+    let object = frontend
+        .storage
+        .get_object(&ns, &input.bucket, &input.key, &options)
+        .await
+        .map_err(storage_to_s3)?;
+    let info = &object.info;
+    let (content_length, content_range) = match &object.range {
+        Some(span) => (
+            span.end - span.start,
+            Some(format!(
+                "bytes {}-{}/{}",
+                span.start,
+                span.end - 1,
+                info.size
+            )),
+        ),
+        None => (info.size, None),
+    };
+    Ok(S3Response::new(dto::GetObjectOutput {
+        accept_ranges: Some("bytes".to_owned()),
+        content_length: Some(content_length as i64),
+        content_range,
+        content_type: Some(info.content_type.clone()),
+        e_tag: Some(etag(&info.etag)),
+        last_modified: Some(timestamp(info.last_modified_ms)),
+        metadata: out_metadata(&info.metadata),
+        parts_count: info.parts.map(|n| n as i32),
+        body: Some(blob(object.body)),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn head_object(
+    frontend: &S3Frontend,
+    req: S3Request<dto::HeadObjectInput>,
+) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Read, &path).await?;
+    let input = req.input;
+    let options = GetOptions {
+        range: None,
+        conditions: read_conditions(
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        ),
+    };
+    let info = frontend
+        .storage
+        .head_object(&ns, &input.bucket, &input.key, &options)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::HeadObjectOutput {
+        accept_ranges: Some("bytes".to_owned()),
+        content_length: Some(info.size as i64),
+        content_type: Some(info.content_type.clone()),
+        e_tag: Some(etag(&info.etag)),
+        last_modified: Some(timestamp(info.last_modified_ms)),
+        metadata: out_metadata(&info.metadata),
+        parts_count: info.parts.map(|n| n as i32),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn delete_object(
+    frontend: &S3Frontend,
+    req: S3Request<dto::DeleteObjectInput>,
+) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Write, &path).await?;
+    frontend
+        .storage
+        .delete_object(&ns, &req.input.bucket, &req.input.key, Causation::default())
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::DeleteObjectOutput::default()))
+}
+
+pub(super) async fn delete_objects(
+    frontend: &S3Frontend,
+    req: S3Request<dto::DeleteObjectsInput>,
+) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
+    let bucket = req.input.bucket.clone();
+    let ns = frontend.authorize(&req, Action::Write, &bucket).await?;
+    let quiet = req.input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for object in &req.input.delete.objects {
+        let path = format!("{bucket}/{}", object.key);
+        let outcome = match frontend.authorize(&req, Action::Write, &path).await {
+            Ok(_) => frontend
+                .storage
+                .delete_object(&ns, &bucket, &object.key, Causation::default())
+                .await
+                .map_err(storage_to_s3),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(_) => {
+                if !quiet {
+                    deleted.push(dto::DeletedObject {
+                        key: Some(object.key.clone()),
+                        ..Default::default()
+                    });
+                }
+            }
+            Err(error) => errors.push(dto::Error {
+                code: Some(error.code().as_str().to_owned()),
+                key: Some(object.key.clone()),
+                message: error.message().map(str::to_owned),
+                version_id: None,
+            }),
+        }
+    }
+    Ok(S3Response::new(dto::DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn copy_object(
+    frontend: &S3Frontend,
+    req: S3Request<dto::CopyObjectInput>,
+) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+    let (source_bucket, source_key) = match &req.input.copy_source {
+        dto::CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+        dto::CopySource::AccessPoint { .. } | dto::CopySource::Outpost { .. } => {
+            return Err(s3_error!(NotImplemented, "access points are not supported"));
+        }
+    };
+    let ns = frontend
+        .authorize(&req, Action::Read, &format!("{source_bucket}/{source_key}"))
+        .await?;
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    frontend.authorize(&req, Action::Write, &path).await?;
+    let input = req.input;
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|directive| directive.as_str() == dto::MetadataDirective::REPLACE);
+    let replace = replace.then(|| PutOptions {
+        content_type: input.content_type.clone(),
+        metadata: metadata(input.metadata.clone()),
+        ..PutOptions::default()
+    });
+    let conditions = read_conditions(
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    );
+    let info = frontend
+        .storage
+        .copy_object(
+            &ns,
+            &source_bucket,
+            &source_key,
+            &conditions,
+            &input.bucket,
+            &input.key,
+            replace,
+            Causation::default(),
+        )
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::CopyObjectOutput {
+        copy_object_result: Some(dto::CopyObjectResult {
+            e_tag: Some(etag(&info.etag)),
+            last_modified: Some(timestamp(info.last_modified_ms)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
