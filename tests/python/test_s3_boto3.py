@@ -250,6 +250,36 @@ class Listing(unittest.TestCase):
         more = S3.list_objects_v2(Bucket=self.bucket, Delimiter="/", MaxKeys=2, ContinuationToken=two["NextContinuationToken"])
         self.assertEqual([p["Prefix"] for p in more["CommonPrefixes"]], ["dir2/", "dir3/"])
 
+    def test_v1_marker_pagination_over_all_keys(self):
+        seen, marker = [], ""
+        while True:
+            page = S3.list_objects(Bucket=self.bucket, Marker=marker, MaxKeys=1000)
+            keys = [obj["Key"] for obj in page.get("Contents", [])]
+            self.assertEqual(page["Marker"], marker)
+            self.assertNotIn("NextMarker", page, "NextMarker comes only with a delimiter")
+            seen.extend(keys)
+            if not page["IsTruncated"]:
+                break
+            marker = keys[-1]
+        self.assertEqual(seen, self.keys)
+        paged = S3.get_paginator("list_objects").paginate(Bucket=self.bucket, Prefix="dir2/", PaginationConfig={"PageSize": 150})
+        pages = list(paged)
+        self.assertEqual(len(pages), 4)
+        self.assertEqual([o["Key"] for p in pages for o in p["Contents"]], [k for k in self.keys if k.startswith("dir2/")])
+
+    def test_v1_delimiter_with_next_marker(self):
+        two = S3.list_objects(Bucket=self.bucket, Delimiter="/", MaxKeys=2)
+        self.assertEqual([p["Prefix"] for p in two["CommonPrefixes"]], ["dir0/", "dir1/"])
+        self.assertEqual((two["IsTruncated"], two["NextMarker"], two["Delimiter"]), (True, "dir1/", "/"))
+        rest = S3.list_objects(Bucket=self.bucket, Delimiter="/", Marker=two["NextMarker"])
+        self.assertEqual([p["Prefix"] for p in rest["CommonPrefixes"]], ["dir2/", "dir3/", "dir4/"])
+        self.assertFalse(rest["IsTruncated"])
+        self.assertNotIn("NextMarker", rest)
+        within = S3.list_objects(Bucket=self.bucket, Prefix="dir4/file0249", Delimiter="/", MaxKeys=1)
+        self.assertEqual([o["Key"] for o in within["Contents"]], ["dir4/file02494"])
+        self.assertEqual(within["NextMarker"], "dir4/file02494")
+        self.assertEqual(error_code(S3.list_objects, Bucket="py-no-such-bucket"), "NoSuchBucket")
+
 
 class Multipart(unittest.TestCase):
     PART = 8 * MIB

@@ -238,6 +238,13 @@ impl S3 for S3Frontend {
         multipart::list_parts(self, req).await
     }
 
+    async fn list_objects(
+        &self,
+        req: S3Request<dto::ListObjectsInput>,
+    ) -> S3Result<S3Response<dto::ListObjectsOutput>> {
+        listing::list_objects(self, req).await
+    }
+
     async fn list_objects_v2(
         &self,
         req: S3Request<dto::ListObjectsV2Input>,
