@@ -39,7 +39,8 @@ pub use backend::{Backend, BackendConfig, S3BackendConfig};
 pub use error::StorageError;
 pub use model::{
     BucketInfo, ByteRange, CompletedPart, GetOptions, ListPage, ListQuery, ObjectInfo, PartInfo,
-    PutOptions, ReadConditions, SweepReport, UploadInfo, WriteConditions,
+    PutOptions, ReadConditions, SweepReport, UploadInfo, UploadMarker, UploadPage, UploadQuery,
+    WriteConditions,
 };
 
 use model::{BucketRecord, validate_bucket};

@@ -324,6 +324,45 @@ pub struct UploadInfo {
     pub initiated_ms: u64,
 }
 
+/// Where a listing of uploads resumes: after this key, or, with an upload id, after that
+/// upload of this key (S3's `key-marker` and `upload-id-marker`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadMarker {
+    pub key: String,
+    pub upload_id: Option<String>,
+}
+
+/// A listing request of the multipart uploads in progress (ListMultipartUploads semantics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub after: Option<UploadMarker>,
+    /// 1 to [`MAX_LIST_KEYS`]; uploads and common prefixes count alike.
+    pub max_uploads: usize,
+}
+
+impl Default for UploadQuery {
+    fn default() -> Self {
+        UploadQuery {
+            prefix: String::new(),
+            delimiter: None,
+            after: None,
+            max_uploads: MAX_LIST_KEYS,
+        }
+    }
+}
+
+/// One page of uploads, by key then upload id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UploadPage {
+    pub uploads: Vec<UploadInfo>,
+    pub common_prefixes: Vec<String>,
+    /// Where the next page starts (pass it back as `after`); `None` on the last page. Its
+    /// upload id is unset when the page ended with a common prefix.
+    pub next: Option<UploadMarker>,
+}
+
 /// A part named in CompleteMultipartUpload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedPart {

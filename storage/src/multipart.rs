@@ -13,8 +13,9 @@ use md5::{Digest, Md5};
 
 use crate::backend::blob_path;
 use crate::model::{
-    Blob, CompletedPart, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord, PartInfo, PartRecord,
-    UploadInfo, UploadRecord, WriteConditions, bare_etag, validate_bucket,
+    Blob, CompletedPart, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord, PartInfo,
+    PartRecord, UploadInfo, UploadMarker, UploadPage, UploadQuery, UploadRecord, WriteConditions,
+    bare_etag, validate_bucket,
 };
 use crate::objects::{new_blob_id, object_record_key};
 use crate::{
@@ -258,6 +259,69 @@ impl Storage {
                 }
             }
         }
+    }
+
+    /// One page of the uploads in progress, by key then upload id, with keys sharing a
+    /// prefix up to the delimiter rolled up into common prefixes. Reads every upload of the
+    /// bucket per page: uploads in progress are few, and their records are keyed by upload id.
+    pub async fn list_uploads_page(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        query: &UploadQuery,
+    ) -> Result<UploadPage, StorageError> {
+        if !(1..=MAX_LIST_KEYS).contains(&query.max_uploads) {
+            return Err(StorageError::InvalidArgument(format!(
+                "max-uploads must be between 1 and {MAX_LIST_KEYS}"
+            )));
+        }
+        let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut page = UploadPage::default();
+        let mut last: Option<UploadMarker> = None;
+        for upload in self.list_uploads(ns, bucket, &query.prefix).await? {
+            if let Some(marker) = &query.after {
+                let after = match &marker.upload_id {
+                    Some(id) => (&upload.key, &upload.upload_id) > (&marker.key, id),
+                    None => upload.key > marker.key,
+                };
+                if !after {
+                    continue;
+                }
+            }
+            let rolled = delimiter.and_then(|d| {
+                upload.key[query.prefix.len()..]
+                    .find(d)
+                    .map(|at| upload.key[..query.prefix.len() + at + d.len()].to_owned())
+            });
+            if let Some(common) = &rolled
+                // Rolled up already, on this page or (a marker that is a prefix) the last.
+                && (page.common_prefixes.last() == Some(common)
+                    || query.after.as_ref().is_some_and(|m| common <= &m.key))
+            {
+                continue;
+            }
+            if page.uploads.len() + page.common_prefixes.len() == query.max_uploads {
+                page.next = last;
+                return Ok(page);
+            }
+            match rolled {
+                Some(common) => {
+                    last = Some(UploadMarker {
+                        key: common.clone(),
+                        upload_id: None,
+                    });
+                    page.common_prefixes.push(common);
+                }
+                None => {
+                    last = Some(UploadMarker {
+                        key: upload.key.clone(),
+                        upload_id: Some(upload.upload_id.clone()),
+                    });
+                    page.uploads.push(upload);
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// Assembles the listed parts into the object: visible, with its event, in one commit.

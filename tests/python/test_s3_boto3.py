@@ -378,6 +378,41 @@ class Multipart(unittest.TestCase):
         self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key=key), "404")
         self.assertEqual(events(f"{self.bucket}/{key}"), [], "an aborted upload emits nothing")
 
+    def test_list_multipart_uploads_pages(self):
+        bucket = new_bucket()
+        keys = ["mp/a", "mp/a", "mp/b", "mp/c", "mp/c", "mp/dir/x", "other"]
+        for key in keys:
+            S3.create_multipart_upload(Bucket=bucket, Key=key)
+        everything = S3.list_multipart_uploads(Bucket=bucket)
+        self.assertFalse(everything["IsTruncated"])
+        listed = [(u["Key"], u["UploadId"]) for u in everything["Uploads"]]
+        self.assertEqual([key for key, _ in listed], sorted(keys))
+        seen, key_marker, id_marker = [], "", ""
+        while True:
+            page = S3.list_multipart_uploads(Bucket=bucket, MaxUploads=2, KeyMarker=key_marker, UploadIdMarker=id_marker)
+            self.assertEqual(page["MaxUploads"], 2)
+            seen.extend((u["Key"], u["UploadId"]) for u in page["Uploads"])
+            if not page["IsTruncated"]:
+                break
+            self.assertEqual((page["NextKeyMarker"], page["NextUploadIdMarker"]), seen[-1])
+            key_marker, id_marker = page["NextKeyMarker"], page["NextUploadIdMarker"]
+        self.assertEqual(seen, listed)
+        paged = S3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})
+        self.assertEqual([(u["Key"], u["UploadId"]) for p in paged for u in p["Uploads"]], listed)
+        after_a = S3.list_multipart_uploads(Bucket=bucket, KeyMarker="mp/a")
+        self.assertEqual([u["Key"] for u in after_a["Uploads"]], ["mp/b", "mp/c", "mp/c", "mp/dir/x", "other"])
+        rolled = S3.list_multipart_uploads(Bucket=bucket, Prefix="mp/", Delimiter="/", MaxUploads=3)
+        self.assertEqual([u["Key"] for u in rolled["Uploads"]], ["mp/a", "mp/a", "mp/b"])
+        self.assertTrue(rolled["IsTruncated"])
+        rest = S3.list_multipart_uploads(
+            Bucket=bucket, Prefix="mp/", Delimiter="/", KeyMarker=rolled["NextKeyMarker"], UploadIdMarker=rolled["NextUploadIdMarker"]
+        )
+        self.assertEqual([u["Key"] for u in rest["Uploads"]], ["mp/c", "mp/c"])
+        self.assertEqual([p["Prefix"] for p in rest["CommonPrefixes"]], ["mp/dir/"])
+        self.assertFalse(rest["IsTruncated"])
+        for key, upload_id in listed:
+            S3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
 
 class Presigned(unittest.TestCase):
     def test_get_and_put_through_curl(self):

@@ -3,8 +3,8 @@
 use base64::Engine as _;
 use ferrobase_core::Namespace;
 use ferrobase_core::policy::Action;
-use ferrobase_storage::ListQuery;
 use ferrobase_storage::model::MAX_LIST_KEYS;
+use ferrobase_storage::{ListQuery, UploadMarker, UploadQuery};
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -156,19 +156,38 @@ pub(super) async fn list_objects(
     }))
 }
 
+/// ListMultipartUploads, in pages: by key, then upload id (which grows with initiation time,
+/// as S3 orders them), resuming after `key-marker` and `upload-id-marker`.
 pub(super) async fn list_multipart_uploads(
     frontend: &S3Frontend,
     req: S3Request<dto::ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
     let bucket = req.input.bucket.clone();
     let ns = frontend.authorize(&req, Action::Read, &bucket).await?;
-    let prefix = req.input.prefix.clone().unwrap_or_default();
-    let uploads = frontend
+    let input = req.input;
+    let max = max_keys(input.max_uploads).max(1);
+    // As in S3, an upload id marker means nothing without a key marker.
+    let after = input
+        .key_marker
+        .clone()
+        .filter(|key| !key.is_empty())
+        .map(|key| UploadMarker {
+            key,
+            upload_id: input.upload_id_marker.clone().filter(|id| !id.is_empty()),
+        });
+    let query = UploadQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after,
+        max_uploads: max,
+    };
+    let page = frontend
         .storage
-        .list_uploads(&ns, &bucket, &prefix)
+        .list_uploads_page(&ns, &bucket, &query)
         .await
         .map_err(storage_to_s3)?;
-    let uploads = uploads
+    let uploads = page
+        .uploads
         .into_iter()
         .map(|upload| dto::MultipartUpload {
             initiated: Some(timestamp(upload.initiated_ms)),
@@ -177,11 +196,29 @@ pub(super) async fn list_multipart_uploads(
             ..Default::default()
         })
         .collect();
+    let common_prefixes = page
+        .common_prefixes
+        .into_iter()
+        .map(|prefix| dto::CommonPrefix {
+            prefix: Some(prefix),
+        })
+        .collect();
+    let (next_key_marker, next_upload_id_marker) = match page.next {
+        Some(next) => (Some(next.key), next.upload_id),
+        None => (None, None),
+    };
     Ok(S3Response::new(dto::ListMultipartUploadsOutput {
         bucket: Some(bucket),
-        prefix: req.input.prefix,
-        is_truncated: Some(false),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(next_key_marker.is_some()),
+        next_key_marker,
+        next_upload_id_marker,
         uploads: Some(uploads),
+        common_prefixes: Some(common_prefixes),
         ..Default::default()
     }))
 }
