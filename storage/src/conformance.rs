@@ -4,8 +4,8 @@
 //! expands them into one `#[tokio::test]` per check for a given constructor, so that local
 //! files and S3 are held to exactly the same behaviour.
 //!
-//! The object, condition and bucket checks live here; listing, multipart and copy checks in
-//! the submodules of the same names.
+//! The object, condition and bucket checks live here; listing, multipart, copy and bucket
+//! race checks in the submodules of the same names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,10 +24,12 @@ use crate::{
     Storage, StorageError, WriteConditions,
 };
 
+mod buckets;
 mod copy;
 mod listing;
 mod multipart;
 
+pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use copy::copy_objects;
 pub use listing::listing;
 pub use multipart::{multipart_abort_and_small_parts, multipart_upload};
@@ -745,7 +747,8 @@ macro_rules! storage_conformance_tests {
             bucket_lifecycle, put_get_head_delete_with_events, overwrite_replaces_body,
             range_reads, conditional_reads, conditional_writes, failed_uploads_leave_nothing,
             large_bodies_stream, listing, multipart_upload, multipart_abort_and_small_parts,
-            copy_objects, namespaces_are_isolated, orphan_sweep, key_rules);
+            copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
+            bucket_delete_races_a_put, bucket_delete_interrupted);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -25,6 +25,9 @@ pub enum StorageError {
     BucketAlreadyExists(String),
     #[error("bucket {0:?} is not empty")]
     BucketNotEmpty(String),
+    /// A conflicting operation (a delete of the bucket) is in progress; try again.
+    #[error("bucket {0:?} is being deleted")]
+    BucketBusy(String),
     /// A conditional request's precondition did not hold; nothing was written.
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
@@ -74,9 +77,9 @@ impl StorageError {
             StorageError::NoSuchBucket(_)
             | StorageError::NoSuchKey { .. }
             | StorageError::NoSuchUpload(_) => ErrorCode::NotFound,
-            StorageError::BucketAlreadyExists(_) | StorageError::BucketNotEmpty(_) => {
-                ErrorCode::Conflict
-            }
+            StorageError::BucketAlreadyExists(_)
+            | StorageError::BucketNotEmpty(_)
+            | StorageError::BucketBusy(_) => ErrorCode::Conflict,
             StorageError::PreconditionFailed(_) | StorageError::NotModified { .. } => {
                 ErrorCode::PreconditionFailed
             }

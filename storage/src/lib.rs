@@ -31,7 +31,7 @@ pub mod conformance;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferrobase_core::records::{RecordCommit, RecordCondition, RecordStore};
+use ferrobase_core::records::{RecordCommit, RecordCondition, RecordError, RecordStore};
 use ferrobase_core::{Clock, Namespace};
 use futures::stream::BoxStream;
 
@@ -79,6 +79,10 @@ pub(crate) mod keys {
 /// read and its commit.
 const WRITE_RETRIES: usize = 16;
 
+/// How long a bucket's deleting mark holds off writes. A delete checks emptiness within
+/// milliseconds; an older mark was left by a crash and is cleared by the next write.
+const STALE_DELETE_MARK_MS: u64 = 60_000;
+
 /// The storage service: buckets and objects of every namespace.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -113,6 +117,11 @@ impl Storage {
         }
     }
 
+    /// The metadata store (tests wrap it to force interleavings).
+    pub fn records(&self) -> &Arc<dyn RecordStore> {
+        &self.records
+    }
+
     /// The backend the bodies live in.
     pub fn backend(&self) -> &Backend {
         &self.backend
@@ -126,6 +135,7 @@ impl Storage {
         validate_bucket(bucket)?;
         let record = BucketRecord {
             created_ms: self.now_ms(),
+            deleting_since_ms: None,
         };
         let key = keys::bucket(bucket);
         let commit = RecordCommit {
@@ -184,31 +194,112 @@ impl Storage {
     }
 
     /// Deletes an empty bucket (no objects, no multipart uploads in progress).
+    ///
+    /// Checking that the bucket is empty and removing it are two steps, so the bucket is
+    /// marked as being deleted first and removed only if its record is still the marked
+    /// version. An object or upload commit pins an unmarked version of the record (see
+    /// [`Storage::bucket_condition`]): it either committed before the mark, and the check
+    /// sees it, or it fails. Without the mark, a PUT committing between the check and the
+    /// removal would leave an object in no bucket, which a new bucket of the same name would
+    /// show.
     pub async fn delete_bucket(&self, ns: &Namespace, bucket: &str) -> Result<(), StorageError> {
-        self.head_bucket(ns, bucket).await?;
-        let objects = self
-            .records
-            .scan(ns, &keys::objects(bucket), None, 1)
-            .await?;
-        let uploads = self
-            .records
-            .scan(ns, &keys::uploads(bucket), None, 1)
-            .await?;
-        if !objects.is_empty() || !uploads.is_empty() {
-            return Err(StorageError::BucketNotEmpty(bucket.to_owned()));
+        validate_bucket(bucket)?;
+        let key = keys::bucket(bucket);
+        for _ in 0..WRITE_RETRIES {
+            let Some(current) = self.records.get(ns, &key).await? else {
+                return Err(StorageError::NoSuchBucket(bucket.to_owned()));
+            };
+            let mut record: BucketRecord = decode(&current.value)?;
+            record.deleting_since_ms = Some(self.now_ms());
+            let marked = match self
+                .write_bucket(ns, &key, current.version, Some(encode(&record)?))
+                .await
+            {
+                Ok(version) => version,
+                Err(RecordError::ConditionFailed { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            let objects = self
+                .records
+                .scan(ns, &keys::objects(bucket), None, 1)
+                .await?;
+            let uploads = self
+                .records
+                .scan(ns, &keys::uploads(bucket), None, 1)
+                .await?;
+            if !objects.is_empty() || !uploads.is_empty() {
+                record.deleting_since_ms = None;
+                match self
+                    .write_bucket(ns, &key, marked, Some(encode(&record)?))
+                    .await
+                {
+                    // A condition failure: another delete marked it since, and will finish.
+                    Ok(_) | Err(RecordError::ConditionFailed { .. }) => {}
+                    Err(error) => return Err(error.into()),
+                }
+                return Err(StorageError::BucketNotEmpty(bucket.to_owned()));
+            }
+            match self.write_bucket(ns, &key, marked, None).await {
+                Ok(_) => return Ok(()),
+                Err(RecordError::ConditionFailed { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
         }
+        Err(StorageError::BucketBusy(bucket.to_owned()))
+    }
+
+    /// Writes (or with `None` removes) the bucket record if it is still at `version`;
+    /// returns the new version.
+    async fn write_bucket(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        version: u64,
+        value: Option<Bytes>,
+    ) -> Result<u64, RecordError> {
         let commit = RecordCommit {
-            conditions: vec![(keys::bucket(bucket), RecordCondition::Exists)],
-            writes: vec![(keys::bucket(bucket), None)],
+            conditions: vec![(key.to_owned(), RecordCondition::Version(version))],
+            writes: vec![(key.to_owned(), value)],
             events: Vec::new(),
         };
-        match self.records.commit(ns, commit).await {
-            Ok(_) => Ok(()),
-            Err(ferrobase_core::records::RecordError::ConditionFailed { .. }) => {
-                Err(StorageError::NoSuchBucket(bucket.to_owned()))
+        let outcome = self.records.commit(ns, commit).await?;
+        Ok(outcome.versions.first().copied().unwrap_or_default())
+    }
+
+    /// The commit condition that pins the bucket for a write adding an object or an upload:
+    /// NoSuchBucket when it is gone, BucketBusy while a delete is checking that it is empty.
+    pub(crate) async fn bucket_condition(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+    ) -> Result<(String, RecordCondition), StorageError> {
+        let key = keys::bucket(bucket);
+        for _ in 0..WRITE_RETRIES {
+            let Some(current) = self.records.get(ns, &key).await? else {
+                return Err(StorageError::NoSuchBucket(bucket.to_owned()));
+            };
+            let record: BucketRecord = decode(&current.value)?;
+            let Some(since) = record.deleting_since_ms else {
+                return Ok((key, RecordCondition::Version(current.version)));
+            };
+            if self.now_ms().saturating_sub(since) < STALE_DELETE_MARK_MS {
+                return Err(StorageError::BucketBusy(bucket.to_owned()));
             }
-            Err(error) => Err(error.into()),
+            // A mark this old was left by a delete that crashed: clear it. Were that delete
+            // still running, the new version makes its removal fail.
+            let cleared = BucketRecord {
+                deleting_since_ms: None,
+                ..record
+            };
+            match self
+                .write_bucket(ns, &key, current.version, Some(encode(&cleared)?))
+                .await
+            {
+                Ok(_) | Err(RecordError::ConditionFailed { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
+        Err(StorageError::BucketBusy(bucket.to_owned()))
     }
 
     /// NoSuchBucket unless the bucket exists.

@@ -93,6 +93,11 @@ pub(crate) struct ObjectRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BucketRecord {
     pub created_ms: u64,
+    /// Set while a delete checks that the bucket is empty. Writes that add an object or an
+    /// upload commit only against an unmarked version of this record, so none can slip in
+    /// between that check and the delete (see [`crate::Storage::delete_bucket`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting_since_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,18 +44,21 @@ impl Storage {
             metadata: options.metadata,
             initiated_ms: self.now_ms(),
         };
-        let commit = RecordCommit {
-            conditions: vec![(keys::bucket(bucket), RecordCondition::Exists)],
-            writes: vec![(keys::upload(bucket, &upload_id), Some(encode(&record)?))],
-            events: Vec::new(),
-        };
-        match self.records.commit(ns, commit).await {
-            Ok(_) => Ok(upload_id),
-            Err(RecordError::ConditionFailed { .. }) => {
-                Err(StorageError::NoSuchBucket(bucket.to_owned()))
+        let value = encode(&record)?;
+        for _ in 0..WRITE_RETRIES {
+            let commit = RecordCommit {
+                conditions: vec![self.bucket_condition(ns, bucket).await?],
+                writes: vec![(keys::upload(bucket, &upload_id), Some(value.clone()))],
+                events: Vec::new(),
+            };
+            match self.records.commit(ns, commit).await {
+                Ok(_) => return Ok(upload_id),
+                // The bucket changed (a delete began, or gave up): look again.
+                Err(RecordError::ConditionFailed { .. }) => continue,
+                Err(error) => return Err(error.into()),
             }
-            Err(error) => Err(error.into()),
         }
+        Err(StorageError::BucketBusy(bucket.to_owned()))
     }
 
     async fn read_upload(

@@ -121,7 +121,7 @@ impl Storage {
             let condition = Self::write_condition(conditions, &current)?;
             let (mut conditions_extra, writes_extra) = extra.clone();
             let mut commit_conditions = vec![
-                (keys::bucket(bucket), RecordCondition::Exists),
+                self.bucket_condition(ns, bucket).await?,
                 (record_key.clone(), condition),
             ];
             commit_conditions.append(&mut conditions_extra);
@@ -141,7 +141,8 @@ impl Storage {
                 }
                 Err(RecordError::ConditionFailed { key: failed, .. }) => {
                     if failed == keys::bucket(bucket) {
-                        return Err(StorageError::NoSuchBucket(bucket.to_owned()));
+                        // Deleted or being deleted since: the next round says which.
+                        continue;
                     }
                     if failed != record_key {
                         // An extra condition (the multipart upload) failed.

@@ -100,6 +100,7 @@ pub fn storage_to_s3(error: StorageError) -> S3Error {
         StorageError::NoSuchUpload(_) => S3ErrorCode::NoSuchUpload,
         StorageError::BucketAlreadyExists(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
         StorageError::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
+        StorageError::BucketBusy(_) => S3ErrorCode::OperationAborted,
         StorageError::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
         StorageError::NotModified { .. } => S3ErrorCode::NotModified,
         StorageError::InvalidRange { .. } => S3ErrorCode::InvalidRange,
