@@ -66,6 +66,10 @@ pub struct KeysCreateArgs {
     /// admin, service or user (user keys get only what the namespace policy grants).
     #[arg(long, default_value = "service")]
     pub role: Role,
+    /// The user the key acts as: `{sub}` in policy patterns then matches this subject, as
+    /// for that user's tokens (default: the access key id, which matches no user).
+    #[arg(long)]
+    pub sub: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ Run by `tests/tests/s3_clients.rs` against the real binary, with:
   S3_ENDPOINT                                   the S3 endpoint, e.g. http://127.0.0.1:9000
   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY     a service key of namespace FERROBASE_NS
   FERROBASE_USER_KEY_ID / FERROBASE_USER_SECRET a user key of the same namespace (no policy)
+  FERROBASE_ALICE_KEY_ID / FERROBASE_ALICE_SECRET a user key made with `--sub alice`
   FERROBASE_URL / FERROBASE_TOKEN / FERROBASE_NS the HTTP API and an admin token, for events
 """
 
@@ -454,6 +455,26 @@ class AuthErrors(unittest.TestCase):
         user = client(os.environ["FERROBASE_USER_KEY_ID"], os.environ["FERROBASE_USER_SECRET"])
         self.assertEqual(error_code(user.get_object, Bucket=bucket, Key="secret"), "AccessDenied")
         self.assertEqual(error_code(user.put_object, Bucket=bucket, Key="mine", Body=b"x"), "AccessDenied")
+
+    def test_user_keys_with_a_subject_follow_sub_patterns(self):
+        bucket = new_bucket()
+        policy = {"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{bucket}/{{sub}}/**"]}]}
+        request = urllib.request.Request(
+            f"{os.environ['FERROBASE_URL']}/v1/policies/{NS}",
+            data=json.dumps(policy).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}", "Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request).close()
+        S3.put_object(Bucket=bucket, Key="bob/me.png", Body=b"bob")
+        alice = client(os.environ["FERROBASE_ALICE_KEY_ID"], os.environ["FERROBASE_ALICE_SECRET"])
+        alice.put_object(Bucket=bucket, Key="alice/me.png", Body=b"alice")
+        self.assertEqual(alice.get_object(Bucket=bucket, Key="alice/me.png")["Body"].read(), b"alice")
+        self.assertEqual(error_code(alice.get_object, Bucket=bucket, Key="bob/me.png"), "AccessDenied")
+        self.assertEqual(error_code(alice.put_object, Bucket=bucket, Key="bob/me.png", Body=b"x"), "AccessDenied")
+        key_id = os.environ["FERROBASE_ALICE_KEY_ID"]
+        self.assertEqual(error_code(alice.put_object, Bucket=bucket, Key=f"{key_id}/me.png", Body=b"x"), "AccessDenied")
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="bob/me.png")["Body"].read(), b"bob")
 
 
 if __name__ == "__main__":

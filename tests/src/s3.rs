@@ -35,8 +35,19 @@ impl Server {
 
     /// Creates an access key for `ns` with `role`, through the CLI, while the server runs.
     pub fn s3_key(&self, ns: &str, role: &str) -> anyhow::Result<AccessKey> {
-        let output = Command::new(binary())
-            .args(["keys", "create", "--ns", ns, "--role", role, "--data-dir"])
+        self.s3_key_for(ns, role, None)
+    }
+
+    /// Like [`Server::s3_key`], for the subject `sub` when given (`keys create --sub`): the
+    /// user whose `{sub}` policy patterns the key is held to.
+    pub fn s3_key_for(&self, ns: &str, role: &str, sub: Option<&str>) -> anyhow::Result<AccessKey> {
+        let mut command = Command::new(binary());
+        command.args(["keys", "create", "--ns", ns, "--role", role]);
+        if let Some(sub) = sub {
+            command.args(["--sub", sub]);
+        }
+        let output = command
+            .arg("--data-dir")
             .arg(self.data_dir())
             .output()
             .context("running ferrobase keys create")?;

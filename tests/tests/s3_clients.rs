@@ -14,12 +14,17 @@ const NS: &str = "clients";
 fn run_suite(server: &Server, mut command: Command) {
     let key = server.s3_key(NS, "service").expect("a service key");
     let user = server.s3_key(NS, "user").expect("a user key");
+    let alice = server
+        .s3_key_for(NS, "user", Some("alice"))
+        .expect("a user key for alice");
     command
         .env("S3_ENDPOINT", server.s3_url().expect("the S3 endpoint"))
         .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
         .env("FERROBASE_USER_KEY_ID", &user.access_key_id)
         .env("FERROBASE_USER_SECRET", &user.secret_access_key)
+        .env("FERROBASE_ALICE_KEY_ID", &alice.access_key_id)
+        .env("FERROBASE_ALICE_SECRET", &alice.secret_access_key)
         .env("FERROBASE_URL", &server.url)
         .env(
             "FERROBASE_TOKEN",

@@ -28,7 +28,19 @@ pub struct AccessKey {
     pub secret_access_key: String,
     pub ns: Namespace,
     pub role: Role,
+    /// The subject (a JWT's `sub`) the key acts as, so that `{sub}` in policy patterns means
+    /// the same user for the key as for that user's tokens. Keys made without one act as
+    /// their own access key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
     pub created_ms: u64,
+}
+
+impl AccessKey {
+    /// The subject policies see for this key.
+    pub fn subject(&self) -> &str {
+        self.sub.as_deref().unwrap_or(&self.access_key_id)
+    }
 }
 
 impl std::fmt::Debug for AccessKey {
@@ -37,6 +49,7 @@ impl std::fmt::Debug for AccessKey {
             .field("access_key_id", &self.access_key_id)
             .field("ns", &self.ns)
             .field("role", &self.role)
+            .field("sub", &self.sub)
             .finish_non_exhaustive()
     }
 }
@@ -99,8 +112,13 @@ impl AccessKeys {
         Some(key)
     }
 
-    /// Generates and durably stores a new key.
-    pub fn create(&self, ns: Namespace, role: Role) -> anyhow::Result<AccessKey> {
+    /// Generates and durably stores a new key, acting as `sub` when given.
+    pub fn create(
+        &self,
+        ns: Namespace,
+        role: Role,
+        sub: Option<String>,
+    ) -> anyhow::Result<AccessKey> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let mut rng = rand::rng();
@@ -116,6 +134,7 @@ impl AccessKeys {
             secret_access_key: pick(&mut rng, ANY, SECRET_LEN),
             ns,
             role,
+            sub,
             created_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_millis() as u64,
@@ -148,7 +167,7 @@ impl AccessKeys {
         {
             return Ok(key);
         }
-        let key = self.create(ns.clone(), role)?;
+        let key = self.create(ns.clone(), role, None)?;
         std::fs::create_dir_all(&pointer_dir)?;
         let temp = pointer_dir.join(format!(".{}.tmp", key.access_key_id));
         std::fs::write(&temp, &key.access_key_id)?;
@@ -163,7 +182,10 @@ impl AccessKeys {
 pub fn create_key_command(args: &crate::cli::KeysCreateArgs) -> anyhow::Result<String> {
     let config = args.common.load_config()?;
     let ns = Namespace::parse(&args.ns)?;
-    let key = AccessKeys::new(&config.data_dir).create(ns, args.role)?;
+    if args.sub.as_deref().is_some_and(str::is_empty) {
+        anyhow::bail!("--sub must not be empty");
+    }
+    let key = AccessKeys::new(&config.data_dir).create(ns, args.role, args.sub.clone())?;
     Ok(serde_json::json!({
         "access_key_id": key.access_key_id,
         "secret_access_key": key.secret_access_key,
@@ -182,11 +204,16 @@ mod tests {
         let reader = AccessKeys::new(dir.path());
         assert!(reader.get("FBAAAAAAAAAAAAAAAAAA").is_none());
         let key = writer
-            .create(Namespace::parse("shop").unwrap(), Role::Service)
+            .create(
+                Namespace::parse("shop").unwrap(),
+                Role::User,
+                Some("alice".to_owned()),
+            )
             .unwrap();
         let found = reader.get(&key.access_key_id).expect("found on demand");
         assert_eq!(found.secret_access_key, key.secret_access_key);
         assert_eq!(found.ns.as_str(), "shop");
+        assert_eq!(found.subject(), "alice");
         assert!(reader.get("../../etc/passwd").is_none());
         assert!(
             std::fs::read_dir(keys_dir(dir.path()))

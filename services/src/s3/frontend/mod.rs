@@ -60,7 +60,7 @@ impl S3Frontend {
             .get(&credentials.access_key)
             .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
         let claims = Claims {
-            sub: key.access_key_id.clone(),
+            sub: key.subject().to_owned(),
             exp: u64::MAX,
             iat: None,
             ns: Some(key.ns.clone()),
