@@ -21,7 +21,7 @@ use object_store::ObjectStoreExt;
 use crate::model::MIN_PART_BYTES;
 use crate::{
     ByteRange, ByteStream, CompletedPart, GetOptions, ListQuery, PutOptions, ReadConditions,
-    Storage, StorageError, WriteConditions,
+    Storage, StorageError, UploadMarker, UploadPage, UploadQuery, WriteConditions,
 };
 
 mod buckets;
@@ -34,7 +34,7 @@ pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use conditions::{conditional_reads, conditional_writes};
 pub use copy::copy_objects;
 pub use listing::listing;
-pub use multipart::{multipart_abort_and_small_parts, multipart_upload};
+pub use multipart::{multipart_abort_and_small_parts, multipart_upload, multipart_upload_listing};
 
 /// A storage service under test, the change log its records go to, and its manual clock.
 #[derive(Debug)]
@@ -592,7 +592,7 @@ macro_rules! storage_conformance_tests {
             range_reads, conditional_reads, conditional_writes, failed_uploads_leave_nothing,
             large_bodies_stream, listing, multipart_upload, multipart_abort_and_small_parts,
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
-            bucket_delete_races_a_put, bucket_delete_interrupted);
+            bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
