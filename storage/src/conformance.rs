@@ -4,7 +4,7 @@
 //! expands them into one `#[tokio::test]` per check for a given constructor, so that local
 //! files and S3 are held to exactly the same behaviour.
 //!
-//! The object, condition and bucket checks live here; listing, multipart, copy, bucket race
+//! The object and bucket checks live here; condition, listing, multipart, copy, bucket race
 //! and idempotency checks in the submodules of the same names.
 
 use std::collections::BTreeMap;
@@ -21,20 +21,22 @@ use object_store::ObjectStoreExt;
 use crate::model::MIN_PART_BYTES;
 use crate::{
     ByteRange, ByteStream, CompletedPart, GetOptions, ListQuery, PutOptions, ReadConditions,
-    Storage, StorageError, WriteConditions,
+    Storage, StorageError, UploadMarker, UploadPage, UploadQuery, WriteConditions,
 };
 
 mod buckets;
+mod conditions;
 mod copy;
 mod idempotency;
 mod listing;
 mod multipart;
 
 pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
+pub use conditions::{conditional_reads, conditional_writes};
 pub use copy::copy_objects;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
-pub use multipart::{multipart_abort_and_small_parts, multipart_upload};
+pub use multipart::{multipart_abort_and_small_parts, multipart_upload, multipart_upload_listing};
 
 /// A storage service under test, the change log its records go to, and its manual clock.
 #[derive(Debug)]
@@ -389,164 +391,6 @@ pub async fn range_reads(h: Harness) {
     }
 }
 
-/// Conditional reads follow S3: If-Match and If-Unmodified-Since fail with 412,
-/// If-None-Match and If-Modified-Since answer "not modified".
-pub async fn conditional_reads(h: Harness) {
-    let a = ns("a");
-    bucket(&h, "a", "cnd").await;
-    let etag = put(&h, "a", "cnd", "k", "v").await;
-    let info = h
-        .storage
-        .head_object(&a, "cnd", "k", &GetOptions::default())
-        .await
-        .unwrap();
-    let with = |conditions: ReadConditions| GetOptions {
-        range: None,
-        conditions,
-    };
-    let outcome = |conditions: ReadConditions| {
-        let h = &h;
-        let a = a.clone();
-        async move {
-            h.storage
-                .get_object(&a, "cnd", "k", &with(conditions))
-                .await
-                .map(|_| ())
-        }
-    };
-    assert!(
-        outcome(ReadConditions {
-            if_match: Some(format!("\"{etag}\"")),
-            ..Default::default()
-        })
-        .await
-        .is_ok()
-    );
-    assert!(matches!(
-        outcome(ReadConditions {
-            if_match: Some("\"nope\"".to_owned()),
-            ..Default::default()
-        })
-        .await,
-        Err(StorageError::PreconditionFailed(_))
-    ));
-    assert!(matches!(
-        outcome(ReadConditions {
-            if_none_match: Some(format!("\"{etag}\"")),
-            ..Default::default()
-        })
-        .await,
-        Err(StorageError::NotModified { .. })
-    ));
-    assert!(
-        outcome(ReadConditions {
-            if_none_match: Some("\"other\"".to_owned()),
-            ..Default::default()
-        })
-        .await
-        .is_ok()
-    );
-    let modified = info.last_modified_ms;
-    assert!(matches!(
-        outcome(ReadConditions {
-            if_modified_since_ms: Some(modified + 5_000),
-            ..Default::default()
-        })
-        .await,
-        Err(StorageError::NotModified { .. })
-    ));
-    assert!(
-        outcome(ReadConditions {
-            if_modified_since_ms: Some(modified - 5_000),
-            ..Default::default()
-        })
-        .await
-        .is_ok()
-    );
-    assert!(matches!(
-        outcome(ReadConditions {
-            if_unmodified_since_ms: Some(modified - 5_000),
-            ..Default::default()
-        })
-        .await,
-        Err(StorageError::PreconditionFailed(_))
-    ));
-    assert!(matches!(
-        h.storage
-            .head_object(
-                &a,
-                "cnd",
-                "k",
-                &with(ReadConditions {
-                    if_none_match: Some("*".to_owned()),
-                    ..Default::default()
-                })
-            )
-            .await,
-        Err(StorageError::NotModified { .. })
-    ));
-}
-
-/// Conditional writes: create-only and compare-and-swap on the ETag; a failed condition
-/// writes nothing and logs nothing.
-pub async fn conditional_writes(h: Harness) {
-    let a = ns("a");
-    bucket(&h, "a", "wrt").await;
-    let create_only = PutOptions {
-        conditions: WriteConditions {
-            if_none_match_any: true,
-            ..Default::default()
-        },
-        ..PutOptions::default()
-    };
-    let first = h
-        .storage
-        .put_object(&a, "wrt", "k", text("one"), create_only.clone())
-        .await
-        .unwrap();
-    assert!(matches!(
-        h.storage
-            .put_object(&a, "wrt", "k", text("two"), create_only)
-            .await,
-        Err(StorageError::PreconditionFailed(_))
-    ));
-    let if_match = |tag: &str| PutOptions {
-        conditions: WriteConditions {
-            if_match: Some(tag.to_owned()),
-            ..Default::default()
-        },
-        ..PutOptions::default()
-    };
-    assert!(matches!(
-        h.storage
-            .put_object(&a, "wrt", "k", text("three"), if_match("\"stale\""))
-            .await,
-        Err(StorageError::PreconditionFailed(_))
-    ));
-    assert!(matches!(
-        h.storage
-            .put_object(&a, "wrt", "missing", text("x"), if_match("*"))
-            .await,
-        Err(StorageError::PreconditionFailed(_))
-    ));
-    h.storage
-        .put_object(
-            &a,
-            "wrt",
-            "k",
-            text("four"),
-            if_match(&format!("\"{}\"", first.etag)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        get(&h, "a", "wrt", "k", GetOptions::default()).await,
-        b"four"
-    );
-    assert_eq!(events(&h, "a").await.len(), 2);
-    assert_no_orphans(&h).await;
-}
-
 /// A body that does not match its Content-MD5, or that fails midway, stores nothing, logs
 /// nothing and leaves no blob behind.
 pub async fn failed_uploads_leave_nothing(h: Harness) {
@@ -750,7 +594,8 @@ macro_rules! storage_conformance_tests {
             range_reads, conditional_reads, conditional_writes, failed_uploads_leave_nothing,
             large_bodies_stream, listing, multipart_upload, multipart_abort_and_small_parts,
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
-            bucket_delete_races_a_put, bucket_delete_interrupted, function_writes_apply_once);
+            bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
+            function_writes_apply_once);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

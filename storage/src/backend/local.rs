@@ -33,6 +33,9 @@ const GROUP_BYTES: usize = 1024 * 1024;
 /// most about 9 MiB in memory, whichever thread is behind (both share the same buffers).
 const QUEUE_GROUPS: usize = 8;
 
+/// A large body is flushed to disk every this many bytes while it is written.
+const SYNC_EVERY_BYTES: u64 = 8 * 1024 * 1024;
+
 /// What the writer thread is told.
 enum WriteStep {
     Group(Vec<Bytes>),
@@ -80,9 +83,19 @@ where
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let (mut file, staging) = create_staging(&root, &dest)?;
         let outcome = (|| {
+            let mut unsynced = 0;
             while let Some(step) = write_rx.blocking_recv() {
                 match step {
-                    WriteStep::Group(group) => write_group(&mut file, &group)?,
+                    WriteStep::Group(group) => {
+                        write_group(&mut file, &group)?;
+                        unsynced += group_len(&group);
+                        // Flush as the body arrives, while hashing keeps this thread waiting
+                        // anyway, so that the fsync at the end has little left to write.
+                        if unsynced >= SYNC_EVERY_BYTES {
+                            file.sync_data()?;
+                            unsynced = 0;
+                        }
+                    }
                     WriteStep::Finish => return publish(file, &staging, &dest),
                 }
             }
