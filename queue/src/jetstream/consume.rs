@@ -34,6 +34,13 @@ use ferrobase_core::Namespace;
 
 /// Most new messages one pull examines past the cursor.
 const CURSOR_SCAN: usize = 4096;
+/// Most messages a group holds pending (leased, delayed, nacked, behind their key); past it,
+/// pulls take no new messages until some are finished. The group's entry carries every pending
+/// message and must fit one NATS message (1 MiB by default).
+pub(super) const MAX_PENDING: usize = 4096;
+/// Longest error text kept with a pending message (the dead letter of a nack keeps the nack's
+/// whole error), so that errors cannot grow the group's entry past what NATS accepts.
+const MAX_PENDING_ERROR: usize = 256;
 /// Longest a waiting pull sleeps before looking again: delays and leases fall due with the
 /// passing of time, not with a notification.
 const MAX_NAP: std::time::Duration = std::time::Duration::from_millis(50);
@@ -290,14 +297,15 @@ impl Inner {
         // 2. New messages past the cursor.
         let mut cursor = state.cursor.max(floor);
         let mut scanned = 0;
-        while out.len() < request.max && scanned < CURSOR_SCAN {
+        while out.len() < request.max && scanned < CURSOR_SCAN && state.pending.len() < MAX_PENDING
+        {
             let (seq, index) = split(cursor);
             let Some(envelope) = self.envelope_from(handle, seq).await? else {
                 break;
             };
             let start = if envelope.seq == seq { index } else { 0 };
             for (index, item) in envelope.items.iter().enumerate().skip(start) {
-                if out.len() == request.max {
+                if out.len() == request.max || state.pending.len() >= MAX_PENDING {
                     break;
                 }
                 let id = message_id(envelope.seq, index).0;
@@ -462,8 +470,8 @@ impl Inner {
             }
             pending.state = PendingState::Waiting;
             pending.due_at = now.saturating_add(nack.delay.as_millis() as u64);
-            if error.is_some() {
-                pending.last_error = error;
+            if let Some(error) = error {
+                pending.last_error = Some(truncate(&error, MAX_PENDING_ERROR));
             }
             state.pending.insert(id, pending);
         }
@@ -537,6 +545,15 @@ impl GroupStep for SettleStep<'_> {
     ) -> Result<(usize, Vec<usize>), QueueError> {
         inner.settle_step(handle, self, state, effects).await
     }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 /// Leases `id` to the caller: one more attempt, a new lease number, due again at the lease's end.
