@@ -22,8 +22,7 @@ use super::dead::dead_letter;
 use super::envelope::{Item, message_id, split};
 use super::handle::{GroupSlot, Handle};
 use super::records::{
-    GroupState, Pending, PendingState, StoredDead, Written, from_json, read, storage, to_json,
-    write,
+    GroupState, Pending, PendingState, StoredDead, Written, read, storage, write,
 };
 use crate::model::{ReceiptParts, bounded_error};
 use crate::{
@@ -68,7 +67,7 @@ impl Inner {
         }
         let found = read(&self.groups, &handle.names.group_key(group)).await?;
         slot.state = match &found.value {
-            Some(raw) => from_json(raw)?,
+            Some(raw) => GroupState::decode(raw)?,
             None => GroupState::default(),
         };
         slot.revision = found.revision;
@@ -111,7 +110,7 @@ impl Inner {
             }))
             .await?;
             let key = handle.names.group_key(group);
-            match write(&self.groups, &key, to_json(&state)?, slot.revision).await? {
+            match write(&self.groups, &key, state.encode(), slot.revision).await? {
                 Written::At(revision) => {
                     slot.state = state;
                     slot.revision = revision;
@@ -486,7 +485,7 @@ impl Inner {
     ) -> Result<GroupState, QueueError> {
         let found = read(&self.groups, &handle.names.group_key(group)).await?;
         match &found.value {
-            Some(raw) => from_json(raw),
+            Some(raw) => GroupState::decode(raw),
             None => Ok(GroupState::default()),
         }
     }

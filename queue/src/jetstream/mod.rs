@@ -31,6 +31,7 @@
 mod consume;
 mod dead;
 mod envelope;
+mod group_codec;
 mod handle;
 mod maintain;
 mod names;
