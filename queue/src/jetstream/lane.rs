@@ -7,7 +7,10 @@
 //! thus cost one write per round rather than one each, the way group commit shares an fsync.
 //! On a conflict (another node changed the group) the entry is read again and every step of
 //! the round is redone, so each outcome is computed from the state it replaces. A round in
-//! which a step fails writes nothing and answers every step of it with the failure.
+//! which a step fails writes nothing and answers every step of it with the failure. A caller
+//! dropped while running a round (its request cancelled) abandons the other steps of the round:
+//! they answer with an error, though their change may have been written (a pull's messages
+//! then come back when their lease ends; an ack's receipts read as stale when retried).
 
 use std::sync::{Arc, Mutex};
 
