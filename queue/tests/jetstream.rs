@@ -150,3 +150,40 @@ async fn competing_nodes_deliver_each_message_once() {
     }
     assert_eq!(total, MESSAGES);
 }
+
+/// A group's entry must fit one NATS message, so a group holds at most 4096 messages pending:
+/// beyond that, pulls take nothing new until some are finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_holds_a_bounded_number_of_pending_messages() {
+    let server = NatsServer::start();
+    let clock = ManualClock::starting_now();
+    let engine = node(&server, &clock).await;
+    engine
+        .configure(&ns(), &queue(), QueueConfig::default())
+        .await
+        .unwrap();
+    for batch in 0..5 {
+        let messages = (0..1000)
+            .map(|i| NewMessage::new(format!("{batch}-{i}")))
+            .collect();
+        engine.publish(&ns(), &queue(), messages).await.unwrap();
+    }
+    let mut leased = Vec::new();
+    loop {
+        let got = engine.pull(&ns(), &queue(), &request(1000)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        leased.extend(got);
+    }
+    assert_eq!(leased.len(), 4096);
+    let receipts: Vec<Receipt> = leased[..100].iter().map(|d| d.receipt.clone()).collect();
+    engine.ack(&ns(), &queue(), &receipts).await.unwrap();
+    let more = engine.pull(&ns(), &queue(), &request(1000)).await.unwrap();
+    assert_eq!(more.len(), 100, "finished messages make room");
+    assert_eq!(
+        more[0].id.0,
+        leased[4095].id.0 + 1,
+        "in order, none skipped"
+    );
+}

@@ -18,6 +18,7 @@
 
 pub mod functions;
 pub mod queue;
+pub mod queue_nats;
 pub mod storage;
 pub mod triggers;
 

@@ -1,10 +1,7 @@
-//! Consumption: pull, ack, nack and the dead-letter list.
-//!
-//! Each operation on a group runs under the group's lock in this process, works on a copy of
-//! the group's entry and writes it back with compare-and-set; on a conflict (another node
-//! changed the group) it reads the entry again and redoes its step, so its outcome is always
-//! computed from the state it replaces. Dead-letter bodies are written before the group entry
-//! that lists them; a step redone after a conflict may leave an unlisted, unreachable copy.
+//! Consumption: pull, ack and nack, each a step on the group's entry applied through its
+//! [`lane`](super::lane) (compare-and-set, combined with concurrent steps). Dead-letter bodies
+//! are written before the group entry that lists them; a step redone after a conflict may
+//! leave an unlisted, unreachable copy.
 //!
 //! A group takes messages in id order past its cursor. A message it cannot deliver yet
 //! (delayed, or behind an earlier message with the same key) becomes a pending entry; so does
@@ -15,16 +12,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::try_join_all;
-
 use super::Inner;
 use super::dead::dead_letter;
 use super::envelope::{Item, message_id, split};
-use super::handle::{GroupSlot, Handle};
-use super::records::{
-    GroupState, Pending, PendingState, StoredDead, Written, from_json, read, storage, to_json,
-    write,
-};
+use super::handle::Handle;
+use super::lane::{GroupStep, SideEffects};
+use super::records::{GroupState, Pending, PendingState, StoredDead, read, storage};
 use crate::model::{ReceiptParts, bounded_error};
 use crate::{
     Delivery, GroupName, MessageId, Nack, PullRequest, QueueConfig, QueueError, QueueName, Receipt,
@@ -34,90 +27,19 @@ use ferrobase_core::Namespace;
 
 /// Most new messages one pull examines past the cursor.
 const CURSOR_SCAN: usize = 4096;
+/// Most messages a group holds pending (leased, delayed, nacked, behind their key); past it,
+/// pulls take no new messages until some are finished. The group's entry carries every pending
+/// message and must fit one NATS message (1 MiB by default).
+pub(super) const MAX_PENDING: usize = 4096;
+/// Longest error text kept with a pending message (the dead letter of a nack keeps the nack's
+/// whole error), so that errors cannot grow the group's entry past what NATS accepts.
+const MAX_PENDING_ERROR: usize = 256;
 /// Longest a waiting pull sleeps before looking again: delays and leases fall due with the
 /// passing of time, not with a notification.
 const MAX_NAP: std::time::Duration = std::time::Duration::from_millis(50);
 const LEASE_EXPIRED: &str = "lease expired";
 
-/// What one step on a group wrote besides the group entry.
-#[derive(Debug, Default)]
-pub(super) struct SideEffects {
-    /// Dead letters to store before the group entry lists them.
-    pub dead: Vec<(u64, StoredDead)>,
-    /// Dead-letter copies to delete once the group entry no longer needs them.
-    pub forget: Vec<u64>,
-}
-
 impl Inner {
-    /// Reads the group's entry into `slot` unless it holds the latest this process wrote.
-    async fn load_group(
-        &self,
-        handle: &Handle,
-        group: &GroupName,
-        slot: &mut GroupSlot,
-    ) -> Result<(), QueueError> {
-        if slot.loaded {
-            return Ok(());
-        }
-        let found = read(&self.groups, &handle.names.group_key(group)).await?;
-        slot.state = match &found.value {
-            Some(raw) => from_json(raw)?,
-            None => GroupState::default(),
-        };
-        slot.revision = found.revision;
-        slot.loaded = true;
-        Ok(())
-    }
-
-    /// Runs `step` on a copy of the group's state and writes the result with compare-and-set,
-    /// redoing the step after a conflict. Nothing is written when the state did not change.
-    pub(super) async fn with_group<S: GroupStep>(
-        &self,
-        handle: &Handle,
-        group: &GroupName,
-        step: S,
-    ) -> Result<S::Output, QueueError> {
-        let slot = handle.group_slot(group);
-        let mut slot = slot.lock().await;
-        loop {
-            let fresh = !slot.loaded;
-            self.load_group(handle, group, &mut slot).await?;
-            let mut state = slot.state.clone();
-            let mut effects = SideEffects::default();
-            let value = step.apply(self, handle, &mut state, &mut effects).await?;
-            if state == slot.state {
-                // A step that changes nothing is never checked by a compare-and-set, so its
-                // outcome counts only if computed from the current entry: another node may
-                // have changed the group since this process last saw it.
-                if fresh {
-                    return Ok(value);
-                }
-                slot.loaded = false;
-                continue;
-            }
-            try_join_all(effects.dead.iter().map(|(id, dead)| async move {
-                let raw = dead.encode()?;
-                self.dead
-                    .put(handle.names.dead_key(group, *id), raw)
-                    .await
-                    .map_err(|e| storage("storing a dead letter", e))
-            }))
-            .await?;
-            let key = handle.names.group_key(group);
-            match write(&self.groups, &key, to_json(&state)?, slot.revision).await? {
-                Written::At(revision) => {
-                    slot.state = state;
-                    slot.revision = revision;
-                    for id in effects.forget {
-                        let _ = self.dead.delete(handle.names.dead_key(group, id)).await;
-                    }
-                    return Ok(value);
-                }
-                Written::Conflict => slot.loaded = false,
-            }
-        }
-    }
-
     /// Makes sure the queue record lists `group`, so that maintenance takes it into account.
     async fn register_group(&self, handle: &Handle, group: &GroupName) -> Result<(), QueueError> {
         if handle.lock_record().record.groups.contains(group.as_str()) {
@@ -180,9 +102,9 @@ impl Inner {
                     handle,
                     &request.group,
                     PullStep {
-                        config: &config,
+                        config: config.clone(),
                         floor,
-                        request,
+                        request: request.clone(),
                     },
                 )
                 .await?;
@@ -221,15 +143,11 @@ impl Inner {
     async fn pull_step(
         &self,
         handle: &Handle,
-        step: &PullStep<'_>,
+        step: &PullStep,
         state: &mut GroupState,
         effects: &mut SideEffects,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let PullStep {
-            config,
-            floor,
-            request,
-        } = *step;
+        let (config, floor, request) = (&step.config, step.floor, &step.request);
         let group = &request.group;
         let now = self.clock.now_ms();
         let lease_ms = request.lease.as_millis() as u64;
@@ -290,14 +208,15 @@ impl Inner {
         // 2. New messages past the cursor.
         let mut cursor = state.cursor.max(floor);
         let mut scanned = 0;
-        while out.len() < request.max && scanned < CURSOR_SCAN {
+        while out.len() < request.max && scanned < CURSOR_SCAN && state.pending.len() < MAX_PENDING
+        {
             let (seq, index) = split(cursor);
             let Some(envelope) = self.envelope_from(handle, seq).await? else {
                 break;
             };
             let start = if envelope.seq == seq { index } else { 0 };
             for (index, item) in envelope.items.iter().enumerate().skip(start) {
-                if out.len() == request.max {
+                if out.len() == request.max || state.pending.len() >= MAX_PENDING {
                     break;
                 }
                 let id = message_id(envelope.seq, index).0;
@@ -377,20 +296,21 @@ impl Inner {
         let mut settled = 0;
         let mut stale: HashSet<usize> = HashSet::new();
         for group in groups {
-            let mine: Vec<(usize, &ReceiptParts)> = parts
+            let mine: Vec<(usize, ReceiptParts)> = parts
                 .iter()
                 .enumerate()
                 .filter(|(_, part)| &part.group == group)
+                .map(|(index, part)| (index, part.clone()))
                 .collect();
             let (count, stale_here) = self
                 .with_group(
                     &handle,
                     group,
                     SettleStep {
-                        config: &config,
-                        group,
-                        parts: &mine,
-                        nack,
+                        config: config.clone(),
+                        group: group.clone(),
+                        parts: mine,
+                        nack: nack.cloned(),
                     },
                 )
                 .await?;
@@ -414,19 +334,14 @@ impl Inner {
     async fn settle_step(
         &self,
         handle: &Handle,
-        step: &SettleStep<'_>,
+        step: &SettleStep,
         state: &mut GroupState,
         effects: &mut SideEffects,
     ) -> Result<(usize, Vec<usize>), QueueError> {
-        let SettleStep {
-            config,
-            group,
-            parts,
-            nack,
-        } = *step;
+        let (config, group, nack) = (&step.config, &step.group, step.nack.as_ref());
         let now = self.clock.now_ms();
         let (mut settled, mut stale) = (0, Vec::new());
-        for (index, part) in parts {
+        for (index, part) in &step.parts {
             let id = part.id.0;
             let current = state
                 .pending
@@ -462,8 +377,8 @@ impl Inner {
             }
             pending.state = PendingState::Waiting;
             pending.due_at = now.saturating_add(nack.delay.as_millis() as u64);
-            if error.is_some() {
-                pending.last_error = error;
+            if let Some(error) = error {
+                pending.last_error = Some(truncate(&error, MAX_PENDING_ERROR));
             }
             state.pending.insert(id, pending);
         }
@@ -478,32 +393,19 @@ impl Inner {
     ) -> Result<GroupState, QueueError> {
         let found = read(&self.groups, &handle.names.group_key(group)).await?;
         match &found.value {
-            Some(raw) => from_json(raw),
+            Some(raw) => GroupState::decode(raw),
             None => Ok(GroupState::default()),
         }
     }
 }
 
-/// One read-modify-write step on a group's state (see [`Inner::with_group`]).
-pub(super) trait GroupStep {
-    type Output;
-
-    fn apply(
-        &self,
-        inner: &Inner,
-        handle: &Handle,
-        state: &mut GroupState,
-        effects: &mut SideEffects,
-    ) -> impl Future<Output = Result<Self::Output, QueueError>> + Send;
-}
-
-struct PullStep<'a> {
-    config: &'a QueueConfig,
+struct PullStep {
+    config: QueueConfig,
     floor: u64,
-    request: &'a PullRequest,
+    request: PullRequest,
 }
 
-impl GroupStep for PullStep<'_> {
+impl GroupStep for PullStep {
     type Output = Vec<Delivery>;
 
     async fn apply(
@@ -517,15 +419,15 @@ impl GroupStep for PullStep<'_> {
     }
 }
 
-struct SettleStep<'a> {
-    config: &'a QueueConfig,
-    group: &'a GroupName,
+struct SettleStep {
+    config: QueueConfig,
+    group: GroupName,
     /// (index among all receipts, the receipt) of this group's receipts.
-    parts: &'a [(usize, &'a ReceiptParts)],
-    nack: Option<&'a Nack>,
+    parts: Vec<(usize, ReceiptParts)>,
+    nack: Option<Nack>,
 }
 
-impl GroupStep for SettleStep<'_> {
+impl GroupStep for SettleStep {
     type Output = (usize, Vec<usize>);
 
     async fn apply(
@@ -537,6 +439,15 @@ impl GroupStep for SettleStep<'_> {
     ) -> Result<(usize, Vec<usize>), QueueError> {
         inner.settle_step(handle, self, state, effects).await
     }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 /// Leases `id` to the caller: one more attempt, a new lease number, due again at the lease's end.

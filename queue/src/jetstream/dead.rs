@@ -7,9 +7,9 @@
 use futures::future::try_join_all;
 
 use super::Inner;
-use super::consume::{GroupStep, SideEffects};
 use super::envelope::Item;
 use super::handle::Handle;
+use super::lane::{GroupStep, SideEffects};
 use super::records::{DeadMeta, GroupState, Pending, PendingState, StoredDead, read};
 use crate::model::bounded_error;
 use crate::{DeadLetter, DeadLetterPage, DeadLetterSelection, GroupName, MessageId, QueueError};
@@ -70,7 +70,14 @@ impl Inner {
         selection: &DeadLetterSelection,
     ) -> Result<u64, QueueError> {
         let count = self
-            .with_group(handle, group, ReplayStep { group, selection })
+            .with_group(
+                handle,
+                group,
+                ReplayStep {
+                    group: group.clone(),
+                    selection: selection.clone(),
+                },
+            )
             .await?;
         if count > 0 {
             self.wake_consumers();
@@ -84,8 +91,14 @@ impl Inner {
         group: &GroupName,
         selection: &DeadLetterSelection,
     ) -> Result<u64, QueueError> {
-        self.with_group(handle, group, PurgeStep { selection })
-            .await
+        self.with_group(
+            handle,
+            group,
+            PurgeStep {
+                selection: selection.clone(),
+            },
+        )
+        .await
     }
 
     async fn replay_step(
@@ -123,12 +136,12 @@ impl Inner {
     }
 }
 
-struct ReplayStep<'a> {
-    group: &'a GroupName,
-    selection: &'a DeadLetterSelection,
+struct ReplayStep {
+    group: GroupName,
+    selection: DeadLetterSelection,
 }
 
-impl GroupStep for ReplayStep<'_> {
+impl GroupStep for ReplayStep {
     type Output = u64;
 
     async fn apply(
@@ -139,16 +152,16 @@ impl GroupStep for ReplayStep<'_> {
         _: &mut SideEffects,
     ) -> Result<u64, QueueError> {
         inner
-            .replay_step(handle, self.group, self.selection, state)
+            .replay_step(handle, &self.group, &self.selection, state)
             .await
     }
 }
 
-struct PurgeStep<'a> {
-    selection: &'a DeadLetterSelection,
+struct PurgeStep {
+    selection: DeadLetterSelection,
 }
 
-impl GroupStep for PurgeStep<'_> {
+impl GroupStep for PurgeStep {
     type Output = u64;
 
     async fn apply(
@@ -158,7 +171,7 @@ impl GroupStep for PurgeStep<'_> {
         state: &mut GroupState,
         effects: &mut SideEffects,
     ) -> Result<u64, QueueError> {
-        let selected = selected(state, self.selection);
+        let selected = selected(state, &self.selection);
         for id in &selected {
             state.dead.remove(id);
             effects.forget.push(*id);

@@ -10,8 +10,9 @@ use ferrobase_core::Namespace;
 
 use super::Inner;
 use super::envelope::Envelope;
+use super::lane::Lane;
 use super::names::Names;
-use super::records::{GroupState, QueueRecord, Written, from_json, read, storage, to_json, write};
+use super::records::{QueueRecord, Written, from_json, read, storage, to_json, write};
 use crate::{GroupName, QueueError, QueueName};
 
 /// How long a queue's configuration read from the server is trusted before it is read again
@@ -29,7 +30,7 @@ pub(super) struct Handle {
     pub(super) stream: stream::Stream,
     pub(super) record: Mutex<CachedRecord>,
     pub(super) envelopes: Mutex<EnvelopeCache>,
-    pub(super) groups: Mutex<HashMap<GroupName, Arc<tokio::sync::Mutex<GroupSlot>>>>,
+    pub(super) groups: Mutex<HashMap<GroupName, Arc<Lane>>>,
     /// Serialises this process's publishes that carry dedup ids.
     pub(super) dedup_lock: tokio::sync::Mutex<()>,
     pub(super) maintain_lock: tokio::sync::Mutex<()>,
@@ -40,14 +41,6 @@ pub(super) struct CachedRecord {
     pub(super) record: QueueRecord,
     pub(super) revision: u64,
     pub(super) read_at: Instant,
-}
-
-/// A group's entry as last read or written by this process, and its revision.
-#[derive(Debug, Default)]
-pub(super) struct GroupSlot {
-    pub(super) state: GroupState,
-    pub(super) revision: u64,
-    pub(super) loaded: bool,
 }
 
 #[derive(Debug, Default)]
@@ -266,14 +259,5 @@ impl Handle {
                 read_at: Instant::now(),
             };
         }
-    }
-
-    pub(super) fn group_slot(&self, group: &GroupName) -> Arc<tokio::sync::Mutex<GroupSlot>> {
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(group.clone())
-            .or_default()
-            .clone()
     }
 }

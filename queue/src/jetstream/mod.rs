@@ -9,8 +9,8 @@
 //! - KV buckets for everything else ([`records`]): queue records (configuration, groups,
 //!   floor), one entry per consumer group (cursor, leases, attempts, delayed and nacked
 //!   entries, key order, dead ids), dead letters with their bodies, and dedup ids. Group
-//!   entries change only by compare-and-set on their revision; inside one process a lock per
-//!   (queue, group) keeps the steps of its callers from conflicting with each other.
+//!   entries change only by compare-and-set on their revision; inside one process the steps of
+//!   concurrent callers on one group are combined into one write instead of conflicting.
 //!
 //! Time comes from the injected [`Clock`], never from server timers: delays, leases, the
 //! dedup window and retention by age are all computed by the engine, which is what lets the
@@ -24,6 +24,8 @@
 //!
 //! - [`handle`]: what the engine keeps in memory per queue (stream, cached record, recent
 //!   envelopes, group locks).
+//! - [`lane`]: how steps on a group's entry are applied: compare-and-set, and concurrent steps
+//!   combined into one write.
 //! - [`publish`]: publishing and dedup. [`consume`]: pull, ack, nack. [`dead`]: the
 //!   dead-letter list. [`maintain`]: retention, reclaiming, the queue overview.
 //! - `NatsServer` (feature `test-utils`): a `nats-server -js` on a free port for tests.
@@ -31,7 +33,9 @@
 mod consume;
 mod dead;
 mod envelope;
+mod group_codec;
 mod handle;
+mod lane;
 mod maintain;
 mod names;
 mod publish;

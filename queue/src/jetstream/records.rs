@@ -3,7 +3,7 @@
 //! | bucket | key | value |
 //! |---|---|---|
 //! | `{prefix}_queues` | `{ns}.{queue}` | [`QueueRecord`]: configuration, groups, floor |
-//! | `{prefix}_groups` | `{ns}.{queue}.{group}` | [`GroupState`]: cursor, pending, dead ids |
+//! | `{prefix}_groups` | `{ns}.{queue}.{group}` | [`GroupState`] (binary, see `group_codec`): cursor, pending, dead ids |
 //! | `{prefix}_dead` | `{ns}.{queue}.{group}.{id}` | [`StoredDead`]: a dead letter with its body |
 //! | `{prefix}_dedup` | `{ns}.{queue}.{dedup id}` | [`DedupEntry`]: message id, publish time |
 //!
@@ -98,51 +98,38 @@ pub(super) struct QueueRecord {
 }
 
 /// Where a message taken by a group stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PendingState {
     /// Delivered; due again when its lease ends.
-    #[serde(rename = "l")]
     Leased,
     /// Delayed, nacked or replayed; due at its time.
-    #[serde(rename = "w")]
     Waiting,
     /// Behind an earlier message with the same key; not due until that one is finished.
-    #[serde(rename = "b")]
     Blocked,
 }
 
 /// A message a group has taken but not finished.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Pending {
-    #[serde(rename = "s")]
     pub state: PendingState,
-    #[serde(rename = "t")]
     pub due_at: u64,
-    #[serde(rename = "a")]
     pub attempt: u32,
     /// The number of the current (or last) delivery; receipts carry it.
-    #[serde(rename = "n")]
     pub lease: u64,
-    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Put back from the dead-letter list: the body is read from the dead letter when the
     /// stream no longer has it, and retention does not apply.
-    #[serde(rename = "r", default, skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
 }
 
 /// A consumer group: one entry, updated with compare-and-set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct GroupState {
     /// The next message id the group has not looked at.
-    #[serde(rename = "c")]
     pub cursor: u64,
-    #[serde(rename = "p", default)]
     pub pending: BTreeMap<u64, Pending>,
     /// Dead-lettered ids, with the lease number they reached (so receipts are never reused).
-    #[serde(rename = "d", default)]
     pub dead: BTreeMap<u64, u64>,
 }
 

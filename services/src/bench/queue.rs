@@ -9,6 +9,8 @@
 //! - **http**: the same through the HTTP API of a server started in this process on
 //!   `127.0.0.1:0` with its own temp data directory (or `--url` and `--token` for a running
 //!   server), bodies as JSON strings.
+//! - **jetstream** (with `--nats-url`): the JetStream engine in-process beside plain async-nats
+//!   on the same server, with ratios ([`super::queue_nats`]).
 //!
 //! Each message carries its publish time, so a consumer measures the end-to-end latency from
 //! the publish call to the pull that received it. Publishers hold back while `window`
@@ -35,8 +37,8 @@ use ferrobase_queue::{
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-const NS: &str = "bench";
-const QUEUE: &str = "bench";
+pub(super) const NS: &str = "bench";
+pub(super) const QUEUE: &str = "bench";
 /// Digits of the publish time (nanoseconds since the run started) at the start of each body.
 const STAMP_DIGITS: usize = 20;
 /// A run that makes no progress for this long fails instead of hanging.
@@ -47,6 +49,10 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum QueueBenchTarget {
     InProcess,
     Http,
+    /// The JetStream engine beside plain async-nats (needs `--nats-url`).
+    #[value(name = "jetstream")]
+    JetStream,
+    /// in-process and http, and jetstream when `--nats-url` is given.
     All,
 }
 
@@ -87,6 +93,15 @@ pub struct QueueBenchArgs {
     /// Bearer token (admin or service of namespace `bench`) for `--url`
     #[arg(long, env = "FERROBASE_TOKEN")]
     pub token: Option<String>,
+    /// A running nats-server with JetStream (2.9 or later) for the jetstream runs
+    #[arg(long, env = "FERROBASE_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Messages of each jetstream run (engine and plain alike)
+    #[arg(long, default_value_t = 50_000)]
+    pub jetstream_messages: usize,
+    /// Rounds of the jetstream comparison; the summary gives medians over them
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// Results of one run.
@@ -102,7 +117,7 @@ pub struct QueueRunStats {
 }
 
 impl QueueRunStats {
-    fn line(&self, label: &str, batch: usize) -> String {
+    pub(super) fn line(&self, label: &str, batch: usize) -> String {
         format!(
             "queue {label} messages={} batch={batch} published_per_sec={:.0} \
              consumed_per_sec={:.0} e2e_p50_us={} e2e_p99_us={}",
@@ -138,12 +153,25 @@ pub async fn run_queue_bench(args: &QueueBenchArgs) -> anyhow::Result<()> {
         let stats = http(args).await?;
         println!("{}", stats.line("http", args.batch));
     }
+    let jetstream = match (args.target, &args.nats_url) {
+        (QueueBenchTarget::JetStream, None) => bail!("--target jetstream needs --nats-url"),
+        (QueueBenchTarget::JetStream | QueueBenchTarget::All, Some(url)) => Some(url),
+        _ => None,
+    };
+    if let Some(url) = jetstream {
+        ensure!(args.rounds >= 1, "--rounds must be at least 1");
+        let comparison =
+            super::queue_nats::compare(url, args, args.rounds, args.jetstream_messages).await?;
+        for line in comparison.lines(args.rounds, args.batch) {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 
 /// What a run needs of a queue: the embedded engine or the HTTP API.
 #[async_trait]
-trait BenchQueue: Send + Sync + 'static {
+pub(super) trait BenchQueue: Send + Sync + 'static {
     async fn publish(&self, bodies: Vec<Bytes>) -> anyhow::Result<()>;
     /// Pulls up to `max`; returns (body, receipt) pairs.
     async fn pull(&self, max: usize) -> anyhow::Result<Vec<(Bytes, String)>>;
@@ -151,10 +179,10 @@ trait BenchQueue: Send + Sync + 'static {
 }
 
 #[derive(Debug)]
-struct Engine {
-    queue: Arc<dyn Queue>,
-    ns: Namespace,
-    name: QueueName,
+pub(super) struct Engine {
+    pub(super) queue: Arc<dyn Queue>,
+    pub(super) ns: Namespace,
+    pub(super) name: QueueName,
 }
 
 #[async_trait]
@@ -359,7 +387,7 @@ async fn configure_over_http(target: &Http) -> anyhow::Result<()> {
 }
 
 /// One closed run of `messages` messages.
-async fn run<Q: BenchQueue>(
+pub(super) async fn run<Q: BenchQueue>(
     target: Arc<Q>,
     args: &QueueBenchArgs,
     messages: usize,
@@ -479,6 +507,9 @@ mod tests {
             dir: dir.path().to_owned(),
             url: None,
             token: None,
+            nats_url: None,
+            jetstream_messages: 0,
+            rounds: 1,
         };
         let stats = in_process(&args).await.unwrap();
         assert_eq!(stats.messages, 500);
