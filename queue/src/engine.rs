@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferrobase_core::Namespace;
+use tokio::sync::Notify;
 
 use crate::{
     DeadLetterPage, DeadLetterSelection, Delivery, GroupName, MessageId, Nack, NewMessage,
@@ -125,6 +126,36 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 
     /// Makes everything done so far durable (used at shutdown).
     async fn flush(&self) -> Result<(), QueueError>;
+}
+
+/// How often an event relay looks even without being woken (after a restart, or a failed
+/// commit).
+const RELAY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs an engine's event relay: `step` whenever `wake` is notified and at least every
+/// second, until `owner` (the engine's state) is dropped. A failed step is retried.
+pub(crate) fn spawn_relay<T, F, Fut>(owner: std::sync::Weak<T>, wake: Arc<Notify>, step: F)
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<usize, QueueError>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            {
+                let Some(owner) = owner.upgrade() else {
+                    return;
+                };
+                if let Err(error) = step(owner).await {
+                    tracing::warn!(%error, "queue event relay failed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(RELAY_INTERVAL) => {}
+            }
+        }
+    });
 }
 
 /// Runs [`Queue::maintain`] every `interval` until `shutdown` resolves.

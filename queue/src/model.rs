@@ -182,6 +182,19 @@ impl Default for QueueLimits {
     }
 }
 
+impl QueueLimits {
+    /// Refuses a nack whose delay is beyond [`QueueLimits::max_delay`].
+    pub fn check_nack(&self, nack: &Nack) -> Result<(), QueueError> {
+        if nack.delay > self.max_delay {
+            return Err(QueueError::invalid(format!(
+                "the nack delay exceeds the limit of {:?}",
+                self.max_delay
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewMessage {

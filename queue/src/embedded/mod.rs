@@ -318,12 +318,7 @@ impl Queue for EmbeddedQueue {
         receipts: &[Receipt],
         nack: &Nack,
     ) -> Result<SettleOutcome, QueueError> {
-        if nack.delay > self.inner.limits.max_delay {
-            return Err(QueueError::invalid(format!(
-                "the nack delay exceeds the limit of {:?}",
-                self.inner.limits.max_delay
-            )));
-        }
+        self.inner.limits.check_nack(nack)?;
         self.settle(ns, queue, receipts, Some(nack)).await
     }
 

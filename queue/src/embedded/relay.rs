@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use bytes::Bytes;
 use ferrobase_core::event::Causation;
@@ -28,27 +27,9 @@ const RELAY_BATCH: usize = 512;
 /// Outbox entries of one queue, in sequence order: (tree key, sequence, event data).
 type Run = Vec<(Vec<u8>, u64, Vec<u8>)>;
 
-/// How often the relay looks even without being woken (after a restart, or a failed commit).
-const RELAY_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Runs the relay until the engine is dropped.
 pub(super) fn spawn(inner: Weak<Inner>, wake: Arc<Notify>) {
-    tokio::spawn(async move {
-        loop {
-            {
-                let Some(inner) = inner.upgrade() else {
-                    return;
-                };
-                if let Err(error) = inner.relay_once().await {
-                    tracing::warn!(%error, "queue event relay failed; retrying");
-                }
-            }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(RELAY_INTERVAL) => {}
-            }
-        }
-    });
+    crate::engine::spawn_relay(inner, wake, |inner| async move { inner.relay_once().await });
 }
 
 fn cursor_record(queue: &QueueName) -> String {

@@ -327,12 +327,7 @@ impl Queue for JetStreamQueue {
         receipts: &[Receipt],
         nack: &Nack,
     ) -> Result<SettleOutcome, QueueError> {
-        if nack.delay > self.inner.limits.max_delay {
-            return Err(QueueError::invalid(format!(
-                "the nack delay exceeds the limit of {:?}",
-                self.inner.limits.max_delay
-            )));
-        }
+        self.inner.limits.check_nack(nack)?;
         self.inner.settle(ns, queue, receipts, Some(nack)).await
     }
 
