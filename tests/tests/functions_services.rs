@@ -280,15 +280,81 @@ async fn a_queue_trigger_acks_what_succeeds_and_the_queue_dead_letters_what_keep
     assert!(client.kv_get("shop", "done/2").await.unwrap().is_none());
 }
 
+/// A server with an admin token of namespace `shop`, for the tests below.
+struct Shop {
+    server: Server,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Shop {
+    fn start() -> Shop {
+        let server = Server::start().unwrap();
+        let token = server.token("admin", Some("shop"), "tests").unwrap();
+        Shop {
+            server,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.server.url);
+        call(&self.http, method, &url, &self.token, body).await
+    }
+
+    /// `PUT`s each `(path, body)` (no body: none), asserting success.
+    async fn put_all(&self, steps: &[(&str, Option<Value>)]) {
+        for (path, body) in steps {
+            let (status, reply) = self.call(reqwest::Method::PUT, path, body.clone()).await;
+            assert!(status == 200 || status == 204, "{path}: {status} {reply}");
+        }
+    }
+
+    /// The object's body and content type through the storage API.
+    async fn download(&self, key: &str) -> (String, Vec<u8>) {
+        let response = self
+            .http
+            .get(format!("{}/v1/storage/shop/{key}", self.server.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{key}: {}",
+            response.status()
+        );
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (content_type, response.bytes().await.unwrap().to_vec())
+    }
+
+    /// Waits until KV `key` exists and returns its value.
+    async fn wait_for_key(&self, key: &str) -> Vec<u8> {
+        let client = self.server.client("shop").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(value) = client.kv_get("shop", key).await.unwrap() {
+                return value.bytes.to_vec();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key} was never written"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// A handler that writes to storage and the queue concurrently, then fails on its first
 /// attempt: the retry makes the same calls, and each write is applied (and logged) once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_handler_applies_its_storage_and_queue_writes_once() {
     use reqwest::Method;
-    let server = Server::start().unwrap();
-    let token = server.token("admin", Some("shop"), "tests").unwrap();
-    let http = reqwest::Client::new();
-    let base = server.url.clone();
+    let shop = Shop::start();
     let code = "import { kv, queue, storage } from 'ferrobase';\n\
         export default async (e, ctx) => {\n\
           const attempt = ctx.cause.attempt;\n\
@@ -300,80 +366,45 @@ async fn a_retried_handler_applies_its_storage_and_queue_writes_once() {
           if (attempt === 1) throw new Error('crash after writing');\n\
           await kv.put('done', attempt);\n\
         };";
-    let setup = [
-        (Method::PUT, "/v1/storage/shop/out", None),
-        (Method::PUT, "/v1/queues/shop/jobs", Some(json!({}))),
+    shop.put_all(&[
+        ("/v1/storage/shop/out", None),
+        ("/v1/queues/shop/jobs", Some(json!({}))),
+        ("/v1/functions/shop/writer", Some(json!({ "code": code }))),
+        ("/v1/triggers/shop/go", Some(json!({"source": {"kind": "manual"}}))),
         (
-            Method::PUT,
-            "/v1/functions/shop/writer",
-            Some(json!({ "code": code })),
-        ),
-        (
-            Method::PUT,
-            "/v1/triggers/shop/go",
-            Some(json!({"source": {"kind": "manual"}})),
-        ),
-        (
-            Method::PUT,
             "/v1/rules/shop/writer",
-            Some(
-                json!({"trigger": "go", "function": "writer", "backoff": {"initial_ms": 10, "max_ms": 50}}),
-            ),
+            Some(json!({"trigger": "go", "function": "writer", "backoff": {"initial_ms": 10, "max_ms": 50}})),
         ),
-    ];
-    for (method, path, body) in setup {
-        let (status, reply) = call(&http, method, &format!("{base}{path}"), &token, body).await;
-        assert!(status == 200 || status == 204, "{path}: {status} {reply}");
-    }
-    let response = http
-        .put(format!("{base}/v1/storage/shop/out/stale.txt"))
-        .bearer_auth(&token)
+    ])
+    .await;
+    let response = shop
+        .http
+        .put(format!("{}/v1/storage/shop/out/stale.txt", shop.server.url))
+        .bearer_auth(&shop.token)
         .body("old")
         .send()
         .await
         .unwrap();
     assert!(response.status().is_success());
-    let (status, reply) = call(
-        &http,
-        Method::POST,
-        &format!("{base}/v1/triggers/shop/go/fire"),
-        &token,
-        Some(json!({})),
-    )
-    .await;
+    let (status, reply) = shop
+        .call(Method::POST, "/v1/triggers/shop/go/fire", Some(json!({})))
+        .await;
     assert!(status == 200 || status == 202, "{status} {reply}");
 
-    let client = server.client("shop").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while client.kv_get("shop", "done").await.unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the retry never succeeded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let done = client.kv_get("shop", "done").await.unwrap().unwrap();
-    assert_eq!(&done.bytes[..], b"2", "the second attempt finished");
+    assert_eq!(
+        shop.wait_for_key("done").await,
+        b"2",
+        "the second attempt finished"
+    );
 
     // The object is the first attempt's; one created and one deleted event.
-    let body = http
-        .get(format!("{base}/v1/storage/shop/out/result.txt"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(body, "written by attempt 1");
-    let (_, log) = call(
-        &http,
-        Method::GET,
-        &format!("{base}/v1/events/shop?limit=1000"),
-        &token,
-        None,
-    )
-    .await;
+    assert_eq!(
+        shop.download("out/result.txt").await.1,
+        b"written by attempt 1"
+    );
+    let (_, log) = shop
+        .call(Method::GET, "/v1/events/shop?limit=1000", None)
+        .await;
     let count = |kind: &str, subject: &str| {
         log["events"]
             .as_array()
@@ -392,14 +423,13 @@ async fn a_retried_handler_applies_its_storage_and_queue_writes_once() {
     );
 
     // One message on the queue, from the first attempt.
-    let (_, pulled) = call(
-        &http,
-        Method::POST,
-        &format!("{base}/v1/queues/shop/jobs/pull"),
-        &token,
-        Some(json!({"max": 10, "wait_ms": 200, "lease_ms": 30000, "group": "check"})),
-    )
-    .await;
+    let (_, pulled) = shop
+        .call(
+            Method::POST,
+            "/v1/queues/shop/jobs/pull",
+            Some(json!({"max": 10, "wait_ms": 200, "lease_ms": 30000, "group": "check"})),
+        )
+        .await;
     let bodies: Vec<&Value> = pulled["messages"]
         .as_array()
         .unwrap()
@@ -415,62 +445,43 @@ async fn a_retried_handler_applies_its_storage_and_queue_writes_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_function_consuming_several_queues_applies_every_message() {
     use reqwest::Method;
-    let server = Server::start().unwrap();
-    let token = server.token("admin", Some("shop"), "tests").unwrap();
-    let http = reqwest::Client::new();
-    let base = server.url.clone();
-    let mut setup = vec![
-        ("/v1/queues/shop/a".to_owned(), json!({})),
-        ("/v1/queues/shop/b".to_owned(), json!({})),
+    let shop = Shop::start();
+    shop.put_all(&[
+        ("/v1/queues/shop/a", Some(json!({}))),
+        ("/v1/queues/shop/b", Some(json!({}))),
         (
-            "/v1/functions/shop/record".to_owned(),
-            json!({"code": "import { kv } from 'ferrobase';\nexport default async (e) => {\n  await kv.put('seen/' + e.data.queue + '/' + e.data.group, e.data.body);\n};"}),
+            "/v1/functions/shop/record",
+            Some(json!({"code": "import { kv } from 'ferrobase';\nexport default async (e) => {\n  await kv.put('seen/' + e.data.queue + '/' + e.data.group, e.data.body);\n};"})),
         ),
-    ];
+    ])
+    .await;
     for (queue, group) in [("a", "g1"), ("b", "g1"), ("b", "g2")] {
         let name = format!("{queue}-{group}");
-        setup.push((
-            format!("/v1/triggers/shop/{name}"),
-            json!({"source": {"kind": "queue", "queue": queue, "group": group}}),
-        ));
-        setup.push((
-            format!("/v1/rules/shop/{name}"),
-            json!({"trigger": name, "function": "record"}),
-        ));
-    }
-    for (path, body) in setup {
-        let (status, reply) = call(
-            &http,
-            Method::PUT,
-            &format!("{base}{path}"),
-            &token,
-            Some(body),
-        )
+        shop.put_all(&[
+            (
+                &format!("/v1/triggers/shop/{name}"),
+                Some(json!({"source": {"kind": "queue", "queue": queue, "group": group}})),
+            ),
+            (
+                &format!("/v1/rules/shop/{name}"),
+                Some(json!({"trigger": name, "function": "record"})),
+            ),
+        ])
         .await;
-        assert_eq!(status, 200, "{path}: {reply}");
     }
     for queue in ["a", "b"] {
-        let (status, reply) = call(
-            &http,
-            Method::POST,
-            &format!("{base}/v1/queues/shop/{queue}/messages"),
-            &token,
-            Some(json!({"messages": [{"body": queue}]})),
-        )
-        .await;
+        let (status, reply) = shop
+            .call(
+                Method::POST,
+                &format!("/v1/queues/shop/{queue}/messages"),
+                Some(json!({"messages": [{"body": queue}]})),
+            )
+            .await;
         assert_eq!(status, 200, "{reply}");
         assert_eq!(reply["ids"][0], "1", "ids count per queue: {reply}");
     }
-    let client = server.client("shop").unwrap();
-    for key in ["seen/a/g1", "seen/b/g1", "seen/b/g2"] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while client.kv_get("shop", key).await.unwrap().is_none() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{key} was never written"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    for (key, body) in [("seen/a/g1", "a"), ("seen/b/g1", "b"), ("seen/b/g2", "b")] {
+        assert_eq!(shop.wait_for_key(key).await, body.as_bytes(), "{key}");
     }
 }
 
@@ -479,19 +490,7 @@ async fn one_function_consuming_several_queues_applies_every_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_store_and_read_binary_objects() {
     use reqwest::Method;
-    let server = Server::start().unwrap();
-    let token = server.token("admin", Some("shop"), "tests").unwrap();
-    let http = reqwest::Client::new();
-    let base = server.url.clone();
-    let (status, reply) = call(
-        &http,
-        Method::PUT,
-        &format!("{base}/v1/storage/shop/blobs"),
-        &token,
-        None,
-    )
-    .await;
-    assert!(status == 200 || status == 204, "{status} {reply}");
+    let shop = Shop::start();
     let code = "import { storage } from 'ferrobase';\n\
         export default async () => {\n\
           const bytes = new Uint8Array(256 + 7);\n\
@@ -507,23 +506,18 @@ async fn functions_store_and_read_binary_objects() {
           try { await storage.get('blobs', 'note.txt', { as: 'blob' }); } catch (e) { badOption = e.message; }\n\
           return { size: stored.size, same, type: back.contentType, text: text.body, badOption };\n\
         };";
-    let (status, reply) = call(
-        &http,
-        Method::PUT,
-        &format!("{base}/v1/functions/shop/bytes"),
-        &token,
-        Some(json!({ "code": code })),
-    )
+    shop.put_all(&[
+        ("/v1/storage/shop/blobs", None),
+        ("/v1/functions/shop/bytes", Some(json!({ "code": code }))),
+    ])
     .await;
-    assert_eq!(status, 200, "{reply}");
-    let (status, result) = call(
-        &http,
-        Method::POST,
-        &format!("{base}/v1/functions/shop/bytes/invoke"),
-        &token,
-        Some(json!({})),
-    )
-    .await;
+    let (status, result) = shop
+        .call(
+            Method::POST,
+            "/v1/functions/shop/bytes/invoke",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["size"], 263);
     assert_eq!(result["same"], true, "{result}");
@@ -537,22 +531,9 @@ async fn functions_store_and_read_binary_objects() {
         "{result}"
     );
 
-    let download = |key: &'static str| {
-        let request = http
-            .get(format!("{base}/v1/storage/shop/blobs/{key}"))
-            .bearer_auth(&token);
-        async move {
-            let response = request.send().await.unwrap();
-            let content_type = response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (content_type, response.bytes().await.unwrap().to_vec())
-        }
-    };
     let expected: Vec<u8> = (0..263u32).map(|i| ((i * 7 + 3) & 255) as u8).collect();
-    assert_eq!(download("all-bytes.bin").await.1, expected);
-    let (content_type, view) = download("view.bin").await;
+    assert_eq!(shop.download("blobs/all-bytes.bin").await.1, expected);
+    let (content_type, view) = shop.download("blobs/view.bin").await;
     assert_eq!(content_type, "application/x-test");
     assert_eq!(
         view,
