@@ -33,7 +33,8 @@ for bucket in uploads reports; do
 done
 
 echo "queue: summaries"
-# The dedup window covers a handler retried after a restart: its publish is accepted once.
+# A handler's publish is recorded once accepted; the dedup window covers a crash between the
+# publish and that record, so a handler retried after a restart publishes once.
 api_put "/v1/queues/$NS/summaries" '{"max_deliver": 5, "dedup_window_s": 3600}'
 
 echo "functions: ingest, aggregate, report"

@@ -257,6 +257,23 @@ impl HostApi for ServiceHost {
             }
             HostOp::QueuePublish { queue, messages } => {
                 let name = ferrobase_queue::QueueName::parse(&queue).map_err(queue_error)?;
+                // A publish made while handling an event is recorded once it is accepted, so
+                // that a retry long after the queue's dedup window has passed still publishes
+                // nothing. The dedup ids below cover a crash between publish and record.
+                let mark = match &context.causation.write_key {
+                    Some(write) => Some(
+                        Key::internal(&format!("idem/{write}"))
+                            .map_err(|e| HostError::new("internal", e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                if let Some(mark) = &mark
+                    && let Some(entry) = self.kv.get(ns, mark).await.map_err(kv_error)?
+                {
+                    let ids: Value = serde_json::from_slice(&entry.value)
+                        .map_err(|e| HostError::new("internal", e.to_string()))?;
+                    return Ok(json!({ "ids": ids }));
+                }
                 let mut batch = Vec::with_capacity(messages.len());
                 for (index, message) in messages.into_iter().enumerate() {
                     let mut new =
@@ -279,7 +296,17 @@ impl HostApi for ServiceHost {
                     .publish(ns, &name, batch)
                     .await
                     .map_err(queue_error)?;
-                Ok(json!({ "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>() }))
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                if let Some(mark) = mark {
+                    let recorded = Bytes::from(json!(ids).to_string());
+                    let txn = Txn::put(mark, recorded, "application/json".to_owned())
+                        .with_ttl(IDEMPOTENCY_TTL);
+                    if let Err(error) = self.kv.commit(ns, txn).await {
+                        // The queue's dedup window still covers a prompt retry.
+                        tracing::warn!(%error, %ns, "cannot record a published write's idempotency mark");
+                    }
+                }
+                Ok(json!({ "ids": ids }))
             }
             HostOp::StorageGet {
                 bucket,

@@ -541,3 +541,50 @@ async fn functions_store_and_read_binary_objects() {
         "a view stores its own bytes only"
     );
 }
+
+/// A handler's publish is recorded once accepted: a retry that comes after the queue's dedup
+/// window has passed (here 1 s, the retry ~2.5 s later) still publishes nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_retried_after_the_dedup_window_is_applied_once() {
+    use reqwest::Method;
+    let shop = Shop::start();
+    let code = "import { kv, queue } from 'ferrobase';\n\
+        export default async (e, ctx) => {\n\
+          const attempt = ctx.cause.attempt;\n\
+          const published = await queue.publish('late', { attempt });\n\
+          if (attempt === 1) throw new Error('crash after publishing');\n\
+          await kv.put('done', published.ids);\n\
+        };";
+    shop.put_all(&[
+        ("/v1/queues/shop/late", Some(json!({"dedup_window_s": 1}))),
+        ("/v1/functions/shop/publisher", Some(json!({ "code": code }))),
+        ("/v1/triggers/shop/go", Some(json!({"source": {"kind": "manual"}}))),
+        (
+            "/v1/rules/shop/publisher",
+            Some(json!({"trigger": "go", "function": "publisher", "backoff": {"initial_ms": 2500, "max_ms": 2500}})),
+        ),
+    ])
+    .await;
+    let (status, reply) = shop
+        .call(Method::POST, "/v1/triggers/shop/go/fire", Some(json!({})))
+        .await;
+    assert!(status == 200 || status == 202, "{status} {reply}");
+
+    // The retry got the first attempt's id back.
+    let done: Value = serde_json::from_slice(&shop.wait_for_key("done").await).unwrap();
+    assert_eq!(done, json!(["1"]));
+    let (_, pulled) = shop
+        .call(
+            Method::POST,
+            "/v1/queues/shop/late/pull",
+            Some(json!({"max": 10, "wait_ms": 200, "group": "check"})),
+        )
+        .await;
+    let bodies: Vec<&Value> = pulled["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["body"])
+        .collect();
+    assert_eq!(bodies, vec![&json!({"attempt": 1})], "{pulled}");
+}
