@@ -504,7 +504,15 @@ async fn functions_store_and_read_binary_objects() {
           const text = await storage.get('blobs', 'note.txt');\n\
           let badOption;\n\
           try { await storage.get('blobs', 'note.txt', { as: 'blob' }); } catch (e) { badOption = e.message; }\n\
-          return { size: stored.size, same, type: back.contentType, text: text.body, badOption };\n\
+          const sizes = {};\n\
+          for (const len of [0, 1, 2, 3, 4, 5, 100003]) {\n\
+            const body = new Uint8Array(len);\n\
+            for (let i = 0; i < len; i++) body[i] = (i * 31 + len) & 255;\n\
+            await storage.put('blobs', 'len/' + len, body);\n\
+            const read = (await storage.get('blobs', 'len/' + len, { as: 'bytes' })).body;\n\
+            sizes[len] = read.length === len && read.every((b, i) => b === body[i]);\n\
+          }\n\
+          return { size: stored.size, same, type: back.contentType, text: text.body, badOption, sizes };\n\
         };";
     shop.put_all(&[
         ("/v1/storage/shop/blobs", None),
@@ -521,6 +529,11 @@ async fn functions_store_and_read_binary_objects() {
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["size"], 263);
     assert_eq!(result["same"], true, "{result}");
+    // Every padding case of base64, and a body longer than one encoding chunk.
+    assert_eq!(
+        result["sizes"],
+        json!({"0": true, "1": true, "2": true, "3": true, "4": true, "5": true, "100003": true})
+    );
     assert_eq!(result["type"], "application/octet-stream");
     assert_eq!(result["text"], "héllo");
     assert!(

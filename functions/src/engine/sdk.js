@@ -91,29 +91,60 @@ export const queue = {
 };
 
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_VALUE = new Uint8Array(128);
+for (let i = 0; i < BASE64.length; i++) BASE64_VALUE[BASE64.charCodeAt(i)] = i;
+
+// Bytes travel to and from the host as base64 text. Both directions work on typed arrays and
+// lookup tables (text is made 8 KiB at a time): a megabyte takes tens of milliseconds.
+const BASE64_CODE = new Uint8Array(64);
+for (let i = 0; i < BASE64.length; i++) BASE64_CODE[i] = BASE64.charCodeAt(i);
 
 function toBase64(bytes) {
-  let out = "";
-  for (let i = 0; i < bytes.length; i += 3) {
-    const a = bytes[i];
-    const b = i + 1 < bytes.length ? bytes[i + 1] : 0;
-    const c = i + 2 < bytes.length ? bytes[i + 2] : 0;
-    const n = (a << 16) | (b << 8) | c;
-    out += BASE64[(n >> 18) & 63] + BASE64[(n >> 12) & 63];
-    out += i + 1 < bytes.length ? BASE64[(n >> 6) & 63] : "=";
-    out += i + 2 < bytes.length ? BASE64[n & 63] : "=";
+  const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
+  const whole = bytes.length - (bytes.length % 3);
+  let at = 0;
+  for (let i = 0; i < whole; i += 3) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out[at++] = BASE64_CODE[n >> 18];
+    out[at++] = BASE64_CODE[(n >> 12) & 63];
+    out[at++] = BASE64_CODE[(n >> 6) & 63];
+    out[at++] = BASE64_CODE[n & 63];
   }
-  return out;
+  if (whole < bytes.length) {
+    const two = whole + 1 < bytes.length;
+    const n = (bytes[whole] << 16) | ((two ? bytes[whole + 1] : 0) << 8);
+    out[at++] = BASE64_CODE[n >> 18];
+    out[at++] = BASE64_CODE[(n >> 12) & 63];
+    out[at++] = two ? BASE64_CODE[(n >> 6) & 63] : 61; // "="
+    out[at++] = 61;
+  }
+  const parts = [];
+  for (let i = 0; i < out.length; i += 8192) {
+    parts.push(String.fromCharCode.apply(null, out.subarray(i, i + 8192)));
+  }
+  return parts.join("");
 }
 
 function fromBase64(text) {
-  const clean = text.replace(/=+$/, "");
-  const bytes = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 61) end--; // "="
+  const bytes = new Uint8Array(Math.floor((end * 3) / 4));
+  let at = 0;
+  let i = 0;
+  for (; i + 4 <= end; i += 4) {
+    const n =
+      (BASE64_VALUE[text.charCodeAt(i)] << 18) |
+      (BASE64_VALUE[text.charCodeAt(i + 1)] << 12) |
+      (BASE64_VALUE[text.charCodeAt(i + 2)] << 6) |
+      BASE64_VALUE[text.charCodeAt(i + 3)];
+    bytes[at++] = n >> 16;
+    bytes[at++] = (n >> 8) & 255;
+    bytes[at++] = n & 255;
+  }
   let n = 0;
   let bits = 0;
-  let at = 0;
-  for (const ch of clean) {
-    n = (n << 6) | BASE64.indexOf(ch);
+  for (; i < end; i++) {
+    n = (n << 6) | BASE64_VALUE[text.charCodeAt(i)];
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
