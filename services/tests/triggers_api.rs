@@ -696,3 +696,125 @@ async fn ordered_rules_keep_each_subjects_events_in_order_and_unordered_ones_del
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// A delivery repeated after a crash (the rule's cursor is saved once per page, so a crash
+/// can come after the dead letter was filed and before the cursor moved) adds its attempts to
+/// the event's dead letter instead of filing a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_repeated_after_a_crash_keeps_one_dead_letter_per_event() {
+    use ferrobase_core::records::{RecordCommit, RecordStore};
+    let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
+        ManualClock::starting_now(),
+        KvLimits::default(),
+    ));
+    let records = Arc::new(KvRecordStore::new(kv.clone()));
+    let functions = FunctionService::start(
+        records.clone(),
+        Arc::new(ServiceHost::new(kv.clone())),
+        FunctionsConfig {
+            pool: PoolConfig {
+                threads: 1,
+                stems_per_thread: 0,
+                ..PoolConfig::default()
+            },
+            ..FunctionsConfig::default()
+        },
+    )
+    .unwrap();
+    let ns = Namespace::parse("shop").unwrap();
+    functions
+        .deploy(
+            &ns,
+            "broken",
+            serde_json::from_value(
+                json!({"code": "export default () => { throw new Error('always'); }"}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let start = || {
+        TriggerService::start(
+            records.clone(),
+            kv.clone(),
+            functions.clone(),
+            None,
+            TriggerConfig::default(),
+        )
+    };
+    let first = start().await.unwrap();
+    first
+        .put_trigger(
+            &ns,
+            "go",
+            serde_json::from_value(json!({"source": {"kind": "manual"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    first
+        .put_rule(
+            &ns,
+            "r",
+            serde_json::from_value(
+                json!({"trigger": "go", "function": "broken", "max_attempts": 1}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    first.fire(&ns, "go", json!({})).await.unwrap();
+    let attempts_filed = |service: Arc<TriggerService>| {
+        let ns = ns.clone();
+        async move {
+            let letters = service.dead_letters(&ns, None, 100).await.unwrap();
+            let attempts = letters.iter().map(|l| l.attempts.len()).sum::<usize>();
+            (letters, attempts)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while attempts_filed(first.clone()).await.1 < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the event was never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.stop();
+    // The crash came before the cursor was saved: the rule starts over from the beginning.
+    records
+        .commit(
+            &ns,
+            RecordCommit {
+                writes: vec![("rcur/r".to_owned(), Some(bytes::Bytes::from_static(b"0")))],
+                ..RecordCommit::default()
+            },
+        )
+        .await
+        .unwrap();
+    let second = start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let letters = loop {
+        let (letters, attempts) = attempts_filed(second.clone()).await;
+        if attempts >= 2 {
+            break letters;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event was never delivered again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    second.stop();
+    assert_eq!(
+        letters.len(),
+        1,
+        "one letter per event and rule: {letters:?}"
+    );
+    assert_eq!(letters[0].attempts.len(), 2);
+    assert!(
+        letters[0]
+            .attempts
+            .iter()
+            .all(|a| a.error.contains("always"))
+    );
+}

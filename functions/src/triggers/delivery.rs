@@ -328,12 +328,21 @@ impl TriggerService {
         attempts: Vec<Attempt>,
     ) {
         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        let letter = DeadLetter {
-            id: ulid::Ulid::new().to_string(),
-            rule: rule_name.to_owned(),
-            function: rule.function.clone(),
-            event: event.clone(),
-            attempts,
+        // One letter per event and rule: a delivery repeated after a crash (the cursor is saved
+        // once per page) adds its attempts to the letter instead of filing a second one.
+        let id = format!("{}-{rule_name}", event.id);
+        let letter = match self.get::<DeadLetter>(ns, &dlq_key(&id)).await {
+            Ok(Some(mut earlier)) => {
+                earlier.attempts.extend(attempts);
+                earlier
+            }
+            Ok(None) | Err(_) => DeadLetter {
+                id,
+                rule: rule_name.to_owned(),
+                function: rule.function.clone(),
+                event: event.clone(),
+                attempts,
+            },
         };
         let commit = match encode(&letter) {
             Ok(value) => RecordCommit {
@@ -347,7 +356,7 @@ impl TriggerService {
         }
     }
 
-    /// Dead letters of `ns`, oldest first.
+    /// Dead letters of `ns`, in the order of their events (ids are `{event id}-{rule}`).
     pub async fn dead_letters(
         &self,
         ns: &Namespace,
