@@ -479,7 +479,9 @@ async fn ticks(kv: &Arc<dyn KvEngine>, ns: &Namespace) -> Vec<(i64, bool)> {
         .collect()
 }
 
-async fn cron_restart(catch_up: bool) -> (Vec<(i64, bool)>, i64, i64) {
+/// KV, records and functions without a trigger service, for tests that start and stop trigger
+/// services themselves (restarts).
+fn standalone_services() -> (Arc<dyn KvEngine>, Arc<KvRecordStore>, Arc<FunctionService>) {
     let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
         ManualClock::starting_now(),
         KvLimits::default(),
@@ -498,6 +500,11 @@ async fn cron_restart(catch_up: bool) -> (Vec<(i64, bool)>, i64, i64) {
         },
     )
     .unwrap();
+    (kv, records, functions)
+}
+
+async fn cron_restart(catch_up: bool) -> (Vec<(i64, bool)>, i64, i64) {
+    let (kv, records, functions) = standalone_services();
     let ns = Namespace::parse("shop").unwrap();
     let first = TriggerService::start(
         records.clone(),
@@ -703,24 +710,7 @@ async fn ordered_rules_keep_each_subjects_events_in_order_and_unordered_ones_del
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_repeated_after_a_crash_keeps_one_dead_letter_per_event() {
     use ferrobase_core::records::{RecordCommit, RecordStore};
-    let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
-        ManualClock::starting_now(),
-        KvLimits::default(),
-    ));
-    let records = Arc::new(KvRecordStore::new(kv.clone()));
-    let functions = FunctionService::start(
-        records.clone(),
-        Arc::new(ServiceHost::new(kv.clone())),
-        FunctionsConfig {
-            pool: PoolConfig {
-                threads: 1,
-                stems_per_thread: 0,
-                ..PoolConfig::default()
-            },
-            ..FunctionsConfig::default()
-        },
-    )
-    .unwrap();
+    let (kv, records, functions) = standalone_services();
     let ns = Namespace::parse("shop").unwrap();
     functions
         .deploy(
