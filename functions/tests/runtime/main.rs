@@ -1,0 +1,13 @@
+//! The function runtime end to end inside one process: real QuickJS isolates on executor
+//! threads, records in a real (in-memory) KV engine, and a small host at the `HostApi`
+//! boundary that keeps values in a map and can hold calls open to test concurrency.
+//!
+//! - `harness`: the test host, the fixture and shared helpers.
+//! - `code`, `limits`, `pool`, `records`, `sdk`: the tests, by concept.
+
+mod code;
+mod harness;
+mod limits;
+mod pool;
+mod records;
+mod sdk;
