@@ -683,6 +683,47 @@ pub async fn records_commit_with_their_events(h: Harness) {
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh engine built by
 /// `$make`, an expression of type `fn(Arc<ManualClock>) -> impl Future<Output = Arc<dyn KvEngine>>`
 /// (it may also keep a temp dir alive by leaking it into the engine's lifetime).
+/// A write carrying a write key (a function's write while it handles an event) applies once:
+/// a repeat writes and logs nothing and says so, until the mark's lifetime has passed.
+pub async fn writes_with_a_write_key_apply_once(h: Harness) {
+    let a = ns("a");
+    let keyed = |value: &str| {
+        let mut txn = Txn::put(key("report"), Bytes::from(value.to_owned()), "text/plain");
+        txn.causation.write_key = Some("01EVENT/f/0".to_owned());
+        txn
+    };
+    h.engine
+        .commit(&a, keyed("first"))
+        .await
+        .expect("first write");
+    assert!(matches!(
+        h.engine.commit(&a, keyed("retry")).await,
+        Err(KvError::AlreadyApplied(_))
+    ));
+    let stored = h.engine.get(&a, &key("report")).await.unwrap().unwrap();
+    assert_eq!(&stored.value[..], b"first");
+    assert_eq!(events(&h, "a").await.len(), 1, "the repeat is not logged");
+    let listed = h
+        .engine
+        .list(
+            &a,
+            &ListQuery {
+                prefix: String::new(),
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.entries.len(), 1, "marks are not listed");
+    h.clock
+        .advance(crate::txn::MARK_LIFETIME + Duration::from_secs(1));
+    h.engine
+        .commit(&a, keyed("much later"))
+        .await
+        .expect("the mark expired");
+}
+
 #[macro_export]
 macro_rules! kv_conformance_tests {
     ($make:expr) => {
@@ -692,7 +733,7 @@ macro_rules! kv_conformance_tests {
             ttl_expiry, ttl_overwrite, write_over_expired_key, list_prefix_and_pagination,
             namespaces_are_isolated, log_paging_and_type_filter, wait_beyond_wakes_on_commit,
             retention_by_count_and_age, concurrent_writers_get_contiguous_offsets,
-            records_commit_with_their_events);
+            records_commit_with_their_events, writes_with_a_write_key_apply_once);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -20,6 +20,10 @@ pub enum KvError {
         key: String,
         reason: String,
     },
+    /// The write's idempotency key (`Causation::write_key`) was applied before; nothing was
+    /// written this time.
+    #[error("this write was applied before (idempotency key {0:?})")]
+    AlreadyApplied(String),
     /// The backend failed; details are for logs, not clients.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -30,7 +34,9 @@ impl KvError {
         match self {
             KvError::InvalidKey(_) | KvError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             KvError::ValueTooLarge { .. } | KvError::TxnTooLarge(_) => ErrorCode::TooLarge,
-            KvError::CheckFailed { .. } => ErrorCode::PreconditionFailed,
+            KvError::CheckFailed { .. } | KvError::AlreadyApplied(_) => {
+                ErrorCode::PreconditionFailed
+            }
             KvError::Storage(_) => ErrorCode::Internal,
         }
     }

@@ -44,6 +44,11 @@ impl From<KvError> for RecordError {
             too_large @ KvError::ValueTooLarge { .. } => {
                 RecordError::Invalid(too_large.to_string())
             }
+            // Record commits carry no write key; should one, its mark is the condition.
+            KvError::AlreadyApplied(write_key) => RecordError::ConditionFailed {
+                key: format!("idem/{write_key}"),
+                reason: "applied before".to_owned(),
+            },
             KvError::Storage(message) => RecordError::Storage(message),
         }
     }

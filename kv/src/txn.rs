@@ -4,6 +4,13 @@
 //! namespace's next log offset, and appends to the log. [`apply`] then evaluates the checks,
 //! retires expired entries, assigns versions and builds the events, so that the sled and
 //! in-memory engines cannot drift apart.
+//!
+//! A transaction whose causation carries a write key (a function's write while it handles an
+//! event) also records an idempotency mark, an internal entry kept for [`MARK_LIFETIME`]; a
+//! transaction finding its mark already there writes nothing and fails with
+//! [`KvError::AlreadyApplied`].
+
+use std::time::Duration;
 
 use ferrobase_core::event::Causation;
 use ferrobase_core::{Event, EventType, Namespace};
@@ -45,6 +52,14 @@ impl<E> From<E> for TxnFailure<E> {
     }
 }
 
+/// How long an idempotency mark is kept: longer than any retry schedule.
+pub const MARK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The internal key of the idempotency mark of `write_key` (`None` when it cannot be a key).
+pub fn mark_key(write_key: &str) -> Option<Key> {
+    Key::internal(&format!("idem/{write_key}")).ok()
+}
+
 /// Applies `txn` to `store` at time `now_ms`. Checks run before any write, so a failed check
 /// leaves the store untouched even for stores without rollback.
 pub fn apply<S: TxnStore>(
@@ -53,6 +68,17 @@ pub fn apply<S: TxnStore>(
     txn: &Txn,
     now_ms: u64,
 ) -> Result<TxnOutcome, TxnFailure<S::Error>> {
+    let write_key = txn.causation.write_key.as_deref();
+    let mark = write_key.and_then(mark_key);
+    if let Some(mark) = &mark {
+        let applied = store
+            .read(mark)?
+            .filter(|entry| !entry.meta.is_expired(now_ms));
+        if applied.is_some() {
+            let write_key = write_key.unwrap_or_default().to_owned();
+            return Err(TxnFailure::Check(KvError::AlreadyApplied(write_key)));
+        }
+    }
     for (index, check) in txn.checks.iter().enumerate() {
         let live = store
             .read(check.key())?
@@ -173,6 +199,20 @@ pub fn apply<S: TxnStore>(
         );
         store.append(&event)?;
         event_offsets.push(seq);
+    }
+    if let Some(mark) = &mark {
+        let previous = store.read(mark)?;
+        let entry = Entry {
+            value: bytes::Bytes::from_static(b"1"),
+            meta: EntryMeta {
+                version: store.next_record_version()?,
+                content_type: "text/plain".to_owned(),
+                size: 1,
+                updated_at_ms: now_ms,
+                expires_at_ms: Some(now_ms + MARK_LIFETIME.as_millis() as u64),
+            },
+        };
+        store.write(mark, Some(&entry), previous.as_ref())?;
     }
     Ok(TxnOutcome {
         results,

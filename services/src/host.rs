@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use bytes::Bytes;
 use ferrobase_functions::{BodyEncoding, HostApi, HostContext, HostError, HostOp};
-use ferrobase_kv::{Check, Key, KvEngine, KvError, ListQuery, Mutation, MutationResult, Txn};
+use ferrobase_kv::{Check, Key, KvEngine, KvError, ListQuery, MutationResult, Txn};
 use serde_json::{Value, json};
 
 /// Most bytes of a fetched body handed to a function.
@@ -109,29 +109,6 @@ impl ServiceHost {
     }
 }
 
-/// How long the marker of an idempotent write is kept: longer than any retry schedule.
-const IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// For writes made while handling an event: makes `txn` also record the write's idempotency
-/// key, on the condition that it is not recorded yet. The condition is the first check, so a
-/// repeated write fails on it and on nothing else (returns true when the key was added).
-fn idempotent(context: &HostContext, txn: &mut Txn) -> bool {
-    let Some(key) = &context.causation.write_key else {
-        return false;
-    };
-    let Ok(key) = Key::internal(&format!("idem/{key}")) else {
-        return false;
-    };
-    txn.checks.insert(0, Check::Absent { key: key.clone() });
-    txn.mutations.push(Mutation::Put {
-        key,
-        value: Bytes::from_static(b"1"),
-        content_type: "text/plain".into(),
-        ttl: Some(IDEMPOTENCY_TTL),
-    });
-    true
-}
-
 fn queue_error(error: ferrobase_queue::QueueError) -> HostError {
     HostError::new(error.code().as_str(), error.to_string())
 }
@@ -176,8 +153,6 @@ impl HostApi for ServiceHost {
                 if let Some(seconds) = ttl {
                     txn = txn.with_ttl(Duration::from_secs(seconds));
                 }
-                // After the TTL: the marker keeps its own lifetime.
-                let idempotency = idempotent(context, &mut txn);
                 if let Some(version) = if_version {
                     txn = txn.with_check(Check::Version {
                         key: key.clone(),
@@ -198,8 +173,9 @@ impl HostApi for ServiceHost {
                             ));
                         }
                     },
-                    // A repeat of a write that already happened: answer, don't apply.
-                    Err(KvError::CheckFailed { index: 0, .. }) if idempotency => {
+                    // A repeat of a write that already happened (the engine checks the
+                    // causation's write key): answer, don't apply.
+                    Err(KvError::AlreadyApplied(_)) => {
                         let current = self.kv.get(ns, &key).await.map_err(kv_error)?;
                         current.map_or(0, |entry| entry.meta.version)
                     }
@@ -213,7 +189,6 @@ impl HostApi for ServiceHost {
             } => {
                 let key = key(&raw)?;
                 let mut txn = Txn::delete(key.clone());
-                let idempotency = idempotent(context, &mut txn);
                 if let Some(version) = if_version {
                     txn = txn.with_check(Check::Version { key, version });
                 }
@@ -223,7 +198,7 @@ impl HostApi for ServiceHost {
                         outcome.results.first(),
                         Some(MutationResult::Delete { existed: true, .. })
                     ))),
-                    Err(KvError::CheckFailed { index: 0, .. }) if idempotency => Ok(json!(true)),
+                    Err(KvError::AlreadyApplied(_)) => Ok(json!(true)),
                     Err(error) => Err(kv_error(error)),
                 }
             }
@@ -260,13 +235,11 @@ impl HostApi for ServiceHost {
                 // A publish made while handling an event is recorded once it is accepted, so
                 // that a retry long after the queue's dedup window has passed still publishes
                 // nothing. The dedup ids below cover a crash between publish and record.
-                let mark = match &context.causation.write_key {
-                    Some(write) => Some(
-                        Key::internal(&format!("idem/{write}"))
-                            .map_err(|e| HostError::new("internal", e.to_string()))?,
-                    ),
-                    None => None,
-                };
+                let mark = context
+                    .causation
+                    .write_key
+                    .as_deref()
+                    .and_then(ferrobase_kv::txn::mark_key);
                 if let Some(mark) = &mark
                     && let Some(entry) = self.kv.get(ns, mark).await.map_err(kv_error)?
                 {
@@ -300,7 +273,7 @@ impl HostApi for ServiceHost {
                 if let Some(mark) = mark {
                     let recorded = Bytes::from(json!(ids).to_string());
                     let txn = Txn::put(mark, recorded, "application/json".to_owned())
-                        .with_ttl(IDEMPOTENCY_TTL);
+                        .with_ttl(ferrobase_kv::txn::MARK_LIFETIME);
                     if let Err(error) = self.kv.commit(ns, txn).await {
                         // The queue's dedup window still covers a prompt retry.
                         tracing::warn!(%error, %ns, "cannot record a published write's idempotency mark");
