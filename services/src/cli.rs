@@ -142,6 +142,10 @@ pub struct ServeArgs {
     /// Address of the S3 protocol endpoint (default 127.0.0.1:9000).
     #[arg(long, env = "FERROBASE_S3_LISTEN")]
     pub s3_listen: Option<SocketAddr>,
+    /// ETags of large bodies sent without Content-MD5: auto (default; BLAKE3-based over
+    /// 8 MiB) or md5 (always the MD5).
+    #[arg(long, env = "FERROBASE_STORAGE_ETAG")]
+    pub storage_etag: Option<crate::config::EtagMode>,
     /// Queue engine: embedded (default) or jetstream (needs --nats-url).
     #[arg(long, env = "FERROBASE_QUEUE_ENGINE")]
     pub queue_engine: Option<QueueEngineKind>,
@@ -177,6 +181,9 @@ impl ServeArgs {
         }
         if let Some(address) = self.s3_listen {
             config.storage.s3_listen = address;
+        }
+        if let Some(mode) = self.storage_etag {
+            config.storage.etag = mode;
         }
         if let Some(engine) = self.queue_engine {
             config.queue.engine = engine;

@@ -306,6 +306,14 @@ pub struct StorageSettings {
     /// How often the orphan sweep runs (also once at start). Default 1 h; 1 s to 1 day.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// ETags of bodies sent without `Content-MD5`: `auto` (the default) gives bodies up to
+    /// `md5_etag_max_bytes` their MD5 and larger ones a BLAKE3-based `{hash}-1`, so that large
+    /// PUTs run at disk speed rather than MD5 speed; `md5` gives every body its MD5, for
+    /// clients that compare a large single-part upload's ETag with their own MD5.
+    pub etag: EtagMode,
+    /// Largest body that gets an MD5 ETag under `etag = "auto"`. Default 8 MiB (the size
+    /// above which aws-cli and boto3 upload in parts anyway).
+    pub md5_etag_max_bytes: u64,
     /// Required when `backend = "s3"`.
     pub s3: Option<S3BackendSettings>,
 }
@@ -318,9 +326,21 @@ impl Default for StorageSettings {
             s3_public_url: None,
             orphan_min_age: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(3600),
+            etag: EtagMode::Auto,
+            md5_etag_max_bytes: ferrobase_storage::digest::DEFAULT_MD5_ETAG_MAX_BYTES,
             s3: None,
         }
     }
+}
+
+/// Which bodies get their MD5 as ETag (see `ferrobase_storage::digest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EtagMode {
+    /// MD5 up to `md5_etag_max_bytes` or with `Content-MD5`, BLAKE3-based above.
+    Auto,
+    /// MD5 for every body.
+    Md5,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -351,6 +371,16 @@ fn default_region() -> String {
 }
 
 impl StorageSettings {
+    /// The storage library's ETag policy.
+    pub fn etag_policy(&self) -> ferrobase_storage::EtagPolicy {
+        match self.etag {
+            EtagMode::Auto => ferrobase_storage::EtagPolicy {
+                md5_max_bytes: self.md5_etag_max_bytes,
+            },
+            EtagMode::Md5 => ferrobase_storage::EtagPolicy::always_md5(),
+        }
+    }
+
     /// The storage library's backend config.
     pub fn backend_config(
         &self,
@@ -481,6 +511,22 @@ mod tests {
             (nats.url.as_str(), nats.prefix.as_str()),
             ("nats://127.0.0.1:4222", "ferrobase")
         );
+    }
+
+    #[test]
+    fn the_etag_setting_picks_the_storage_policy() {
+        let default = Config::default().storage.etag_policy();
+        assert_eq!(default, ferrobase_storage::EtagPolicy::default());
+        assert_eq!(default.md5_max_bytes, 8 * 1024 * 1024);
+        let config: Config =
+            toml::from_str("[storage]\netag = \"auto\"\nmd5_etag_max_bytes = 1024\n").unwrap();
+        assert_eq!(config.storage.etag_policy().md5_max_bytes, 1024);
+        let config: Config = toml::from_str("[storage]\netag = \"md5\"\n").unwrap();
+        assert_eq!(
+            config.storage.etag_policy(),
+            ferrobase_storage::EtagPolicy::always_md5()
+        );
+        assert!(toml::from_str::<Config>("[storage]\netag = \"sha1\"\n").is_err());
     }
 
     #[test]

@@ -343,6 +343,10 @@ impl HostApi for ServiceHost {
                 };
                 let options = ferrobase_storage::PutOptions {
                     content_type: Some(content_type),
+                    checks: ferrobase_storage::BodyChecks {
+                        content_length: Some(body.len() as u64),
+                        ..Default::default()
+                    },
                     causation: context.causation.clone(),
                     ..ferrobase_storage::PutOptions::default()
                 };

@@ -68,12 +68,15 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
             )
         }
     };
-    let storage = Arc::new(ferrobase_storage::Storage::new(
-        ferrobase_storage::Backend::open(&config.storage.backend_config(&config.data_dir)?)
-            .context("opening the object storage backend")?,
-        Arc::new(KvRecordStore::new(kv.clone())),
-        Arc::new(SystemClock),
-    ));
+    let storage = Arc::new(
+        ferrobase_storage::Storage::new(
+            ferrobase_storage::Backend::open(&config.storage.backend_config(&config.data_dir)?)
+                .context("opening the object storage backend")?,
+            Arc::new(KvRecordStore::new(kv.clone())),
+            Arc::new(SystemClock),
+        )
+        .with_etag_policy(config.storage.etag_policy()),
+    );
     let host = crate::host::ServiceHost::new(kv.clone())
         .with_queue(queue.clone())
         .with_storage(storage.clone());

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
-use md5::{Digest, Md5};
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
@@ -22,6 +21,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::StorageError;
+use crate::digest::{BodyDigest, BodyHasher};
 
 /// How much of an upload is held in memory at once: one buffer being filled plus up to
 /// [`UPLOAD_CONCURRENCY`] being sent, so about 24 MiB per upload at most.
@@ -109,27 +109,36 @@ impl Backend {
         }
     }
 
-    /// Streams `body` into a new blob at `path`, returning its size and MD5. On any failure
+    /// Streams `body` into a new blob at `path`, returning its size and digest (hashed by a
+    /// [`BodyHasher`] with `md5_limit` and the declared length, see [`crate::digest`]). On
+    /// any failure
     /// the partial blob is removed, so nothing is left behind but, after a crash, an
     /// unreferenced blob that [`crate::Storage::sweep_orphans`] removes.
-    pub(crate) async fn write_blob<S>(&self, path: &Path, body: S) -> Result<Written, StorageError>
+    pub(crate) async fn write_blob<S>(
+        &self,
+        path: &Path,
+        body: S,
+        md5_limit: u64,
+        declared_length: Option<u64>,
+    ) -> Result<Written, StorageError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
     {
         if let Some(root) = &self.local_root {
-            return local::write_blob(root, root.join(path.as_ref()), body).await;
+            let hasher = BodyHasher::new(md5_limit, declared_length);
+            return local::write_blob(root, root.join(path.as_ref()), body, hasher).await;
         }
         let mut writer =
             BufWriter::with_capacity(self.store.clone(), path.clone(), UPLOAD_BUFFER_BYTES)
                 .with_max_concurrency(UPLOAD_CONCURRENCY);
-        let mut md5 = Md5::new();
+        let mut hasher = BodyHasher::new(md5_limit, declared_length);
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
         let outcome: Result<(), StorageError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk =
                     chunk.map_err(|error| StorageError::IncompleteBody(error.to_string()))?;
-                md5.update(&chunk);
+                hasher.update(&chunk);
                 size += chunk.len() as u64;
                 writer.put(chunk).await?;
             }
@@ -146,7 +155,7 @@ impl Backend {
         }
         Ok(Written {
             size,
-            md5: md5.finalize().into(),
+            digest: hasher.finish(),
         })
     }
 
@@ -285,7 +294,8 @@ async fn read_local(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Written {
     pub size: u64,
-    pub md5: [u8; 16],
+    /// What the ETag is made of.
+    pub digest: BodyDigest,
 }
 
 /// The backend path of a blob.

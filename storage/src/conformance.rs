@@ -4,8 +4,8 @@
 //! expands them into one `#[tokio::test]` per check for a given constructor, so that local
 //! files and S3 are held to exactly the same behaviour.
 //!
-//! The object and bucket checks live here; condition, listing, multipart, copy, bucket race
-//! and idempotency checks in the submodules of the same names.
+//! The object and bucket checks live here; condition, listing, multipart, copy, bucket race,
+//! idempotency and ETag checks in the submodules of the same names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,13 +20,14 @@ use object_store::ObjectStoreExt;
 
 use crate::model::MIN_PART_BYTES;
 use crate::{
-    ByteRange, ByteStream, CompletedPart, GetOptions, ListQuery, PutOptions, ReadConditions,
-    Storage, StorageError, UploadMarker, UploadPage, UploadQuery, WriteConditions,
+    BodyChecks, ByteRange, ByteStream, CompletedPart, GetOptions, ListQuery, PutOptions,
+    ReadConditions, Storage, StorageError, UploadMarker, UploadPage, UploadQuery, WriteConditions,
 };
 
 mod buckets;
 mod conditions;
 mod copy;
+mod etags;
 mod idempotency;
 mod listing;
 mod multipart;
@@ -34,6 +35,7 @@ mod multipart;
 pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use conditions::{conditional_reads, conditional_writes};
 pub use copy::copy_objects;
+pub use etags::etags_follow_the_policy;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
 pub use multipart::{multipart_abort_and_small_parts, multipart_upload, multipart_upload_listing};
@@ -75,6 +77,11 @@ pub fn pattern(len: usize, seed: u8) -> Bytes {
 
 fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
+}
+
+/// The ETag of a body too large for an MD5 ETag.
+fn blake3_etag(data: &[u8]) -> String {
+    format!("{}-1", hex::encode(&blake3::hash(data).as_bytes()[..16]))
 }
 
 async fn read_all(stream: ByteStream) -> Vec<u8> {
@@ -397,7 +404,10 @@ pub async fn failed_uploads_leave_nothing(h: Harness) {
     let a = ns("a");
     bucket(&h, "a", "fai").await;
     let wrong = PutOptions {
-        content_md5: Some(Md5::digest(b"something else").into()),
+        checks: BodyChecks {
+            content_md5: Some(Md5::digest(b"something else").into()),
+            ..BodyChecks::default()
+        },
         ..PutOptions::default()
     };
     assert!(matches!(
@@ -407,7 +417,10 @@ pub async fn failed_uploads_leave_nothing(h: Harness) {
         Err(StorageError::BadDigest)
     ));
     let right = PutOptions {
-        content_md5: Some(Md5::digest(b"data").into()),
+        checks: BodyChecks {
+            content_md5: Some(Md5::digest(b"data").into()),
+            ..BodyChecks::default()
+        },
         ..PutOptions::default()
     };
     h.storage
@@ -449,7 +462,10 @@ pub async fn failed_uploads_leave_nothing(h: Harness) {
         .map(|seed| pattern(1024 * 1024, seed))
         .collect::<Vec<_>>();
     let wrong_large = PutOptions {
-        content_md5: Some(Md5::digest(b"something else").into()),
+        checks: BodyChecks {
+            content_md5: Some(Md5::digest(b"something else").into()),
+            ..BodyChecks::default()
+        },
         ..PutOptions::default()
     };
     assert!(matches!(
@@ -470,7 +486,8 @@ pub async fn failed_uploads_leave_nothing(h: Harness) {
     assert_no_orphans(&h).await;
 }
 
-/// Bodies larger than the upload buffer stream through in chunks and read back intact.
+/// Bodies larger than the upload buffer stream through in chunks and read back intact; over
+/// the default policy's 8 MiB, their ETag is BLAKE3-based.
 pub async fn large_bodies_stream(h: Harness) {
     let a = ns("a");
     bucket(&h, "a", "large").await;
@@ -482,7 +499,7 @@ pub async fn large_bodies_stream(h: Harness) {
         .await
         .unwrap();
     assert_eq!(info.size, whole.len() as u64);
-    assert_eq!(info.etag, md5_hex(&whole));
+    assert_eq!(info.etag, blake3_etag(&whole));
     let read = get(&h, "a", "large", "blob", GetOptions::default()).await;
     assert!(read == whole, "the body read back differs");
 }
@@ -595,7 +612,7 @@ macro_rules! storage_conformance_tests {
             large_bodies_stream, listing, multipart_upload, multipart_abort_and_small_parts,
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
-            function_writes_apply_once);
+            function_writes_apply_once, etags_follow_the_policy);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -15,12 +15,14 @@
 //!
 //! - [`model`]: names, options and the public types; the records kept per object.
 //! - [`backend`]: the object backends and streaming blob I/O.
+//! - [`digest`]: what ETags are made of, and hashing bodies as they stream.
 //! - `objects`, `multipart`, `listing`, `sweep`: the operations of [`Storage`].
 //! - `idempotency`: puts and deletes a function makes while handling an event, applied once
 //!   however often the handler runs.
 //! - `conformance` (feature `test-utils`): the suite every backend passes.
 
 pub mod backend;
+pub mod digest;
 mod error;
 mod idempotency;
 pub mod model;
@@ -39,11 +41,12 @@ use ferrobase_core::{Clock, Namespace};
 use futures::stream::BoxStream;
 
 pub use backend::{Backend, BackendConfig, S3BackendConfig};
+pub use digest::EtagPolicy;
 pub use error::StorageError;
 pub use model::{
-    BucketInfo, ByteRange, CompletedPart, GetOptions, ListPage, ListQuery, ObjectInfo, PartInfo,
-    PutOptions, ReadConditions, SweepReport, UploadInfo, UploadMarker, UploadPage, UploadQuery,
-    WriteConditions,
+    BodyChecks, BucketInfo, ByteRange, CompletedPart, GetOptions, ListPage, ListQuery, ObjectInfo,
+    PartInfo, PutOptions, ReadConditions, SweepReport, UploadInfo, UploadMarker, UploadPage,
+    UploadQuery, WriteConditions,
 };
 
 use model::{BucketRecord, validate_bucket};
@@ -92,6 +95,7 @@ pub struct Storage {
     backend: Backend,
     records: Arc<dyn RecordStore>,
     clock: Arc<dyn Clock>,
+    etags: EtagPolicy,
 }
 
 /// A body being read, with what it is.
@@ -117,7 +121,14 @@ impl Storage {
             backend,
             records,
             clock,
+            etags: EtagPolicy::default(),
         }
+    }
+
+    /// Which bodies get an MD5 ETag (default: up to 8 MiB, or with `Content-MD5`).
+    pub fn with_etag_policy(mut self, etags: EtagPolicy) -> Self {
+        self.etags = etags;
+        self
     }
 
     /// The metadata store (tests wrap it to force interleavings).

@@ -130,7 +130,8 @@ pub struct ObjectInfo {
     pub bucket: String,
     pub key: String,
     pub size: u64,
-    /// Without quotes: the hex MD5 of the body, or `md5-of-part-md5s-N` for multipart objects.
+    /// Without quotes: the hex MD5 of the body, `{blake3}-1` for large bodies sent without
+    /// Content-MD5 (see [`crate::digest`]), or `{md5 of part digests}-N` for multipart objects.
     pub etag: String,
     pub content_type: String,
     /// User metadata (`x-amz-meta-*` without the prefix, names in lowercase).
@@ -161,11 +162,23 @@ pub struct PutOptions {
     /// Default `application/octet-stream`.
     pub content_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
-    /// The MD5 the client computed; a body that does not match is rejected (BadDigest).
-    pub content_md5: Option<[u8; 16]>,
+    /// What the client declared about the body.
+    pub checks: BodyChecks,
     pub conditions: WriteConditions,
     /// Who caused the write (functions), carried into the event.
     pub causation: ferrobase_core::event::Causation,
+}
+
+/// What the client declared about a body, checked as it is stored; a body that fails a check
+/// leaves nothing behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyChecks {
+    /// `Content-MD5`: a body with another MD5 is rejected (BadDigest).
+    pub content_md5: Option<[u8; 16]>,
+    /// The declared length (`Content-Length`): a body of another length is rejected
+    /// (IncompleteBody). Known up front, it also spares hashing with MD5 a body too large
+    /// for an MD5 ETag (see [`crate::digest`]).
+    pub content_length: Option<u64>,
 }
 
 /// Preconditions of a write, checked atomically with the metadata commit.

@@ -19,7 +19,8 @@ use crate::model::{
 };
 use crate::objects::{new_blob_id, object_record_key};
 use crate::{
-    ByteStream, ObjectInfo, PutOptions, Storage, StorageError, WRITE_RETRIES, decode, encode, keys,
+    BodyChecks, ByteStream, ObjectInfo, PutOptions, Storage, StorageError, WRITE_RETRIES, decode,
+    encode, keys,
 };
 
 /// Record writes per commit when removing part records (the record store bounds commits).
@@ -95,7 +96,7 @@ impl Storage {
         upload_id: &str,
         part_number: u32,
         body: ByteStream,
-        content_md5: Option<[u8; 16]>,
+        checks: BodyChecks,
     ) -> Result<PartInfo, StorageError> {
         if !(1..=MAX_PART_NUMBER).contains(&part_number) {
             return Err(StorageError::InvalidArgument(format!(
@@ -105,13 +106,9 @@ impl Storage {
         self.read_upload(ns, bucket, key, upload_id).await?;
         let blob = new_blob_id();
         let path = blob_path(ns, bucket, &blob);
-        let written = self.backend.write_blob(&path, body).await?;
-        if content_md5.is_some_and(|md5| md5 != written.md5) {
-            self.backend.delete_blobs(vec![path]).await;
-            return Err(StorageError::BadDigest);
-        }
+        let written = self.store_body(&path, body, checks).await?;
         let part = PartRecord {
-            etag: hex::encode(written.md5),
+            etag: written.digest.etag(),
             size: written.size,
             blob,
             last_modified_ms: self.now_ms(),
@@ -374,9 +371,9 @@ impl Storage {
                     min: MIN_PART_BYTES,
                 });
             }
-            let digest = hex::decode(&part.etag)
-                .map_err(|_| StorageError::Records(format!("bad part ETag {}", part.etag)))?;
-            md5s.update(&digest);
+            let digest = crate::digest::etag_digest_bytes(&part.etag)
+                .ok_or_else(|| StorageError::Records(format!("bad part ETag {}", part.etag)))?;
+            md5s.update(digest);
             size += part.size;
             blobs.push(Blob {
                 id: part.blob.clone(),

@@ -7,15 +7,15 @@ use ferrobase_core::{EventType, Namespace};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::backend::blob_path;
+use crate::backend::{Written, blob_path};
 use crate::idempotency::{Mark, MarkedOutcome};
 use crate::model::{
     Blob, ListPage, ListQuery, MAX_LIST_KEYS, ObjectInfo, ObjectRecord, WriteConditions, bare_etag,
     validate_bucket, validate_key,
 };
 use crate::{
-    ByteStream, GetOptions, ObjectBody, PutOptions, Storage, StorageError, WRITE_RETRIES, decode,
-    encode, keys,
+    BodyChecks, ByteStream, GetOptions, ObjectBody, PutOptions, Storage, StorageError,
+    WRITE_RETRIES, decode, encode, keys,
 };
 
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -186,6 +186,45 @@ impl Storage {
             .await;
     }
 
+    /// Streams `body` into a new blob at `path` and checks it against what the client
+    /// declared; a body that fails a check is removed again.
+    pub(crate) async fn store_body(
+        &self,
+        path: &object_store::path::Path,
+        body: ByteStream,
+        checks: BodyChecks,
+    ) -> Result<Written, StorageError> {
+        let md5_limit = self.etags.md5_limit(checks.content_md5.is_some());
+        let written = self
+            .backend
+            .write_blob(path, body, md5_limit, checks.content_length)
+            .await?;
+        let failed = if checks
+            .content_length
+            .is_some_and(|length| length != written.size)
+        {
+            Some(StorageError::IncompleteBody(format!(
+                "the body was {} bytes, not the {} declared",
+                written.size,
+                checks.content_length.unwrap_or_default()
+            )))
+        } else if checks
+            .content_md5
+            .is_some_and(|md5| Some(md5) != written.digest.md5())
+        {
+            Some(StorageError::BadDigest)
+        } else {
+            None
+        };
+        match failed {
+            Some(error) => {
+                self.backend.delete_blobs(vec![path.clone()]).await;
+                Err(error)
+            }
+            None => Ok(written),
+        }
+    }
+
     /// Stores `body` as `bucket/key`, replacing any object there; visible (with its event)
     /// only once the whole body is stored.
     pub async fn put_object(
@@ -208,14 +247,10 @@ impl Storage {
 
         let blob_id = crate::objects::new_blob_id();
         let path = blob_path(ns, bucket, &blob_id);
-        let written = self.backend.write_blob(&path, body).await?;
-        if options.content_md5.is_some_and(|md5| md5 != written.md5) {
-            self.backend.delete_blobs(vec![path]).await;
-            return Err(StorageError::BadDigest);
-        }
+        let written = self.store_body(&path, body, options.checks).await?;
         let record = ObjectRecord {
             size: written.size,
-            etag: hex::encode(written.md5),
+            etag: written.digest.etag(),
             content_type: options
                 .content_type
                 .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),

@@ -183,6 +183,35 @@ class Objects(unittest.TestCase):
         self.assertEqual(events(f"{self.bucket}/md5")[0][0], "ferrobase.storage.object.created")
         self.assertEqual(len(events(f"{self.bucket}/md5")), 1)
 
+    def test_large_single_puts_get_a_blake3_etag_unless_content_md5_is_sent(self):
+        """Over 8 MiB, sent without Content-MD5, a body's ETag is `{BLAKE3 hash}-1` rather than
+        its MD5 (storage/src/digest.rs says why); it works as an ETag everywhere."""
+        import base64
+
+        body = pattern(9 * MIB, 5)
+        md5 = hashlib.md5(body)
+        put = S3.put_object(Bucket=self.bucket, Key="large", Body=body)
+        self.assertRegex(put["ETag"], r'^"[0-9a-f]{32}-1"$')
+        self.assertNotIn(md5.hexdigest(), put["ETag"])
+        self.assertEqual(S3.put_object(Bucket=self.bucket, Key="large-again", Body=body)["ETag"], put["ETag"])
+        other = S3.put_object(Bucket=self.bucket, Key="large-other", Body=pattern(9 * MIB, 6))
+        self.assertNotEqual(other["ETag"], put["ETag"])
+        got = S3.get_object(Bucket=self.bucket, Key="large", IfMatch=put["ETag"])
+        self.assertEqual(got["ETag"], put["ETag"])
+        self.assertEqual(hashlib.md5(got["Body"].read()).digest(), md5.digest())
+        self.assertEqual(error_code(S3.get_object, Bucket=self.bucket, Key="large", IfNoneMatch=put["ETag"]), "304")
+        self.assertEqual(events(f"{self.bucket}/large")[0][2]["etag"], put["ETag"].strip('"'))
+        # With Content-MD5 every byte is hashed with MD5 and checked, and the ETag is the MD5.
+        sent = base64.b64encode(md5.digest()).decode()
+        checked = S3.put_object(Bucket=self.bucket, Key="large-md5", Body=body, ContentMD5=sent)
+        self.assertEqual(checked["ETag"], '"%s"' % md5.hexdigest())
+        # Up to 8 MiB a body's ETag is its MD5.
+        at_limit = pattern(8 * MIB, 7)
+        self.assertEqual(
+            S3.put_object(Bucket=self.bucket, Key="at-limit", Body=at_limit)["ETag"],
+            '"%s"' % hashlib.md5(at_limit).hexdigest(),
+        )
+
     def test_copy_and_batch_delete(self):
         S3.put_object(Bucket=self.bucket, Key="src", Body=b"payload", Metadata={"m": "1"})
         S3.copy_object(Bucket=self.bucket, Key="copy1", CopySource={"Bucket": self.bucket, "Key": "src"})

@@ -20,7 +20,7 @@ use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_storage::model::MAX_LIST_KEYS;
 use ferrobase_storage::{
-    ByteRange, GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage,
+    BodyChecks, ByteRange, GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage,
     StorageError, WriteConditions,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -216,10 +216,20 @@ fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
             Some((name.to_owned(), value.to_str().ok()?.to_owned()))
         })
         .collect();
+    let content_length = header_text(headers, header::CONTENT_LENGTH)
+        .map(|text| {
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::invalid("Content-Length must be a byte count"))
+        })
+        .transpose()?;
     Ok(PutOptions {
         content_type: header_text(headers, header::CONTENT_TYPE),
         metadata,
-        content_md5,
+        checks: BodyChecks {
+            content_md5,
+            content_length,
+        },
         conditions: WriteConditions {
             if_match: header_text(headers, header::IF_MATCH),
             if_none_match_any,

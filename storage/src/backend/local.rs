@@ -1,7 +1,7 @@
 //! Blob writes on local files, without `object_store` in the way.
 //!
-//! A large PUT is CPU-bound here: receiving the body, hashing it (MD5, for the ETag) and
-//! writing it into the page cache each take a core's worth of time per byte. Through
+//! A large PUT is CPU-bound here: receiving the body, hashing it (for the ETag, see
+//! [`crate::digest`]) and writing it into the page cache each take CPU time per byte. Through
 //! `object_store` (and earlier, inline hashing) these steps ran one after the other, and the
 //! final fsync started only after the last byte was hashed. Here the body is handed, chunk
 //! by chunk and without copies, to two blocking threads: one writes the staging file and,
@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 
 use super::Written;
 use crate::StorageError;
+use crate::digest::BodyHasher;
 
 /// Chunks travel to the writer and the hasher in groups of about this many bytes: large
 /// enough that the hand-over and the write syscall are noise, small enough that a small
@@ -50,6 +50,7 @@ pub(super) async fn write_blob<S>(
     root: &Path,
     dest: PathBuf,
     body: S,
+    hasher: BodyHasher,
 ) -> Result<Written, StorageError>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
@@ -70,12 +71,12 @@ where
             }
             written
         });
-        let md5 = hash(Md5::new(), &first).finalize().into();
+        let digest = hash(hasher, &first).finish();
         write
             .await
             .map_err(|error| StorageError::Backend(error.to_string()))?
             .map_err(|error| StorageError::Backend(format!("writing a blob: {error}")))?;
-        return Ok(Written { size, md5 });
+        return Ok(Written { size, digest });
     }
 
     let (write_tx, mut write_rx) = mpsc::channel::<WriteStep>(QUEUE_GROUPS);
@@ -107,11 +108,11 @@ where
         outcome
     });
     let hasher = tokio::task::spawn_blocking(move || {
-        let mut md5 = Md5::new();
+        let mut hasher = hasher;
         while let Some(group) = hash_rx.blocking_recv() {
-            md5 = hash(md5, &group);
+            hasher = hash(hasher, &group);
         }
-        <[u8; 16]>::from(md5.finalize())
+        hasher.finish()
     });
 
     let mut size = group_len(&first);
@@ -141,13 +142,13 @@ where
     let written = writer
         .await
         .map_err(|error| StorageError::Backend(error.to_string()));
-    let md5 = hasher
+    let digest = hasher
         .await
         .map_err(|error| StorageError::Backend(error.to_string()))?;
     // A body that failed mid-way is the client's error, whatever the writer then said.
     received?;
     written?.map_err(|error| StorageError::Backend(format!("writing a blob: {error}")))?;
-    Ok(Written { size, md5 })
+    Ok(Written { size, digest })
 }
 
 /// Collects chunks up to about [`GROUP_BYTES`]; `true` when the body ended with them.
@@ -177,11 +178,11 @@ fn group_len(group: &[Bytes]) -> u64 {
     group.iter().map(|chunk| chunk.len() as u64).sum()
 }
 
-fn hash(mut md5: Md5, group: &[Bytes]) -> Md5 {
+fn hash(mut hasher: BodyHasher, group: &[Bytes]) -> BodyHasher {
     for chunk in group {
-        md5.update(chunk);
+        hasher.update(chunk);
     }
-    md5
+    hasher
 }
 
 /// Writes a group with as few syscalls as the kernel allows.

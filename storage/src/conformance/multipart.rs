@@ -20,7 +20,7 @@ async fn upload_part(
             upload,
             number,
             body(chunks),
-            None,
+            BodyChecks::default(),
         )
         .await
 }
@@ -50,7 +50,15 @@ pub async fn multipart_upload(h: Harness) {
     .boxed();
     assert!(
         h.storage
-            .upload_part(&a, "mpu", "big.bin", &upload, 1, broken, None)
+            .upload_part(
+                &a,
+                "mpu",
+                "big.bin",
+                &upload,
+                1,
+                broken,
+                BodyChecks::default()
+            )
             .await
             .is_err()
     );

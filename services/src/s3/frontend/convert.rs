@@ -3,7 +3,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
-use ferrobase_storage::{ByteRange, ByteStream, ReadConditions, WriteConditions};
+use ferrobase_storage::{BodyChecks, ByteRange, ByteStream, ReadConditions, WriteConditions};
 use futures::{StreamExt, TryStreamExt};
 use s3s::dto::{self, ETag, ETagCondition, StreamingBlob, Timestamp};
 use s3s::{S3Result, s3_error};
@@ -41,8 +41,13 @@ pub(super) fn blob(stream: ByteStream) -> StreamingBlob {
     StreamingBlob::wrap(SyncStream::new(stream))
 }
 
-pub(super) fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
-    value
+/// What the client declared about a body: `Content-MD5`, and its length (s3s gives the
+/// decoded length of an `aws-chunked` body here).
+pub(super) fn body_checks(
+    content_md5: Option<&str>,
+    content_length: Option<i64>,
+) -> S3Result<BodyChecks> {
+    let content_md5 = content_md5
         .map(|text| {
             base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
@@ -50,7 +55,11 @@ pub(super) fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
                 .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
                 .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
         })
-        .transpose()
+        .transpose()?;
+    Ok(BodyChecks {
+        content_md5,
+        content_length: content_length.and_then(|length| u64::try_from(length).ok()),
+    })
 }
 
 pub(super) fn metadata(map: Option<dto::Metadata>) -> std::collections::BTreeMap<String, String> {

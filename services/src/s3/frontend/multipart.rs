@@ -6,7 +6,7 @@ use ferrobase_storage::{CompletedPart, PutOptions};
 use s3s::dto::{self, ETag};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::convert::{body_stream, content_md5, etag, metadata, timestamp, write_conditions};
+use super::convert::{body_checks, body_stream, etag, metadata, timestamp, write_conditions};
 use super::{S3Frontend, storage_to_s3};
 
 pub(super) async fn create_multipart_upload(
@@ -52,7 +52,7 @@ pub(super) async fn upload_part(
             &input.upload_id,
             number,
             body_stream(input.body),
-            content_md5(input.content_md5.as_deref())?,
+            body_checks(input.content_md5.as_deref(), input.content_length)?,
         )
         .await
         .map_err(storage_to_s3)?;

@@ -7,7 +7,7 @@ use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    blob, body_stream, content_md5, etag, metadata, out_metadata, range, read_conditions,
+    blob, body_checks, body_stream, etag, metadata, out_metadata, range, read_conditions,
     timestamp, write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
@@ -22,7 +22,7 @@ pub(super) async fn put_object(
     let options = PutOptions {
         content_type: input.content_type,
         metadata: metadata(input.metadata),
-        content_md5: content_md5(input.content_md5.as_deref())?,
+        checks: body_checks(input.content_md5.as_deref(), input.content_length)?,
         conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?,
         causation: Causation::default(),
     };

@@ -1,0 +1,202 @@
+//! What an object's ETag is made of, and the hashing of bodies that produces it.
+//!
+//! S3 clients expect the ETag of an object stored by one PUT to be the MD5 of its body, and
+//! some check it. But MD5 is sequential: one core hashes 500–600 MB/s, so for large bodies it,
+//! not the disk, bounds how fast a PUT can be (a profile of 64 MiB PUTs put 55% of the
+//! server's CPU in MD5). S3 itself gives up MD5 ETags where speed matters: multipart objects
+//! have `{md5 of part md5s}-{parts}`, and S3 Express One Zone's ETags are not MD5 at all.
+//!
+//! So the rule here, per body, is:
+//! - the client sent `Content-MD5`: the body is hashed with MD5, checked, and the ETag is the
+//!   MD5 (a client that sends it can check the ETag);
+//! - otherwise a body of at most [`EtagPolicy::md5_max_bytes`] (default 8 MiB, the size above
+//!   which aws-cli and boto3 switch to multipart uploads anyway) gets its MD5 as ETag;
+//! - a larger body gets `{first 16 bytes of its BLAKE3 hash, in hex}-1`. BLAKE3 hashes several
+//!   GB/s on one core; the `-1` suffix is the form of a multipart ETag, which clients
+//!   (rclone, the AWS SDKs) know not to compare with an MD5.
+//!
+//! [`EtagPolicy::always_md5`] gives every body an MD5 ETag, for clients that check the ETag
+//! of large single-part uploads without sending `Content-MD5`.
+//!
+//! The ETag depends only on the body, its size and whether `Content-MD5` came with it, so
+//! the same upload gets the same ETag on either backend.
+
+use md5::{Digest, Md5};
+
+/// Bodies up to this size get an MD5 ETag by default.
+pub const DEFAULT_MD5_ETAG_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Which bodies get an MD5 ETag (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EtagPolicy {
+    /// Bodies larger than this, sent without `Content-MD5`, get a BLAKE3-based ETag.
+    pub md5_max_bytes: u64,
+}
+
+impl EtagPolicy {
+    /// Every body gets an MD5 ETag, whatever its size.
+    pub fn always_md5() -> EtagPolicy {
+        EtagPolicy {
+            md5_max_bytes: u64::MAX,
+        }
+    }
+
+    /// How far to hash a body with MD5: all of it when the client sent `Content-MD5`.
+    pub(crate) fn md5_limit(&self, content_md5_sent: bool) -> u64 {
+        if content_md5_sent {
+            u64::MAX
+        } else {
+            self.md5_max_bytes
+        }
+    }
+}
+
+impl Default for EtagPolicy {
+    fn default() -> Self {
+        EtagPolicy {
+            md5_max_bytes: DEFAULT_MD5_ETAG_MAX_BYTES,
+        }
+    }
+}
+
+/// The digest a stored body's ETag is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyDigest {
+    Md5([u8; 16]),
+    /// The first 16 bytes of the body's BLAKE3 hash.
+    Blake3([u8; 16]),
+}
+
+impl BodyDigest {
+    /// The ETag, without quotes.
+    pub(crate) fn etag(&self) -> String {
+        match self {
+            BodyDigest::Md5(md5) => hex::encode(md5),
+            BodyDigest::Blake3(hash) => format!("{}-1", hex::encode(hash)),
+        }
+    }
+
+    /// The body's MD5, when it was hashed whole with MD5.
+    pub(crate) fn md5(&self) -> Option<[u8; 16]> {
+        match self {
+            BodyDigest::Md5(md5) => Some(*md5),
+            BodyDigest::Blake3(_) => None,
+        }
+    }
+}
+
+/// The 16 digest bytes of a part's ETag, which a multipart ETag hashes together.
+pub(crate) fn etag_digest_bytes(etag: &str) -> Option<[u8; 16]> {
+    let hex_part = etag.strip_suffix("-1").unwrap_or(etag);
+    let mut bytes = [0u8; 16];
+    hex::decode_to_slice(hex_part, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Hashes a body as it streams past: MD5 over the first `md5_limit` bytes (dropped once the
+/// body is longer, since its ETag will not be the MD5 then, and not started at all when the
+/// declared length is longer) and, unless every byte must be hashed with MD5, BLAKE3 over
+/// all of it.
+pub(crate) struct BodyHasher {
+    md5: Option<Md5>,
+    blake3: Option<Box<blake3::Hasher>>,
+    md5_limit: u64,
+    hashed: u64,
+}
+
+impl BodyHasher {
+    pub(crate) fn new(md5_limit: u64, declared_length: Option<u64>) -> BodyHasher {
+        // A body that ends at another length than declared is rejected by the caller, so
+        // trusting the declared length here never decides an ETag that is kept.
+        let md5_needed = declared_length.is_none_or(|length| length <= md5_limit);
+        BodyHasher {
+            md5: md5_needed.then(Md5::new),
+            blake3: (md5_limit != u64::MAX).then(|| Box::new(blake3::Hasher::new())),
+            md5_limit,
+            hashed: 0,
+        }
+    }
+
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
+        self.hashed += chunk.len() as u64;
+        if self.hashed > self.md5_limit {
+            self.md5 = None;
+        } else if let Some(md5) = &mut self.md5 {
+            md5.update(chunk);
+        }
+        if let Some(blake3) = &mut self.blake3 {
+            // BLAKE3 hashes large inputs with SIMD over several 1 KiB chunks at once; groups
+            // here are up to 1 MiB, so the single-threaded `update` is already fast.
+            blake3.update(chunk);
+        }
+    }
+
+    pub(crate) fn finish(self) -> BodyDigest {
+        match (self.md5, self.blake3) {
+            (Some(md5), _) => BodyDigest::Md5(md5.finalize().into()),
+            (None, Some(blake3)) => {
+                let mut first = [0u8; 16];
+                first.copy_from_slice(&blake3.finalize().as_bytes()[..16]);
+                BodyDigest::Blake3(first)
+            }
+            (None, None) => unreachable!("MD5 is left out only below u64::MAX, where BLAKE3 runs"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(limit: u64, chunks: &[&[u8]]) -> BodyDigest {
+        let mut hasher = BodyHasher::new(limit, None);
+        for chunk in chunks {
+            hasher.update(chunk);
+        }
+        hasher.finish()
+    }
+
+    #[test]
+    fn bodies_up_to_the_limit_get_their_md5() {
+        let md5: [u8; 16] = Md5::digest(b"hello world").into();
+        assert_eq!(digest(11, &[b"hello ", b"world"]), BodyDigest::Md5(md5));
+        assert_eq!(digest(u64::MAX, &[b"hello world"]), BodyDigest::Md5(md5));
+        assert_eq!(digest(11, &[b"hello world"]).etag(), hex::encode(md5));
+    }
+
+    #[test]
+    fn longer_bodies_get_a_blake3_etag_that_does_not_depend_on_chunking() {
+        let whole = digest(10, &[b"hello world"]);
+        assert_eq!(whole, digest(10, &[b"hello", b" ", b"world"]));
+        let hash = blake3::hash(b"hello world");
+        assert_eq!(
+            whole.etag(),
+            format!("{}-1", hex::encode(&hash.as_bytes()[..16]))
+        );
+        assert_eq!(whole.md5(), None);
+        assert_ne!(whole, digest(10, &[b"hello worle"]));
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_skips_md5_and_gives_the_same_etag() {
+        let mut hasher = BodyHasher::new(10, Some(11));
+        hasher.update(b"hello world");
+        assert!(hasher.md5.is_none(), "MD5 is never started");
+        assert_eq!(hasher.finish(), digest(10, &[b"hello world"]));
+        let mut hasher = BodyHasher::new(11, Some(11));
+        hasher.update(b"hello world");
+        assert_eq!(hasher.finish(), digest(11, &[b"hello world"]));
+    }
+
+    #[test]
+    fn part_etags_give_back_their_digest_bytes() {
+        let md5: [u8; 16] = Md5::digest(b"x").into();
+        assert_eq!(etag_digest_bytes(&hex::encode(md5)), Some(md5));
+        assert_eq!(
+            etag_digest_bytes(&format!("{}-1", hex::encode(md5))),
+            Some(md5)
+        );
+        assert_eq!(etag_digest_bytes("not hex"), None);
+        assert_eq!(etag_digest_bytes(&format!("{}-2", hex::encode(md5))), None);
+    }
+}
