@@ -21,7 +21,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::StorageError;
-use crate::digest::{BodyDigest, BodyHasher};
+use crate::digest::{BodyDigest, BodyHasher, Checksum, ChecksumAlgorithm};
 
 /// How much of an upload is held in memory at once: one buffer being filled plus up to
 /// [`UPLOAD_CONCURRENCY`] being sent, so about 24 MiB per upload at most.
@@ -120,18 +120,19 @@ impl Backend {
         body: S,
         md5_limit: u64,
         declared_length: Option<u64>,
+        checksum: Option<ChecksumAlgorithm>,
     ) -> Result<Written, StorageError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
     {
         if let Some(root) = &self.local_root {
-            let hasher = BodyHasher::new(md5_limit, declared_length);
+            let hasher = BodyHasher::new(md5_limit, declared_length, checksum);
             return local::write_blob(root, root.join(path.as_ref()), body, hasher).await;
         }
         let mut writer =
             BufWriter::with_capacity(self.store.clone(), path.clone(), UPLOAD_BUFFER_BYTES)
                 .with_max_concurrency(UPLOAD_CONCURRENCY);
-        let mut hasher = BodyHasher::new(md5_limit, declared_length);
+        let mut hasher = BodyHasher::new(md5_limit, declared_length, checksum);
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
         let outcome: Result<(), StorageError> = async {
@@ -153,9 +154,11 @@ impl Backend {
             let _ = self.store.delete(path).await;
             return Err(error);
         }
+        let (digest, checksum) = hasher.finish();
         Ok(Written {
             size,
-            digest: hasher.finish(),
+            digest,
+            checksum,
         })
     }
 
@@ -291,11 +294,13 @@ async fn read_local(
 }
 
 /// A blob as written.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Written {
     pub size: u64,
     /// What the ETag is made of.
     pub digest: BodyDigest,
+    /// The additional checksum asked for.
+    pub checksum: Option<Checksum>,
 }
 
 /// The backend path of a blob.

@@ -5,7 +5,7 @@
 //! files and S3 are held to exactly the same behaviour.
 //!
 //! The object and bucket checks live here; condition, listing, multipart, copy, bucket race,
-//! idempotency and ETag checks in the submodules of the same names.
+//! idempotency, ETag and checksum checks in the submodules of the same names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::{
 };
 
 mod buckets;
+mod checksums;
 mod conditions;
 mod copy;
 mod etags;
@@ -33,6 +34,7 @@ mod listing;
 mod multipart;
 
 pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
+pub use checksums::checksums_are_checked_and_kept;
 pub use conditions::{conditional_reads, conditional_writes};
 pub use copy::copy_objects;
 pub use etags::etags_follow_the_policy;
@@ -612,7 +614,8 @@ macro_rules! storage_conformance_tests {
             large_bodies_stream, listing, multipart_upload, multipart_abort_and_small_parts,
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
-            function_writes_apply_once, etags_follow_the_policy);
+            function_writes_apply_once, etags_follow_the_policy,
+            checksums_are_checked_and_kept);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

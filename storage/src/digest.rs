@@ -20,8 +20,15 @@
 //!
 //! The ETag depends only on the body, its size and whether `Content-MD5` came with it, so
 //! the same upload gets the same ETag on either backend.
+//!
+//! Integrity is what S3's additional checksums are for (`x-amz-checksum-crc32` and the like,
+//! which current AWS SDKs send with every upload): a body is hashed with the algorithm the
+//! client names, checked against the value it sent, and the checksum is kept with the object
+//! so that clients can check what they read back.
 
+use base64::Engine as _;
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
 
 /// Bodies up to this size get an MD5 ETag by default.
 pub const DEFAULT_MD5_ETAG_MAX_BYTES: u64 = 8 * 1024 * 1024;
@@ -85,6 +92,111 @@ impl BodyDigest {
     }
 }
 
+/// An additional checksum algorithm of S3 (`x-amz-checksum-*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+impl ChecksumAlgorithm {
+    pub const ALL: [ChecksumAlgorithm; 5] = [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32c,
+        ChecksumAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Sha256,
+    ];
+
+    /// As S3 names it (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Crc32 => "CRC32",
+            ChecksumAlgorithm::Crc32c => "CRC32C",
+            ChecksumAlgorithm::Crc64Nvme => "CRC64NVME",
+            ChecksumAlgorithm::Sha1 => "SHA1",
+            ChecksumAlgorithm::Sha256 => "SHA256",
+        }
+    }
+
+    /// Parses an S3 name, in any case.
+    pub fn parse(name: &str) -> Option<ChecksumAlgorithm> {
+        Self::ALL
+            .into_iter()
+            .find(|algorithm| algorithm.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A body's checksum as S3 shows it: the algorithm and the base64 of the digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub value: String,
+}
+
+/// Computes one additional checksum as a body streams past.
+enum ChecksumHasher {
+    Crc {
+        algorithm: ChecksumAlgorithm,
+        digest: crc_fast::Digest,
+    },
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl ChecksumHasher {
+    fn new(algorithm: ChecksumAlgorithm) -> ChecksumHasher {
+        let crc = |kind| ChecksumHasher::Crc {
+            algorithm,
+            digest: crc_fast::Digest::new(kind),
+        };
+        match algorithm {
+            ChecksumAlgorithm::Crc32 => crc(crc_fast::CrcAlgorithm::Crc32IsoHdlc),
+            ChecksumAlgorithm::Crc32c => crc(crc_fast::CrcAlgorithm::Crc32Iscsi),
+            ChecksumAlgorithm::Crc64Nvme => crc(crc_fast::CrcAlgorithm::Crc64Nvme),
+            ChecksumAlgorithm::Sha1 => ChecksumHasher::Sha1(sha1::Sha1::default()),
+            ChecksumAlgorithm::Sha256 => ChecksumHasher::Sha256(sha2::Sha256::default()),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        match self {
+            ChecksumHasher::Crc { digest, .. } => digest.update(chunk),
+            ChecksumHasher::Sha1(sha1) => sha1::Digest::update(sha1, chunk),
+            ChecksumHasher::Sha256(sha256) => sha2::Digest::update(sha256, chunk),
+        }
+    }
+
+    fn finish(self) -> Checksum {
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let (algorithm, value) = match self {
+            // S3 shows CRCs as big-endian bytes of their width.
+            ChecksumHasher::Crc { algorithm, digest } => {
+                let crc = digest.finalize();
+                let value = if algorithm == ChecksumAlgorithm::Crc64Nvme {
+                    encode(&crc.to_be_bytes())
+                } else {
+                    encode(&(crc as u32).to_be_bytes())
+                };
+                (algorithm, value)
+            }
+            ChecksumHasher::Sha1(sha1) => (
+                ChecksumAlgorithm::Sha1,
+                encode(&sha1::Digest::finalize(sha1)),
+            ),
+            ChecksumHasher::Sha256(sha256) => (
+                ChecksumAlgorithm::Sha256,
+                encode(&sha2::Digest::finalize(sha256)),
+            ),
+        };
+        Checksum { algorithm, value }
+    }
+}
+
 /// The 16 digest bytes of a part's ETag, which a multipart ETag hashes together.
 pub(crate) fn etag_digest_bytes(etag: &str) -> Option<[u8; 16]> {
     let hex_part = etag.strip_suffix("-1").unwrap_or(etag);
@@ -95,23 +207,29 @@ pub(crate) fn etag_digest_bytes(etag: &str) -> Option<[u8; 16]> {
 
 /// Hashes a body as it streams past: MD5 over the first `md5_limit` bytes (dropped once the
 /// body is longer, since its ETag will not be the MD5 then, and not started at all when the
-/// declared length is longer) and, unless every byte must be hashed with MD5, BLAKE3 over
-/// all of it.
+/// declared length is longer), unless every byte must be hashed with MD5, BLAKE3 over all of
+/// it, and the additional checksum the client asked for.
 pub(crate) struct BodyHasher {
     md5: Option<Md5>,
     blake3: Option<Box<blake3::Hasher>>,
+    checksum: Option<ChecksumHasher>,
     md5_limit: u64,
     hashed: u64,
 }
 
 impl BodyHasher {
-    pub(crate) fn new(md5_limit: u64, declared_length: Option<u64>) -> BodyHasher {
+    pub(crate) fn new(
+        md5_limit: u64,
+        declared_length: Option<u64>,
+        checksum: Option<ChecksumAlgorithm>,
+    ) -> BodyHasher {
         // A body that ends at another length than declared is rejected by the caller, so
         // trusting the declared length here never decides an ETag that is kept.
         let md5_needed = declared_length.is_none_or(|length| length <= md5_limit);
         BodyHasher {
             md5: md5_needed.then(Md5::new),
             blake3: (md5_limit != u64::MAX).then(|| Box::new(blake3::Hasher::new())),
+            checksum: checksum.map(ChecksumHasher::new),
             md5_limit,
             hashed: 0,
         }
@@ -129,10 +247,15 @@ impl BodyHasher {
             // here are up to 1 MiB, so the single-threaded `update` is already fast.
             blake3.update(chunk);
         }
+        if let Some(checksum) = &mut self.checksum {
+            checksum.update(chunk);
+        }
     }
 
-    pub(crate) fn finish(self) -> BodyDigest {
-        match (self.md5, self.blake3) {
+    /// The digest the ETag is made of, and the additional checksum if one was asked for.
+    pub(crate) fn finish(self) -> (BodyDigest, Option<Checksum>) {
+        let checksum = self.checksum.map(ChecksumHasher::finish);
+        let digest = match (self.md5, self.blake3) {
             (Some(md5), _) => BodyDigest::Md5(md5.finalize().into()),
             (None, Some(blake3)) => {
                 let mut first = [0u8; 16];
@@ -140,7 +263,8 @@ impl BodyHasher {
                 BodyDigest::Blake3(first)
             }
             (None, None) => unreachable!("MD5 is left out only below u64::MAX, where BLAKE3 runs"),
-        }
+        };
+        (digest, checksum)
     }
 }
 
@@ -149,11 +273,47 @@ mod tests {
     use super::*;
 
     fn digest(limit: u64, chunks: &[&[u8]]) -> BodyDigest {
-        let mut hasher = BodyHasher::new(limit, None);
+        let mut hasher = BodyHasher::new(limit, None, None);
         for chunk in chunks {
             hasher.update(chunk);
         }
-        hasher.finish()
+        hasher.finish().0
+    }
+
+    /// Known values for the body `hello world`: CRC32, SHA1 and SHA256 as botocore computes
+    /// them; CRC32C and CRC64NVME from a bitwise reference implementation that gives the
+    /// published check values of both CRCs.
+    #[test]
+    fn checksums_are_what_s3_clients_compute() {
+        let expected = [
+            (ChecksumAlgorithm::Crc32, "DUoRhQ=="),
+            (ChecksumAlgorithm::Crc32c, "yZRlqg=="),
+            (ChecksumAlgorithm::Crc64Nvme, "jSnVw/bqjr4="),
+            (ChecksumAlgorithm::Sha1, "Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
+            (
+                ChecksumAlgorithm::Sha256,
+                "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=",
+            ),
+        ];
+        for (algorithm, value) in expected {
+            let mut hasher = BodyHasher::new(u64::MAX, None, Some(algorithm));
+            hasher.update(b"hello ");
+            hasher.update(b"world");
+            let (_, checksum) = hasher.finish();
+            assert_eq!(
+                checksum,
+                Some(Checksum {
+                    algorithm,
+                    value: value.to_owned()
+                }),
+                "{}",
+                algorithm.name()
+            );
+            assert_eq!(
+                ChecksumAlgorithm::parse(&algorithm.name().to_lowercase()),
+                Some(algorithm)
+            );
+        }
     }
 
     #[test]
@@ -179,13 +339,13 @@ mod tests {
 
     #[test]
     fn a_declared_length_over_the_limit_skips_md5_and_gives_the_same_etag() {
-        let mut hasher = BodyHasher::new(10, Some(11));
+        let mut hasher = BodyHasher::new(10, Some(11), None);
         hasher.update(b"hello world");
         assert!(hasher.md5.is_none(), "MD5 is never started");
-        assert_eq!(hasher.finish(), digest(10, &[b"hello world"]));
-        let mut hasher = BodyHasher::new(11, Some(11));
+        assert_eq!(hasher.finish().0, digest(10, &[b"hello world"]));
+        let mut hasher = BodyHasher::new(11, Some(11), None);
         hasher.update(b"hello world");
-        assert_eq!(hasher.finish(), digest(11, &[b"hello world"]));
+        assert_eq!(hasher.finish().0, digest(11, &[b"hello world"]));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum StorageError {
     /// The body does not match the Content-MD5 the client sent.
     #[error("the body does not match its Content-MD5")]
     BadDigest,
+    /// The body does not match the additional checksum the client sent.
+    #[error("the body does not match its x-amz-checksum-{algorithm} value")]
+    BadChecksum { algorithm: String },
     #[error("invalid part: {0}")]
     InvalidPart(String),
     #[error("parts must be listed in ascending order of part number")]
@@ -70,6 +73,7 @@ impl StorageError {
             | StorageError::InvalidArgument(_)
             | StorageError::InvalidRange { .. }
             | StorageError::BadDigest
+            | StorageError::BadChecksum { .. }
             | StorageError::InvalidPart(_)
             | StorageError::InvalidPartOrder
             | StorageError::EntityTooSmall { .. }

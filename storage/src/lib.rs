@@ -41,12 +41,12 @@ use ferrobase_core::{Clock, Namespace};
 use futures::stream::BoxStream;
 
 pub use backend::{Backend, BackendConfig, S3BackendConfig};
-pub use digest::EtagPolicy;
+pub use digest::{Checksum, ChecksumAlgorithm, EtagPolicy};
 pub use error::StorageError;
 pub use model::{
-    BodyChecks, BucketInfo, ByteRange, CompletedPart, GetOptions, ListPage, ListQuery, ObjectInfo,
-    PartInfo, PutOptions, ReadConditions, SweepReport, UploadInfo, UploadMarker, UploadPage,
-    UploadQuery, WriteConditions,
+    BodyChecks, BucketInfo, ByteRange, ChecksumCheck, CompletedPart, ExpectedChecksum, GetOptions,
+    ListPage, ListQuery, ObjectInfo, PartInfo, PutOptions, ReadConditions, SweepReport, UploadInfo,
+    UploadMarker, UploadPage, UploadQuery, WriteConditions,
 };
 
 use model::{BucketRecord, validate_bucket};

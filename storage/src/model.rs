@@ -1,10 +1,12 @@
 //! Names, the records kept beside the bodies, and the public types of the storage API.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::StorageError;
+use crate::digest::{Checksum, ChecksumAlgorithm};
 
 /// Longest object key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -88,6 +90,9 @@ pub(crate) struct ObjectRecord {
     pub blobs: Vec<Blob>,
     #[serde(default)]
     pub parts: Option<u32>,
+    /// The additional checksum the body was stored with (single-part bodies only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +120,8 @@ pub(crate) struct PartRecord {
     pub size: u64,
     pub blob: String,
     pub last_modified_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
 }
 
 /// A bucket as listed.
@@ -139,6 +146,10 @@ pub struct ObjectInfo {
     pub last_modified_ms: u64,
     /// Number of parts for objects made by a multipart upload.
     pub parts: Option<u32>,
+    /// The additional checksum (`x-amz-checksum-*`) the body was stored with, if the client
+    /// asked for one; multipart objects have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
 }
 
 impl ObjectInfo {
@@ -152,6 +163,7 @@ impl ObjectInfo {
             metadata: record.metadata.clone(),
             last_modified_ms: record.last_modified_ms,
             parts: record.parts,
+            checksum: record.checksum.clone(),
         }
     }
 }
@@ -171,7 +183,7 @@ pub struct PutOptions {
 
 /// What the client declared about a body, checked as it is stored; a body that fails a check
 /// leaves nothing behind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BodyChecks {
     /// `Content-MD5`: a body with another MD5 is rejected (BadDigest).
     pub content_md5: Option<[u8; 16]>,
@@ -179,7 +191,51 @@ pub struct BodyChecks {
     /// (IncompleteBody). Known up front, it also spares hashing with MD5 a body too large
     /// for an MD5 ETag (see [`crate::digest`]).
     pub content_length: Option<u64>,
+    /// An additional checksum (`x-amz-checksum-*`): computed as the body streams, checked
+    /// when the client sent a value (BadChecksum), and kept with the object.
+    pub checksum: Option<ChecksumCheck>,
 }
+
+/// An additional checksum to compute, and what the client said it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksumCheck {
+    pub algorithm: ChecksumAlgorithm,
+    pub expected: ExpectedChecksum,
+}
+
+/// The value a client sent for a body's checksum (base64, as in `x-amz-checksum-*`).
+#[derive(Clone)]
+pub enum ExpectedChecksum {
+    /// None sent: the checksum is only computed and kept.
+    Unknown,
+    /// Sent with the request headers.
+    Value(String),
+    /// Sent after the body (an `aws-chunked` trailer): asked for once the body has ended.
+    AfterBody(Arc<dyn Fn() -> Option<String> + Send + Sync>),
+}
+
+impl std::fmt::Debug for ExpectedChecksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedChecksum::Unknown => f.write_str("Unknown"),
+            ExpectedChecksum::Value(value) => f.debug_tuple("Value").field(value).finish(),
+            ExpectedChecksum::AfterBody(_) => f.write_str("AfterBody(..)"),
+        }
+    }
+}
+
+impl PartialEq for ExpectedChecksum {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ExpectedChecksum::Unknown, ExpectedChecksum::Unknown) => true,
+            (ExpectedChecksum::Value(a), ExpectedChecksum::Value(b)) => a == b,
+            (ExpectedChecksum::AfterBody(a), ExpectedChecksum::AfterBody(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ExpectedChecksum {}
 
 /// Preconditions of a write, checked atomically with the metadata commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -331,6 +387,9 @@ pub struct PartInfo {
     pub etag: String,
     pub size: u64,
     pub last_modified_ms: u64,
+    /// The part's additional checksum, if the client asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
 }
 
 /// A multipart upload in progress.

@@ -112,6 +112,7 @@ impl Storage {
             size: written.size,
             blob,
             last_modified_ms: self.now_ms(),
+            checksum: written.checksum,
         };
         let part_key = keys::part(upload_id, part_number);
         let value = encode(&part)?;
@@ -142,6 +143,7 @@ impl Storage {
                         etag: part.etag,
                         size: part.size,
                         last_modified_ms: part.last_modified_ms,
+                        checksum: part.checksum,
                     });
                 }
                 Err(RecordError::ConditionFailed { key: failed, .. }) if failed == part_key => {
@@ -220,6 +222,7 @@ impl Storage {
                     etag: part.etag,
                     size: part.size,
                     last_modified_ms: part.last_modified_ms,
+                    checksum: part.checksum,
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
@@ -388,6 +391,7 @@ impl Storage {
             last_modified_ms: self.now_ms(),
             blobs,
             parts: Some(parts.len() as u32),
+            checksum: None,
         };
         let upload_key = keys::upload(bucket, upload_id);
         let info = self

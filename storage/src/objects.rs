@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::backend::{Written, blob_path};
 use crate::idempotency::{Mark, MarkedOutcome};
+use crate::model::ExpectedChecksum;
 use crate::model::{
     Blob, ListPage, ListQuery, MAX_LIST_KEYS, ObjectInfo, ObjectRecord, WriteConditions, bare_etag,
     validate_bucket, validate_key,
@@ -195,10 +196,17 @@ impl Storage {
         checks: BodyChecks,
     ) -> Result<Written, StorageError> {
         let md5_limit = self.etags.md5_limit(checks.content_md5.is_some());
+        let algorithm = checks.checksum.as_ref().map(|check| check.algorithm);
         let written = self
             .backend
-            .write_blob(path, body, md5_limit, checks.content_length)
+            .write_blob(path, body, md5_limit, checks.content_length, algorithm)
             .await?;
+        // A trailer arrives with the end of the body, so only now can it be read.
+        let expected_checksum = match checks.checksum.map(|check| check.expected) {
+            Some(ExpectedChecksum::Value(value)) => Some(value),
+            Some(ExpectedChecksum::AfterBody(read)) => read(),
+            Some(ExpectedChecksum::Unknown) | None => None,
+        };
         let failed = if checks
             .content_length
             .is_some_and(|length| length != written.size)
@@ -213,6 +221,12 @@ impl Storage {
             .is_some_and(|md5| Some(md5) != written.digest.md5())
         {
             Some(StorageError::BadDigest)
+        } else if let Some((expected, computed)) = expected_checksum.zip(written.checksum.as_ref())
+            && expected.trim() != computed.value
+        {
+            Some(StorageError::BadChecksum {
+                algorithm: computed.algorithm.name().to_ascii_lowercase(),
+            })
         } else {
             None
         };
@@ -261,6 +275,7 @@ impl Storage {
                 size: written.size,
             }],
             parts: None,
+            checksum: written.checksum,
         };
         let mut extra: Extra = (Vec::new(), Vec::new());
         let mut mark_key = None;
@@ -540,6 +555,8 @@ impl Storage {
             last_modified_ms: self.now_ms(),
             blobs,
             parts: source.parts,
+            // The same bytes: the same checksum.
+            checksum: source.checksum,
         };
         let result = self
             .commit_object(

@@ -8,6 +8,7 @@ Run by `tests/tests/s3_clients.rs` against the real binary, with:
   FERROBASE_URL / FERROBASE_TOKEN / FERROBASE_NS the HTTP API and an admin token, for events
 """
 
+import base64
 import concurrent.futures
 import hashlib
 import http.client
@@ -19,6 +20,7 @@ import unittest
 import urllib.parse
 import urllib.request
 import uuid
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -170,8 +172,6 @@ class Objects(unittest.TestCase):
         self.assertEqual(get()["Body"].read(), b"v1")
 
     def test_content_md5_is_checked(self):
-        import base64
-
         wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
         self.assertEqual(
             error_code(S3.put_object, Bucket=self.bucket, Key="md5", Body=b"data", ContentMD5=wrong),
@@ -186,8 +186,6 @@ class Objects(unittest.TestCase):
     def test_large_single_puts_get_a_blake3_etag_unless_content_md5_is_sent(self):
         """Over 8 MiB, sent without Content-MD5, a body's ETag is `{BLAKE3 hash}-1` rather than
         its MD5 (storage/src/digest.rs says why); it works as an ETag everywhere."""
-        import base64
-
         body = pattern(9 * MIB, 5)
         md5 = hashlib.md5(body)
         put = S3.put_object(Bucket=self.bucket, Key="large", Body=body)
@@ -442,6 +440,89 @@ class Multipart(unittest.TestCase):
         self.assertFalse(rest["IsTruncated"])
         for key, upload_id in listed:
             S3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+class Checksums(unittest.TestCase):
+    """Additional checksums (`x-amz-checksum-*`), which boto3 sends with every upload."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+
+    def test_the_default_crc32_is_checked_kept_and_returned(self):
+        body = b"checksummed body"
+        crc32 = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        put = S3.put_object(Bucket=self.bucket, Key="crc", Body=body)
+        self.assertEqual(put["ChecksumCRC32"], crc32)
+        head = S3.head_object(Bucket=self.bucket, Key="crc", ChecksumMode="ENABLED")
+        self.assertEqual(head["ChecksumCRC32"], crc32)
+        self.assertNotIn("ChecksumCRC32", S3.head_object(Bucket=self.bucket, Key="crc"))
+        # boto3 checks a returned checksum against the body it reads.
+        got = S3.get_object(Bucket=self.bucket, Key="crc", ChecksumMode="ENABLED")
+        self.assertEqual((got["ChecksumCRC32"], got["Body"].read()), (crc32, body))
+        ranged = S3.get_object(Bucket=self.bucket, Key="crc", ChecksumMode="ENABLED", Range="bytes=0-3")
+        self.assertNotIn("ChecksumCRC32", ranged)
+
+    def test_other_algorithms_and_a_wrong_checksum(self):
+        body = pattern(3 * MIB, 8)
+        put = S3.put_object(Bucket=self.bucket, Key="sha", Body=body, ChecksumAlgorithm="SHA256")
+        self.assertEqual(put["ChecksumSHA256"], base64.b64encode(hashlib.sha256(body).digest()).decode())
+        wrong = base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+        self.assertEqual(error_code(S3.put_object, Bucket=self.bucket, Key="bad", Body=body, ChecksumSHA1=wrong), "BadDigest")
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key="bad"), "404")
+
+    def test_parts_are_checked(self):
+        upload_id = S3.create_multipart_upload(Bucket=self.bucket, Key="parts", ChecksumAlgorithm="CRC32")["UploadId"]
+        wrong = S3.upload_part
+        self.assertEqual(
+            error_code(wrong, Bucket=self.bucket, Key="parts", UploadId=upload_id, PartNumber=1, Body=b"part", ChecksumCRC32="AAAAAA=="),
+            "BadDigest",
+        )
+        part = S3.upload_part(Bucket=self.bucket, Key="parts", UploadId=upload_id, PartNumber=1, Body=b"part")
+        self.assertEqual(part["ChecksumCRC32"], base64.b64encode(zlib.crc32(b"part").to_bytes(4, "big")).decode())
+        S3.abort_multipart_upload(Bucket=self.bucket, Key="parts", UploadId=upload_id)
+
+    def test_a_checksum_sent_as_a_trailer_of_an_aws_chunked_body(self):
+        """What SDKs send over HTTPS: the checksum follows the body, in an `aws-chunked` trailer."""
+        body = pattern(100_000, 9)
+        crc32 = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        self.assertEqual(self.put_with_trailer("trailer", body, crc32)[0], 200)
+        head = S3.head_object(Bucket=self.bucket, Key="trailer", ChecksumMode="ENABLED")
+        self.assertEqual((head["ContentLength"], head["ChecksumCRC32"]), (len(body), crc32))
+        status, answer = self.put_with_trailer("trailer-bad", body, "AAAAAA==")
+        self.assertEqual((status, "<Code>BadDigest</Code>" in answer), (400, True), answer)
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key="trailer-bad"), "404")
+
+    def put_with_trailer(self, key, body, crc32):
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        chunks = b"".join(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for piece in (body[:65536], body[65536:]))
+        payload = chunks + b"0\r\n" + f"x-amz-checksum-crc32:{crc32}\r\n\r\n".encode()
+        request = AWSRequest(
+            method="PUT",
+            url=f"{ENDPOINT}/{self.bucket}/{key}",
+            data=payload,
+            headers={
+                "Content-Encoding": "aws-chunked",
+                "x-amz-decoded-content-length": str(len(body)),
+                "x-amz-trailer": "x-amz-checksum-crc32",
+                "Content-Length": str(len(payload)),
+            },
+        )
+        # Signs the headers only, with STREAMING-UNSIGNED-PAYLOAD-TRAILER as the payload hash.
+        request.context["checksum"] = {"request_algorithm": {"algorithm": "crc32", "in": "trailer", "name": "x-amz-checksum-crc32"}}
+        credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+        S3SigV4Auth(credentials, "s3", "us-east-1").add_auth(request)
+        prepared = request.prepare()
+        url = urllib.parse.urlsplit(prepared.url)
+        connection = http.client.HTTPConnection(url.hostname, url.port)
+        connection.request("PUT", url.path, body=payload, headers=dict(prepared.headers))
+        response = connection.getresponse()
+        answer = response.read().decode()
+        connection.close()
+        return response.status, answer
 
 
 class Presigned(unittest.TestCase):

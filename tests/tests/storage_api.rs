@@ -223,6 +223,66 @@ async fn objects_over_http_with_events() {
     assert_eq!(events[0]["data"]["size"], 21);
 }
 
+/// `Content-MD5` and `x-amz-checksum-*` are checked as in S3; a body that fails leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_and_checksums_are_checked() {
+    let api = Api::start();
+    api.create_bucket("sums").await;
+    let put = |key: &str, headers: &[(&str, &str)]| {
+        let mut request = api
+            .http
+            .put(api.url(&format!("sums/{key}")))
+            .bearer_auth(&api.admin)
+            .body("hello world");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    // CRC32 of "hello world" is 0x0d4a1185; its MD5 is 5eb63bbbe01eeed093cb22bb8f5acdc3.
+    let checked = put("crc", &[("x-amz-checksum-crc32", "DUoRhQ==")])
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), StatusCode::OK);
+    let info: Value = checked.json().await.unwrap();
+    assert_eq!(
+        info["checksum"],
+        serde_json::json!({"algorithm": "CRC32", "value": "DUoRhQ=="})
+    );
+    let md5 = put("md5", &[("content-md5", "XrY7u+Ae7tCTyyK7j1rNww==")])
+        .await
+        .unwrap();
+    assert_eq!(md5.status(), StatusCode::OK);
+    let failing: [&[(&str, &str)]; 4] = [
+        &[("x-amz-checksum-crc32", "AAAAAA==")],
+        &[("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")],
+        &[("content-md5", "not base64")],
+        &[
+            ("x-amz-checksum-crc32", "DUoRhQ=="),
+            ("x-amz-checksum-sha1", "Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
+        ],
+    ];
+    for headers in failing {
+        let answer = put("bad", headers).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{headers:?}");
+        let error: Value = answer.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_argument", "{headers:?}");
+    }
+    let head = api
+        .http
+        .head(api.url("sums/bad"))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        kinds(&api.events().await).len(),
+        2,
+        "only the good puts count"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_cut_off_midway_leaves_nothing() {
     let api = Api::start();

@@ -20,8 +20,8 @@ use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_storage::model::MAX_LIST_KEYS;
 use ferrobase_storage::{
-    BodyChecks, ByteRange, GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage,
-    StorageError, WriteConditions,
+    BodyChecks, ByteRange, ChecksumAlgorithm, ChecksumCheck, ExpectedChecksum, GetOptions,
+    ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage, StorageError, WriteConditions,
 };
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -190,6 +190,25 @@ async fn put_object(
     Ok(([(header::ETAG, quoted(&info.etag))], Json(info)).into_response())
 }
 
+/// An `x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256}` header, as S3 takes it: the body
+/// must match it, and the checksum is kept with the object.
+fn checksum_header(headers: &HeaderMap) -> Result<Option<ChecksumCheck>, ApiError> {
+    let mut sent = ChecksumAlgorithm::ALL.into_iter().filter_map(|algorithm| {
+        let name = format!("x-amz-checksum-{}", algorithm.name().to_ascii_lowercase());
+        Some((algorithm, header_text(headers, name.as_str())?))
+    });
+    let checksum = sent.next().map(|(algorithm, value)| ChecksumCheck {
+        algorithm,
+        expected: ExpectedChecksum::Value(value),
+    });
+    if sent.next().is_some() {
+        return Err(ApiError::invalid(
+            "send at most one x-amz-checksum-* header",
+        ));
+    }
+    Ok(checksum)
+}
+
 fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
     let content_md5 = header_text(headers, "content-md5")
         .map(|text| {
@@ -229,6 +248,7 @@ fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
         checks: BodyChecks {
             content_md5,
             content_length,
+            checksum: checksum_header(headers)?,
         },
         conditions: WriteConditions {
             if_match: header_text(headers, header::IF_MATCH),

@@ -71,12 +71,16 @@ where
             }
             written
         });
-        let digest = hash(hasher, &first).finish();
+        let (digest, checksum) = hash(hasher, &first).finish();
         write
             .await
             .map_err(|error| StorageError::Backend(error.to_string()))?
             .map_err(|error| StorageError::Backend(format!("writing a blob: {error}")))?;
-        return Ok(Written { size, digest });
+        return Ok(Written {
+            size,
+            digest,
+            checksum,
+        });
     }
 
     let (write_tx, mut write_rx) = mpsc::channel::<WriteStep>(QUEUE_GROUPS);
@@ -142,13 +146,17 @@ where
     let written = writer
         .await
         .map_err(|error| StorageError::Backend(error.to_string()));
-    let digest = hasher
+    let (digest, checksum) = hasher
         .await
         .map_err(|error| StorageError::Backend(error.to_string()))?;
     // A body that failed mid-way is the client's error, whatever the writer then said.
     received?;
     written?.map_err(|error| StorageError::Backend(format!("writing a blob: {error}")))?;
-    Ok(Written { size, digest })
+    Ok(Written {
+        size,
+        digest,
+        checksum,
+    })
 }
 
 /// Collects chunks up to about [`GROUP_BYTES`]; `true` when the body ended with them.

@@ -1,12 +1,16 @@
 //! Conversions between `s3s` types and the storage API's.
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
-use ferrobase_storage::{BodyChecks, ByteRange, ByteStream, ReadConditions, WriteConditions};
+use ferrobase_storage::{
+    BodyChecks, ByteRange, ByteStream, Checksum, ChecksumAlgorithm, ChecksumCheck,
+    ExpectedChecksum, ReadConditions, WriteConditions,
+};
 use futures::{StreamExt, TryStreamExt};
 use s3s::dto::{self, ETag, ETagCondition, StreamingBlob, Timestamp};
-use s3s::{S3Result, s3_error};
+use s3s::{S3Result, TrailingHeaders, s3_error};
 
 use crate::s3::SyncStream;
 
@@ -41,11 +45,12 @@ pub(super) fn blob(stream: ByteStream) -> StreamingBlob {
     StreamingBlob::wrap(SyncStream::new(stream))
 }
 
-/// What the client declared about a body: `Content-MD5`, and its length (s3s gives the
-/// decoded length of an `aws-chunked` body here).
+/// What the client declared about a body: `Content-MD5`, its length (s3s gives the decoded
+/// length of an `aws-chunked` body here) and an additional checksum.
 pub(super) fn body_checks(
     content_md5: Option<&str>,
     content_length: Option<i64>,
+    checksum: Option<ChecksumCheck>,
 ) -> S3Result<BodyChecks> {
     let content_md5 = content_md5
         .map(|text| {
@@ -59,7 +64,130 @@ pub(super) fn body_checks(
     Ok(BodyChecks {
         content_md5,
         content_length: content_length.and_then(|length| u64::try_from(length).ok()),
+        checksum,
     })
+}
+
+/// The `x-amz-checksum-*` values of an upload, in the order of [`ChecksumAlgorithm::ALL`].
+pub(super) type ChecksumValues<'a> = [Option<&'a str>; 5];
+
+/// The [`ChecksumValues`] of an s3s input with the usual `checksum_*` fields.
+macro_rules! checksum_values {
+    ($input:expr) => {
+        [
+            $input.checksum_crc32.as_deref(),
+            $input.checksum_crc32c.as_deref(),
+            $input.checksum_crc64nvme.as_deref(),
+            $input.checksum_sha1.as_deref(),
+            $input.checksum_sha256.as_deref(),
+        ]
+    };
+}
+pub(super) use checksum_values;
+
+/// Whether a read asked for the object's checksum (`x-amz-checksum-mode: ENABLED`).
+pub(super) fn checksum_wanted(mode: Option<&dto::ChecksumMode>) -> bool {
+    mode.is_some_and(|mode| {
+        mode.as_str()
+            .eq_ignore_ascii_case(dto::ChecksumMode::ENABLED)
+    })
+}
+
+/// The additional checksum a client asked for: a value in an `x-amz-checksum-*` header, one
+/// announced as a trailer (`x-amz-trailer`) of an `aws-chunked` body, or only an algorithm
+/// (`x-amz-sdk-checksum-algorithm`), which is then computed and kept without a check.
+pub(super) fn requested_checksum(
+    values: ChecksumValues<'_>,
+    sdk_algorithm: Option<&dto::ChecksumAlgorithm>,
+    headers: &http::HeaderMap,
+    trailers: Option<&TrailingHeaders>,
+) -> S3Result<Option<ChecksumCheck>> {
+    let mut sent = ChecksumAlgorithm::ALL
+        .into_iter()
+        .zip(values)
+        .filter_map(|(algorithm, value)| Some((algorithm, value?)));
+    let named = sdk_algorithm
+        .map(|name| {
+            ChecksumAlgorithm::parse(name.as_str()).ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "unknown checksum algorithm {:?}",
+                    name.as_str()
+                )
+            })
+        })
+        .transpose()?;
+    if let Some((algorithm, value)) = sent.next() {
+        if sent.next().is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "expecting a single x-amz-checksum- header"
+            ));
+        }
+        if named.is_some_and(|named| named != algorithm) {
+            return Err(s3_error!(
+                InvalidRequest,
+                "x-amz-sdk-checksum-algorithm names another algorithm than the x-amz-checksum- header"
+            ));
+        }
+        return Ok(Some(ChecksumCheck {
+            algorithm,
+            expected: ExpectedChecksum::Value(value.to_owned()),
+        }));
+    }
+    let trailer = headers
+        .get("x-amz-trailer")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|name| {
+            name.trim()
+                .to_ascii_lowercase()
+                .strip_prefix("x-amz-checksum-")
+                .map(str::to_owned)
+        });
+    if let Some(name) = trailer {
+        let algorithm = ChecksumAlgorithm::parse(&name).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "unknown checksum trailer x-amz-checksum-{name}"
+            )
+        })?;
+        let trailers = trailers
+            .cloned()
+            .ok_or_else(|| s3_error!(InvalidRequest, "x-amz-trailer needs an aws-chunked body"))?;
+        let header = format!("x-amz-checksum-{name}");
+        let read = move || {
+            trailers
+                .read(|headers| {
+                    headers
+                        .get(header.as_str())
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .flatten()
+        };
+        return Ok(Some(ChecksumCheck {
+            algorithm,
+            expected: ExpectedChecksum::AfterBody(Arc::new(read)),
+        }));
+    }
+    Ok(named.map(|algorithm| ChecksumCheck {
+        algorithm,
+        expected: ExpectedChecksum::Unknown,
+    }))
+}
+
+/// The response fields `checksum_crc32` ... `checksum_sha256` (in the order of
+/// [`ChecksumAlgorithm::ALL`]), the one of `checksum`'s algorithm set.
+pub(super) fn checksum_fields(checksum: Option<&Checksum>) -> [Option<String>; 5] {
+    let mut fields: [Option<String>; 5] = Default::default();
+    if let Some(checksum) = checksum {
+        let index = ChecksumAlgorithm::ALL
+            .iter()
+            .position(|algorithm| *algorithm == checksum.algorithm)
+            .unwrap_or_default();
+        fields[index] = Some(checksum.value.clone());
+    }
+    fields
 }
 
 pub(super) fn metadata(map: Option<dto::Metadata>) -> std::collections::BTreeMap<String, String> {

@@ -104,7 +104,7 @@ pub fn storage_to_s3(error: StorageError) -> S3Error {
         StorageError::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
         StorageError::NotModified { .. } => S3ErrorCode::NotModified,
         StorageError::InvalidRange { .. } => S3ErrorCode::InvalidRange,
-        StorageError::BadDigest => S3ErrorCode::BadDigest,
+        StorageError::BadDigest | StorageError::BadChecksum { .. } => S3ErrorCode::BadDigest,
         StorageError::InvalidPart(_) => S3ErrorCode::InvalidPart,
         StorageError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
         StorageError::EntityTooSmall { .. } => S3ErrorCode::EntityTooSmall,

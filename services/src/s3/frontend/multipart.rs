@@ -6,7 +6,10 @@ use ferrobase_storage::{CompletedPart, PutOptions};
 use s3s::dto::{self, ETag};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::convert::{body_checks, body_stream, etag, metadata, timestamp, write_conditions};
+use super::convert::{
+    body_checks, body_stream, checksum_fields, checksum_values, etag, metadata, requested_checksum,
+    timestamp, write_conditions,
+};
 use super::{S3Frontend, storage_to_s3};
 
 pub(super) async fn create_multipart_upload(
@@ -43,6 +46,12 @@ pub(super) async fn upload_part(
     let input = req.input;
     let number = u32::try_from(input.part_number)
         .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
+    let checksum = requested_checksum(
+        checksum_values!(input),
+        input.checksum_algorithm.as_ref(),
+        &req.headers,
+        req.trailing_headers.as_ref(),
+    )?;
     let part = frontend
         .storage
         .upload_part(
@@ -52,12 +61,18 @@ pub(super) async fn upload_part(
             &input.upload_id,
             number,
             body_stream(input.body),
-            body_checks(input.content_md5.as_deref(), input.content_length)?,
+            body_checks(input.content_md5.as_deref(), input.content_length, checksum)?,
         )
         .await
         .map_err(storage_to_s3)?;
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(part.checksum.as_ref());
     Ok(S3Response::new(dto::UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
+        checksum_crc32: crc32,
+        checksum_crc32c: crc32c,
+        checksum_crc64nvme: crc64nvme,
+        checksum_sha1: sha1,
+        checksum_sha256: sha256,
         ..Default::default()
     }))
 }

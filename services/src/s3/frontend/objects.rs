@@ -7,8 +7,9 @@ use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    blob, body_checks, body_stream, etag, metadata, out_metadata, range, read_conditions,
-    timestamp, write_conditions,
+    blob, body_checks, body_stream, checksum_fields, checksum_values, checksum_wanted, etag,
+    metadata, out_metadata, range, read_conditions, requested_checksum, timestamp,
+    write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
 
@@ -19,10 +20,16 @@ pub(super) async fn put_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    let checksum = requested_checksum(
+        checksum_values!(input),
+        input.checksum_algorithm.as_ref(),
+        &req.headers,
+        req.trailing_headers.as_ref(),
+    )?;
     let options = PutOptions {
         content_type: input.content_type,
         metadata: metadata(input.metadata),
-        checks: body_checks(input.content_md5.as_deref(), input.content_length)?,
+        checks: body_checks(input.content_md5.as_deref(), input.content_length, checksum)?,
         conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?,
         causation: Causation::default(),
     };
@@ -37,8 +44,14 @@ pub(super) async fn put_object(
         )
         .await
         .map_err(storage_to_s3)?;
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(info.checksum.as_ref());
     Ok(S3Response::new(dto::PutObjectOutput {
         e_tag: Some(etag(&info.etag)),
+        checksum_crc32: crc32,
+        checksum_crc32c: crc32c,
+        checksum_crc64nvme: crc64nvme,
+        checksum_sha1: sha1,
+        checksum_sha256: sha256,
         ..Default::default()
     }))
 }
@@ -77,7 +90,18 @@ pub(super) async fn get_object(
         ),
         None => (info.size, None),
     };
+    // A checksum covers the whole body, so a range is sent without it (as S3 does).
+    let checksum = info
+        .checksum
+        .as_ref()
+        .filter(|_| checksum_wanted(input.checksum_mode.as_ref()) && object.range.is_none());
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(checksum);
     Ok(S3Response::new(dto::GetObjectOutput {
+        checksum_crc32: crc32,
+        checksum_crc32c: crc32c,
+        checksum_crc64nvme: crc64nvme,
+        checksum_sha1: sha1,
+        checksum_sha256: sha256,
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(content_length as i64),
         content_range,
@@ -112,7 +136,17 @@ pub(super) async fn head_object(
         .head_object(&ns, &input.bucket, &input.key, &options)
         .await
         .map_err(storage_to_s3)?;
+    let checksum = info
+        .checksum
+        .as_ref()
+        .filter(|_| checksum_wanted(input.checksum_mode.as_ref()));
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(checksum);
     Ok(S3Response::new(dto::HeadObjectOutput {
+        checksum_crc32: crc32,
+        checksum_crc32c: crc32c,
+        checksum_crc64nvme: crc64nvme,
+        checksum_sha1: sha1,
+        checksum_sha256: sha256,
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(info.size as i64),
         content_type: Some(info.content_type.clone()),
