@@ -207,8 +207,9 @@ pub(crate) fn etag_digest_bytes(etag: &str) -> Option<[u8; 16]> {
 
 /// Hashes a body as it streams past: MD5 over the first `md5_limit` bytes (dropped once the
 /// body is longer, since its ETag will not be the MD5 then, and not started at all when the
-/// declared length is longer), unless every byte must be hashed with MD5, BLAKE3 over all of
-/// it, and the additional checksum the client asked for.
+/// declared length is longer), BLAKE3 over all of it unless the ETag will be the MD5 anyway
+/// (every byte must be hashed with MD5, or the declared length is within the limit), and the
+/// additional checksum the client asked for.
 pub(crate) struct BodyHasher {
     md5: Option<Md5>,
     blake3: Option<Box<blake3::Hasher>>,
@@ -226,9 +227,12 @@ impl BodyHasher {
         // A body that ends at another length than declared is rejected by the caller, so
         // trusting the declared length here never decides an ETag that is kept.
         let md5_needed = declared_length.is_none_or(|length| length <= md5_limit);
+        // Likewise a body declared no longer than the limit will not need BLAKE3.
+        let blake3_needed =
+            md5_limit != u64::MAX && declared_length.is_none_or(|length| length > md5_limit);
         BodyHasher {
             md5: md5_needed.then(Md5::new),
-            blake3: (md5_limit != u64::MAX).then(|| Box::new(blake3::Hasher::new())),
+            blake3: blake3_needed.then(|| Box::new(blake3::Hasher::new())),
             checksum: checksum.map(ChecksumHasher::new),
             md5_limit,
             hashed: 0,
@@ -237,7 +241,9 @@ impl BodyHasher {
 
     pub(crate) fn update(&mut self, chunk: &[u8]) {
         self.hashed += chunk.len() as u64;
-        if self.hashed > self.md5_limit {
+        // Past the limit MD5 is dropped, unless it is the only hash (the body is then longer
+        // than declared, which the caller rejects).
+        if self.hashed > self.md5_limit && self.blake3.is_some() {
             self.md5 = None;
         } else if let Some(md5) = &mut self.md5 {
             md5.update(chunk);
@@ -262,7 +268,7 @@ impl BodyHasher {
                 first.copy_from_slice(&blake3.finalize().as_bytes()[..16]);
                 BodyDigest::Blake3(first)
             }
-            (None, None) => unreachable!("MD5 is left out only below u64::MAX, where BLAKE3 runs"),
+            (None, None) => unreachable!("MD5 is left out or dropped only when BLAKE3 runs"),
         };
         (digest, checksum)
     }
@@ -344,8 +350,16 @@ mod tests {
         assert!(hasher.md5.is_none(), "MD5 is never started");
         assert_eq!(hasher.finish().0, digest(10, &[b"hello world"]));
         let mut hasher = BodyHasher::new(11, Some(11), None);
+        assert!(
+            hasher.blake3.is_none(),
+            "a body declared within the limit needs no BLAKE3"
+        );
         hasher.update(b"hello world");
         assert_eq!(hasher.finish().0, digest(11, &[b"hello world"]));
+        // Longer than declared: still a digest (the caller rejects the body for its length).
+        let mut hasher = BodyHasher::new(5, Some(5), None);
+        hasher.update(b"hello world");
+        assert!(matches!(hasher.finish().0, BodyDigest::Md5(_)));
     }
 
     #[test]
