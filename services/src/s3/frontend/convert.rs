@@ -71,19 +71,25 @@ pub(super) fn body_checks(
 /// The `x-amz-checksum-*` values of an upload, in the order of [`ChecksumAlgorithm::ALL`].
 pub(super) type ChecksumValues<'a> = [Option<&'a str>; 5];
 
-/// The [`ChecksumValues`] of an s3s input with the usual `checksum_*` fields.
-macro_rules! checksum_values {
-    ($input:expr) => {
-        [
-            $input.checksum_crc32.as_deref(),
-            $input.checksum_crc32c.as_deref(),
-            $input.checksum_crc64nvme.as_deref(),
-            $input.checksum_sha1.as_deref(),
-            $input.checksum_sha256.as_deref(),
-        ]
+/// [`checksum_check`] of an upload request (`$req`) whose input (`$input`, moved out of it)
+/// has the usual `checksum_*` fields.
+macro_rules! requested_checksum {
+    ($req:expr, $input:expr) => {
+        $crate::s3::frontend::convert::checksum_check(
+            [
+                $input.checksum_crc32.as_deref(),
+                $input.checksum_crc32c.as_deref(),
+                $input.checksum_crc64nvme.as_deref(),
+                $input.checksum_sha1.as_deref(),
+                $input.checksum_sha256.as_deref(),
+            ],
+            $input.checksum_algorithm.as_ref(),
+            &$req.headers,
+            $req.trailing_headers.as_ref(),
+        )
     };
 }
-pub(super) use checksum_values;
+pub(super) use requested_checksum;
 
 /// Whether a read asked for the object's checksum (`x-amz-checksum-mode: ENABLED`).
 pub(super) fn checksum_wanted(mode: Option<&dto::ChecksumMode>) -> bool {
@@ -96,7 +102,7 @@ pub(super) fn checksum_wanted(mode: Option<&dto::ChecksumMode>) -> bool {
 /// The additional checksum a client asked for: a value in an `x-amz-checksum-*` header, one
 /// announced as a trailer (`x-amz-trailer`) of an `aws-chunked` body, or only an algorithm
 /// (`x-amz-sdk-checksum-algorithm`), which is then computed and kept without a check.
-pub(super) fn requested_checksum(
+pub(super) fn checksum_check(
     values: ChecksumValues<'_>,
     sdk_algorithm: Option<&dto::ChecksumAlgorithm>,
     headers: &http::HeaderMap,

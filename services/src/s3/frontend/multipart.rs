@@ -7,8 +7,8 @@ use s3s::dto::{self, ETag};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    body_checks, body_stream, checksum_fields, checksum_values, etag, metadata, requested_checksum,
-    timestamp, write_conditions,
+    body_checks, body_stream, checksum_fields, etag, metadata, requested_checksum, timestamp,
+    write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
 
@@ -46,12 +46,7 @@ pub(super) async fn upload_part(
     let input = req.input;
     let number = u32::try_from(input.part_number)
         .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
-    let checksum = requested_checksum(
-        checksum_values!(input),
-        input.checksum_algorithm.as_ref(),
-        &req.headers,
-        req.trailing_headers.as_ref(),
-    )?;
+    let checksum = requested_checksum!(req, input)?;
     let part = frontend
         .storage
         .upload_part(

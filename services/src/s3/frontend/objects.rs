@@ -7,9 +7,8 @@ use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    blob, body_checks, body_stream, checksum_fields, checksum_values, checksum_wanted, etag,
-    metadata, out_metadata, range, read_conditions, requested_checksum, timestamp,
-    write_conditions,
+    blob, body_checks, body_stream, checksum_fields, checksum_wanted, etag, metadata, out_metadata,
+    range, read_conditions, requested_checksum, timestamp, write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
 
@@ -20,12 +19,7 @@ pub(super) async fn put_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
-    let checksum = requested_checksum(
-        checksum_values!(input),
-        input.checksum_algorithm.as_ref(),
-        &req.headers,
-        req.trailing_headers.as_ref(),
-    )?;
+    let checksum = requested_checksum!(req, input)?;
     let options = PutOptions {
         content_type: input.content_type,
         metadata: metadata(input.metadata),
