@@ -197,6 +197,32 @@ impl ChecksumHasher {
     }
 }
 
+/// S3's composite checksum of a multipart object: the checksum, with the parts' algorithm, of
+/// their decoded checksums one after the other, then `-{parts}`. `None` when a part has no
+/// checksum of that algorithm, or for CRC64NVME, which S3 combines into a full-object CRC
+/// instead (not done here).
+pub(crate) fn composite_checksum(
+    algorithm: ChecksumAlgorithm,
+    parts: &[Option<&Checksum>],
+) -> Option<Checksum> {
+    if algorithm == ChecksumAlgorithm::Crc64Nvme {
+        return None;
+    }
+    let mut hasher = ChecksumHasher::new(algorithm);
+    for part in parts {
+        let part = part.filter(|part| part.algorithm == algorithm)?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&part.value)
+            .ok()?;
+        hasher.update(&raw);
+    }
+    let whole = hasher.finish();
+    Some(Checksum {
+        algorithm,
+        value: format!("{}-{}", whole.value, parts.len()),
+    })
+}
+
 /// The 16 digest bytes of a part's ETag, which a multipart ETag hashes together.
 pub(crate) fn etag_digest_bytes(etag: &str) -> Option<[u8; 16]> {
     let hex_part = etag.strip_suffix("-1").unwrap_or(etag);

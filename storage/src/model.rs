@@ -112,6 +112,10 @@ pub(crate) struct UploadRecord {
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     pub initiated_ms: u64,
+    /// The checksum algorithm the upload was created with: every part gets one, and the
+    /// object a composite of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,10 +445,12 @@ pub struct UploadPage {
 }
 
 /// A part named in CompleteMultipartUpload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompletedPart {
     pub part_number: u32,
     pub etag: String,
+    /// The part's checksum as the client knows it; it must be the stored one.
+    pub checksum: Option<Checksum>,
 }
 
 /// What an orphan sweep removed.

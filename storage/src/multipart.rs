@@ -12,6 +12,7 @@ use ferrobase_core::records::{RecordCommit, RecordCondition, RecordError};
 use md5::{Digest, Md5};
 
 use crate::backend::blob_path;
+use crate::digest::composite_checksum;
 use crate::model::{
     Blob, CompletedPart, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord, PartInfo,
     PartRecord, UploadInfo, UploadMarker, UploadPage, UploadQuery, UploadRecord, WriteConditions,
@@ -19,8 +20,8 @@ use crate::model::{
 };
 use crate::objects::{new_blob_id, object_record_key};
 use crate::{
-    BodyChecks, ByteStream, ObjectInfo, PutOptions, Storage, StorageError, WRITE_RETRIES, decode,
-    encode, keys,
+    BodyChecks, ByteStream, ChecksumCheck, ExpectedChecksum, ObjectInfo, PutOptions, Storage,
+    StorageError, WRITE_RETRIES, decode, encode, keys,
 };
 
 /// Record writes per commit when removing part records (the record store bounds commits).
@@ -44,6 +45,7 @@ impl Storage {
                 .unwrap_or_else(|| "application/octet-stream".to_owned()),
             metadata: options.metadata,
             initiated_ms: self.now_ms(),
+            checksum_algorithm: options.checks.checksum.map(|check| check.algorithm),
         };
         let value = encode(&record)?;
         for _ in 0..WRITE_RETRIES {
@@ -103,7 +105,27 @@ impl Storage {
                 "part numbers run from 1 to {MAX_PART_NUMBER}"
             )));
         }
-        self.read_upload(ns, bucket, key, upload_id).await?;
+        let (upload, _) = self.read_upload(ns, bucket, key, upload_id).await?;
+        let mut checks = checks;
+        // An upload created with a checksum algorithm gets that checksum for every part.
+        if let Some(algorithm) = upload.checksum_algorithm {
+            match &checks.checksum {
+                None => {
+                    checks.checksum = Some(ChecksumCheck {
+                        algorithm,
+                        expected: ExpectedChecksum::Unknown,
+                    })
+                }
+                Some(check) if check.algorithm != algorithm => {
+                    return Err(StorageError::InvalidArgument(format!(
+                        "the upload was created for {} checksums, not {}",
+                        algorithm.name(),
+                        check.algorithm.name()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
         let blob = new_blob_id();
         let path = blob_path(ns, bucket, &blob);
         let written = self.store_body(&path, body, checks).await?;
@@ -355,6 +377,7 @@ impl Storage {
         let by_number: std::collections::BTreeMap<u32, &PartRecord> =
             stored.iter().map(|(n, p)| (*n, p)).collect();
         let mut md5s = Md5::new();
+        let mut part_checksums = Vec::with_capacity(parts.len());
         let mut blobs = Vec::with_capacity(parts.len());
         let mut size = 0u64;
         for (index, wanted) in parts.iter().enumerate() {
@@ -367,6 +390,16 @@ impl Storage {
                         wanted.part_number, wanted.etag
                     ))
                 })?;
+            if wanted
+                .checksum
+                .as_ref()
+                .is_some_and(|checksum| part.checksum.as_ref() != Some(checksum))
+            {
+                return Err(StorageError::InvalidPart(format!(
+                    "part {} was not uploaded with that checksum",
+                    wanted.part_number
+                )));
+            }
             if index + 1 < parts.len() && part.size < MIN_PART_BYTES {
                 return Err(StorageError::EntityTooSmall {
                     part_number: wanted.part_number,
@@ -377,12 +410,16 @@ impl Storage {
             let digest = crate::digest::etag_digest_bytes(&part.etag)
                 .ok_or_else(|| StorageError::Records(format!("bad part ETag {}", part.etag)))?;
             md5s.update(digest);
+            part_checksums.push(part.checksum.as_ref());
             size += part.size;
             blobs.push(Blob {
                 id: part.blob.clone(),
                 size: part.size,
             });
         }
+        let checksum = upload
+            .checksum_algorithm
+            .and_then(|algorithm| composite_checksum(algorithm, &part_checksums));
         let record = ObjectRecord {
             size,
             etag: format!("{}-{}", hex::encode(md5s.finalize()), parts.len()),
@@ -391,7 +428,7 @@ impl Storage {
             last_modified_ms: self.now_ms(),
             blobs,
             parts: Some(parts.len() as u32),
-            checksum: None,
+            checksum,
         };
         let upload_key = keys::upload(bucket, upload_id);
         let info = self

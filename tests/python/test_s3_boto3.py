@@ -478,9 +478,41 @@ class Checksums(unittest.TestCase):
             error_code(wrong, Bucket=self.bucket, Key="parts", UploadId=upload_id, PartNumber=1, Body=b"part", ChecksumCRC32="AAAAAA=="),
             "BadDigest",
         )
-        part = S3.upload_part(Bucket=self.bucket, Key="parts", UploadId=upload_id, PartNumber=1, Body=b"part")
-        self.assertEqual(part["ChecksumCRC32"], base64.b64encode(zlib.crc32(b"part").to_bytes(4, "big")).decode())
-        S3.abort_multipart_upload(Bucket=self.bucket, Key="parts", UploadId=upload_id)
+        data = [pattern(5 * MIB, 1), b"part"]
+        crcs = [zlib.crc32(piece).to_bytes(4, "big") for piece in data]
+        parts = []
+        for number, piece in enumerate(data, 1):
+            part = S3.upload_part(Bucket=self.bucket, Key="parts", UploadId=upload_id, PartNumber=number, Body=piece)
+            self.assertEqual(part["ChecksumCRC32"], base64.b64encode(crcs[number - 1]).decode())
+            parts.append({"PartNumber": number, "ETag": part["ETag"], "ChecksumCRC32": part["ChecksumCRC32"]})
+        wrong = [parts[0], dict(parts[1], ChecksumCRC32="AAAAAA==")]
+        complete = lambda parts: S3.complete_multipart_upload(
+            Bucket=self.bucket, Key="parts", UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        self.assertEqual(error_code(complete, wrong), "InvalidPart")
+        done = complete(parts)
+        # S3's composite checksum: the CRC32 of the parts' CRC32s, then the part count.
+        composite = base64.b64encode(zlib.crc32(b"".join(crcs)).to_bytes(4, "big")).decode() + "-2"
+        self.assertEqual((done["ChecksumCRC32"], done["ChecksumType"]), (composite, "COMPOSITE"))
+        head = S3.head_object(Bucket=self.bucket, Key="parts", ChecksumMode="ENABLED")
+        self.assertEqual((head["ChecksumCRC32"], head["ChecksumType"]), (composite, "COMPOSITE"))
+        got = S3.get_object(Bucket=self.bucket, Key="parts", ChecksumMode="ENABLED")["Body"].read()
+        self.assertEqual(got, b"".join(data))
+
+    def test_the_transfer_manager_round_trips_a_multipart_file(self):
+        """upload_file sends part checksums and names them again on completion."""
+        data = pattern(20 * MIB, 3)
+        with tempfile.TemporaryDirectory() as scratch:
+            source, back = os.path.join(scratch, "up.bin"), os.path.join(scratch, "down.bin")
+            with open(source, "wb") as file:
+                file.write(data)
+            S3.upload_file(source, self.bucket, "managed.bin")
+            S3.download_file(self.bucket, "managed.bin", back)
+            with open(back, "rb") as file:
+                self.assertEqual(hashlib.sha256(file.read()).digest(), hashlib.sha256(data).digest())
+        head = S3.head_object(Bucket=self.bucket, Key="managed.bin", ChecksumMode="ENABLED")
+        self.assertRegex(head["ETag"], r'-3"$')
+        self.assertEqual(head.get("ChecksumType"), "COMPOSITE", head)
 
     def test_a_checksum_sent_as_a_trailer_of_an_aws_chunked_body(self):
         """What SDKs send over HTTPS: the checksum follows the body, in an `aws-chunked` trailer."""

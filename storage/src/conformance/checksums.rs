@@ -212,6 +212,7 @@ pub async fn checksums_are_checked_and_kept(h: Harness) {
             &[CompletedPart {
                 part_number: 1,
                 etag: part.etag,
+                ..CompletedPart::default()
             }],
             &WriteConditions::default(),
             Causation::default(),
@@ -219,5 +220,101 @@ pub async fn checksums_are_checked_and_kept(h: Harness) {
         .await
         .unwrap();
     assert_eq!(object.checksum, None);
+
+    // An upload created with an algorithm: every part gets that checksum, a part with
+    // another is refused, the completion's part checksums must be the stored ones, and the
+    // object gets S3's composite checksum.
+    let crc32_upload = PutOptions {
+        checks: BodyChecks {
+            checksum: Some(ChecksumCheck {
+                algorithm: ChecksumAlgorithm::Crc32,
+                expected: ExpectedChecksum::Unknown,
+            }),
+            ..BodyChecks::default()
+        },
+        ..PutOptions::default()
+    };
+    let upload = h
+        .storage
+        .create_multipart(&a, "sums", "composite", crc32_upload)
+        .await
+        .unwrap();
+    let sha1_part = BodyChecks {
+        checksum: Some(ChecksumCheck {
+            algorithm: ChecksumAlgorithm::Sha1,
+            expected: ExpectedChecksum::Unknown,
+        }),
+        ..BodyChecks::default()
+    };
+    assert!(matches!(
+        h.storage
+            .upload_part(&a, "sums", "composite", &upload, 1, text("x"), sha1_part)
+            .await,
+        Err(StorageError::InvalidArgument(_))
+    ));
+    let data = [pattern(MIN_PART_BYTES as usize, 1), pattern(1000, 2)];
+    let mut completed = Vec::new();
+    let mut raw = Vec::new();
+    for (index, data) in data.iter().enumerate() {
+        let part = h
+            .storage
+            .upload_part(
+                &a,
+                "sums",
+                "composite",
+                &upload,
+                index as u32 + 1,
+                body(
+                    data.chunks(1024 * 1024)
+                        .map(Bytes::copy_from_slice)
+                        .collect(),
+                ),
+                BodyChecks::default(),
+            )
+            .await
+            .unwrap();
+        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, data) as u32;
+        raw.extend_from_slice(&crc.to_be_bytes());
+        let checksum = part.checksum.expect("the upload's algorithm applies");
+        assert_eq!(checksum, crc32(&base64_of(&crc.to_be_bytes())));
+        completed.push(CompletedPart {
+            part_number: index as u32 + 1,
+            etag: part.etag,
+            checksum: Some(checksum),
+        });
+    }
+    let mut wrong = completed.clone();
+    wrong[1].checksum = Some(crc32("AAAAAA=="));
+    let complete = |parts: Vec<CompletedPart>| {
+        let (h, a, upload) = (&h, a.clone(), upload.clone());
+        async move {
+            h.storage
+                .complete_multipart(
+                    &a,
+                    "sums",
+                    "composite",
+                    &upload,
+                    &parts,
+                    &WriteConditions::default(),
+                    Causation::default(),
+                )
+                .await
+        }
+    };
+    assert!(matches!(
+        complete(wrong).await,
+        Err(StorageError::InvalidPart(_))
+    ));
+    let object = complete(completed).await.unwrap();
+    let composite = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, &raw) as u32;
+    assert_eq!(
+        object.checksum,
+        Some(crc32(&format!("{}-2", base64_of(&composite.to_be_bytes()))))
+    );
     assert_no_orphans(&h).await;
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

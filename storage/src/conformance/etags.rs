@@ -183,6 +183,7 @@ pub async fn etags_follow_the_policy(h: Harness) {
         .map(|(index, etag)| CompletedPart {
             part_number: index as u32 + 1,
             etag: format!("\"{etag}\""),
+            ..CompletedPart::default()
         })
         .collect();
     let info = storage

@@ -118,6 +118,7 @@ pub async fn multipart_upload(h: Harness) {
             .map(|(n, e)| CompletedPart {
                 part_number: *n,
                 etag: format!("\"{e}\""),
+                ..CompletedPart::default()
             })
             .collect()
     };
@@ -219,10 +220,12 @@ pub async fn multipart_abort_and_small_parts(h: Harness) {
         CompletedPart {
             part_number: 1,
             etag: p1.etag,
+            ..CompletedPart::default()
         },
         CompletedPart {
             part_number: 2,
             etag: p2.etag,
+            ..CompletedPart::default()
         },
     ];
     assert!(matches!(

@@ -182,6 +182,46 @@ pub(super) fn checksum_check(
     }))
 }
 
+/// The checksum type S3 reports: `COMPOSITE` for a multipart object's `…-N` checksum.
+pub(super) fn checksum_type(checksum: Option<&Checksum>) -> Option<dto::ChecksumType> {
+    checksum.map(|checksum| {
+        dto::ChecksumType::from_static(if checksum.value.contains('-') {
+            dto::ChecksumType::COMPOSITE
+        } else {
+            dto::ChecksumType::FULL_OBJECT
+        })
+    })
+}
+
+/// The checksum a CompleteMultipartUpload names for a part, if any.
+pub(super) fn part_checksum(part: &dto::CompletedPart) -> S3Result<Option<Checksum>> {
+    let values = [
+        part.checksum_crc32.as_deref(),
+        part.checksum_crc32c.as_deref(),
+        part.checksum_crc64nvme.as_deref(),
+        part.checksum_sha1.as_deref(),
+        part.checksum_sha256.as_deref(),
+    ];
+    let mut named =
+        ChecksumAlgorithm::ALL
+            .into_iter()
+            .zip(values)
+            .filter_map(|(algorithm, value)| {
+                Some(Checksum {
+                    algorithm,
+                    value: value?.to_owned(),
+                })
+            });
+    let checksum = named.next();
+    if named.next().is_some() {
+        return Err(s3_error!(
+            InvalidPart,
+            "a part names more than one checksum"
+        ));
+    }
+    Ok(checksum)
+}
+
 /// The response fields `checksum_crc32` ... `checksum_sha256` (in the order of
 /// [`ChecksumAlgorithm::ALL`]), the one of `checksum`'s algorithm set.
 pub(super) fn checksum_fields(checksum: Option<&Checksum>) -> [Option<String>; 5] {

@@ -2,13 +2,15 @@
 
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::Action;
-use ferrobase_storage::{CompletedPart, PutOptions};
+use ferrobase_storage::{
+    BodyChecks, ChecksumAlgorithm, ChecksumCheck, CompletedPart, ExpectedChecksum, PutOptions,
+};
 use s3s::dto::{self, ETag};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    body_checks, body_stream, checksum_fields, etag, metadata, requested_checksum, timestamp,
-    write_conditions,
+    body_checks, body_stream, checksum_fields, checksum_type, etag, metadata, part_checksum,
+    requested_checksum, timestamp, write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
 
@@ -19,9 +21,29 @@ pub(super) async fn create_multipart_upload(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    let algorithm = input
+        .checksum_algorithm
+        .as_ref()
+        .map(|name| {
+            ChecksumAlgorithm::parse(name.as_str()).ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "unknown checksum algorithm {:?}",
+                    name.as_str()
+                )
+            })
+        })
+        .transpose()?;
     let options = PutOptions {
         content_type: input.content_type,
         metadata: metadata(input.metadata),
+        checks: BodyChecks {
+            checksum: algorithm.map(|algorithm| ChecksumCheck {
+                algorithm,
+                expected: ExpectedChecksum::Unknown,
+            }),
+            ..BodyChecks::default()
+        },
         ..PutOptions::default()
     };
     let upload_id = frontend
@@ -33,6 +55,7 @@ pub(super) async fn create_multipart_upload(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(upload_id),
+        checksum_algorithm: input.checksum_algorithm,
         ..Default::default()
     }))
 }
@@ -85,6 +108,7 @@ pub(super) async fn complete_multipart_upload(
         .unwrap_or_default()
         .into_iter()
         .map(|part| {
+            let checksum = part_checksum(&part)?;
             Ok(CompletedPart {
                 part_number: part
                     .part_number
@@ -94,6 +118,7 @@ pub(super) async fn complete_multipart_upload(
                     .e_tag
                     .map(ETag::into_value)
                     .ok_or_else(|| s3_error!(InvalidPart, "a part has no ETag"))?,
+                checksum,
             })
         })
         .collect::<S3Result<Vec<_>>>()?;
@@ -111,7 +136,14 @@ pub(super) async fn complete_multipart_upload(
         )
         .await
         .map_err(storage_to_s3)?;
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(info.checksum.as_ref());
     Ok(S3Response::new(dto::CompleteMultipartUploadOutput {
+        checksum_crc32: crc32,
+        checksum_crc32c: crc32c,
+        checksum_crc64nvme: crc64nvme,
+        checksum_sha1: sha1,
+        checksum_sha256: sha256,
+        checksum_type: checksum_type(info.checksum.as_ref()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),

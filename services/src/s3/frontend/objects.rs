@@ -7,8 +7,9 @@ use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    blob, body_checks, body_stream, checksum_fields, checksum_wanted, etag, metadata, out_metadata,
-    range, read_conditions, requested_checksum, timestamp, write_conditions,
+    blob, body_checks, body_stream, checksum_fields, checksum_type, checksum_wanted, etag,
+    metadata, out_metadata, range, read_conditions, requested_checksum, timestamp,
+    write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
 
@@ -46,6 +47,7 @@ pub(super) async fn put_object(
         checksum_crc64nvme: crc64nvme,
         checksum_sha1: sha1,
         checksum_sha256: sha256,
+        checksum_type: checksum_type(info.checksum.as_ref()),
         ..Default::default()
     }))
 }
@@ -91,6 +93,7 @@ pub(super) async fn get_object(
         .filter(|_| checksum_wanted(input.checksum_mode.as_ref()) && object.range.is_none());
     let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(checksum);
     Ok(S3Response::new(dto::GetObjectOutput {
+        checksum_type: checksum_type(checksum),
         checksum_crc32: crc32,
         checksum_crc32c: crc32c,
         checksum_crc64nvme: crc64nvme,
@@ -136,6 +139,7 @@ pub(super) async fn head_object(
         .filter(|_| checksum_wanted(input.checksum_mode.as_ref()));
     let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(checksum);
     Ok(S3Response::new(dto::HeadObjectOutput {
+        checksum_type: checksum_type(checksum),
         checksum_crc32: crc32,
         checksum_crc32c: crc32c,
         checksum_crc64nvme: crc64nvme,
