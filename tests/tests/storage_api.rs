@@ -249,6 +249,27 @@ async fn digests_and_checksums_are_checked() {
         info["checksum"],
         serde_json::json!({"algorithm": "CRC32", "value": "DUoRhQ=="})
     );
+    // Whole reads carry it, ranges do not.
+    for (range, expected) in [(None, Some("DUoRhQ==")), (Some("bytes=0-4"), None)] {
+        let mut request = api.http.get(api.url("sums/crc")).bearer_auth(&api.admin);
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        let answer = request.send().await.unwrap();
+        let header = answer
+            .headers()
+            .get("x-amz-checksum-crc32")
+            .map(|value| value.to_str().unwrap().to_owned());
+        assert_eq!(header.as_deref(), expected, "{range:?}");
+    }
+    let head = api
+        .http
+        .head(api.url("sums/crc"))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.headers()["x-amz-checksum-crc32"], "DUoRhQ==");
     let md5 = put("md5", &[("content-md5", "XrY7u+Ae7tCTyyK7j1rNww==")])
         .await
         .unwrap();

@@ -98,6 +98,23 @@ fn quoted(etag: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
+/// The object's `x-amz-checksum-*` header, if it was stored with a checksum.
+fn checksum_header_out(info: &ObjectInfo, headers: &mut HeaderMap) {
+    let Some(checksum) = &info.checksum else {
+        return;
+    };
+    let name = format!(
+        "x-amz-checksum-{}",
+        checksum.algorithm.name().to_ascii_lowercase()
+    );
+    if let (Ok(name), Ok(value)) = (
+        header::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(&checksum.value),
+    ) {
+        headers.insert(name, value);
+    }
+}
+
 /// Headers describing an object (ETag, type, dates, user metadata).
 fn object_headers(info: &ObjectInfo, headers: &mut HeaderMap) {
     headers.insert(header::ETAG, quoted(&info.etag));
@@ -279,6 +296,7 @@ async fn get_object(
             .map_err(storage_error)?;
         let mut response = Response::new(Body::empty());
         object_headers(&info, response.headers_mut());
+        checksum_header_out(&info, response.headers_mut());
         response
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
@@ -299,7 +317,11 @@ async fn get_object(
             }
             span.end - span.start
         }
-        None => object.info.size,
+        None => {
+            // A checksum covers the whole body, so only a whole body carries it.
+            checksum_header_out(&object.info, response.headers_mut());
+            object.info.size
+        }
     };
     response
         .headers_mut()
