@@ -12,6 +12,8 @@
 #   BENCH_SMALL          requests per 1 KiB phase (default 5000)
 #   BENCH_CONNECTIONS    connections for the 1 KiB phases (default 32)
 #   BENCH_ENFORCE        1 = exit 1 when a target ratio is missed
+#   FERROBASE_STORAGE_ETAG  the server's ETag mode: auto (the default; BLAKE3-based ETags for
+#                        bodies over 8 MiB) or md5 (every ETag an MD5), to compare the two
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,7 +50,7 @@ URL=$(sed -n 's/^ferrobase listening on //p' "$WORK/server.out")
 [[ -n $URL ]] || { log "the server did not start"; exit 1; }
 TOKEN=$("$BIN" token --role admin --ns bench --data-dir "$WORK/data" | tail -n 1)
 
-log "ferrobase bench storage against $URL"
+log "ferrobase bench storage against $URL (ETag mode: ${FERROBASE_STORAGE_ETAG:-auto})"
 "$BIN" bench storage --url "$URL" --token "$TOKEN" --ns bench \
     --scratch-dir "$WORK/data/scratch" \
     --small-requests "${BENCH_SMALL:-5000}" --connections "${BENCH_CONNECTIONS:-32}" \

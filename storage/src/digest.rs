@@ -24,7 +24,8 @@
 //! Integrity is what S3's additional checksums are for (`x-amz-checksum-crc32` and the like,
 //! which current AWS SDKs send with every upload): a body is hashed with the algorithm the
 //! client names, checked against the value it sent, and the checksum is kept with the object
-//! so that clients can check what they read back.
+//! so that clients can check what they read back. A multipart object's checksum is S3's
+//! composite one, the checksum of its parts' checksums (`composite_checksum`).
 
 use base64::Engine as _;
 use md5::{Digest, Md5};
