@@ -187,3 +187,39 @@ async fn a_group_holds_a_bounded_number_of_pending_messages() {
         "in order, none skipped"
     );
 }
+
+/// Names at their longest, full of bytes NATS names escape, still make a working queue: the
+/// stream name is shortened to fit the server's limit, and two such queues stay apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_names_make_working_queues() {
+    let server = NatsServer::start();
+    let clock = ManualClock::starting_now();
+    let engine = node(&server, &clock).await;
+    let ns = Namespace::parse(&format!("n{}", "_".repeat(62))).unwrap();
+    let queues = [
+        QueueName::parse(&format!("a{}", "._".repeat(63)).replace("..", ".")).unwrap(),
+        QueueName::parse(&format!("b{}", "_.".repeat(63))).unwrap(),
+    ];
+    for (index, queue) in queues.iter().enumerate() {
+        engine
+            .configure(&ns, queue, QueueConfig::default())
+            .await
+            .unwrap();
+        engine
+            .publish(
+                &ns,
+                queue,
+                vec![NewMessage::new(format!("message {index}"))],
+            )
+            .await
+            .unwrap();
+    }
+    for (index, queue) in queues.iter().enumerate() {
+        let got = engine.pull(&ns, queue, &request(10)).await.unwrap();
+        let bodies: Vec<String> = got
+            .iter()
+            .map(|delivery| String::from_utf8(delivery.body.to_vec()).unwrap())
+            .collect();
+        assert_eq!(bodies, [format!("message {index}")]);
+    }
+}

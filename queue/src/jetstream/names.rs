@@ -5,6 +5,10 @@
 //! `A-Z a-z 0-9 -` stay as they are, every other byte becomes `_XX` (upper-case hex). The
 //! mapping is injective and a token never contains `__`, which therefore separates tokens
 //! inside stream names.
+//!
+//! NATS refuses stream names over 255 bytes (they are directory names in its store), which
+//! long, escaped names pass: such a stream is named after a hash of the two tokens instead
+//! (see [`stream_name`]).
 
 use ferrobase_core::Namespace;
 
@@ -23,6 +27,28 @@ pub(super) fn token(text: &str) -> String {
     out
 }
 
+/// Longest stream name used as it is; longer ones are shortened with a hash. NATS allows 255.
+const MAX_STREAM_NAME: usize = 200;
+
+/// The stream of queue `queue` (a token) in namespace `ns` (a token): `{prefix}_q_{ns}__{queue}`,
+/// or, when that is too long, `{prefix}_q_{start of ns}_h{hash of both}`. A shortened name has
+/// no `__` after `_q_`, so it never equals a name used as it is; 128 bits of BLAKE3 keep
+/// shortened names apart.
+fn stream_name(prefix: &str, ns: &str, queue: &str) -> String {
+    let full = format!("{prefix}_q_{ns}__{queue}");
+    if full.len() <= MAX_STREAM_NAME {
+        return full;
+    }
+    let hash = blake3::hash(format!("{ns}__{queue}").as_bytes());
+    // Tokens are ASCII, so any byte offset is a char boundary; no trailing `_` keeps `__` out.
+    let start = ns[..ns.len().min(64)].trim_end_matches('_');
+    format!("{prefix}_q_{start}_h{}", hex_of(&hash.as_bytes()[..16]))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// The names of one queue.
 #[derive(Debug, Clone)]
 pub(super) struct Names {
@@ -37,7 +63,7 @@ impl Names {
     pub(super) fn new(prefix: &str, ns: &Namespace, queue: &QueueName) -> Self {
         let (ns, queue) = (token(ns.as_str()), token(queue.as_str()));
         Names {
-            stream: format!("{prefix}_q_{ns}__{queue}"),
+            stream: stream_name(prefix, &ns, &queue),
             subject_base: format!("{prefix}.q.{ns}.{queue}"),
             key: format!("{ns}.{queue}"),
         }
@@ -78,6 +104,28 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_stream_names_are_shortened_apart_and_short_ones_kept() {
+        let short = stream_name("ferrobase", "shop", "orders");
+        assert_eq!(short, "ferrobase_q_shop__orders");
+        let ns = token(&format!("n{}", "_".repeat(62)));
+        let (a, b) = (token(&"a.".repeat(64)), token(&"b.".repeat(64)));
+        let (long_a, long_b) = (
+            stream_name("ferrobase", &ns, &a),
+            stream_name("ferrobase", &ns, &b),
+        );
+        for name in [&long_a, &long_b] {
+            assert!(name.len() <= MAX_STREAM_NAME, "{name}");
+            assert!(!name["ferrobase_q_".len()..].contains("__"), "{name}");
+        }
+        assert_ne!(long_a, long_b);
+        assert_eq!(
+            long_a,
+            stream_name("ferrobase", &ns, &a),
+            "the same on every node"
+        );
+    }
 
     #[test]
     fn tokens_are_injective_and_nats_safe() {
