@@ -311,6 +311,11 @@ pub struct StorageSettings {
     /// PUTs run at disk speed rather than MD5 speed; `md5` gives every body its MD5, for
     /// clients that compare a large single-part upload's ETag with their own MD5.
     pub etag: EtagMode,
+    /// Multipart uploads left incomplete this long are aborted by the sweep, with their
+    /// parts. Default 7 days (as Cloudflare R2); `0s` keeps them until a client aborts them
+    /// (as S3 without a lifecycle rule); otherwise at least 1 h.
+    #[serde(with = "humantime_serde")]
+    pub abort_uploads_after: Duration,
     /// Largest body that gets an MD5 ETag under `etag = "auto"`. Default 8 MiB (the size
     /// above which aws-cli and boto3 upload in parts anyway).
     pub md5_etag_max_bytes: u64,
@@ -326,6 +331,7 @@ impl Default for StorageSettings {
             s3_public_url: None,
             orphan_min_age: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(3600),
+            abort_uploads_after: ferrobase_storage::DEFAULT_UPLOAD_LIFETIME,
             etag: EtagMode::Auto,
             md5_etag_max_bytes: ferrobase_storage::digest::DEFAULT_MD5_ETAG_MAX_BYTES,
             s3: None,
@@ -371,6 +377,11 @@ fn default_region() -> String {
 }
 
 impl StorageSettings {
+    /// How long an incomplete multipart upload is kept (`None`: until aborted).
+    pub fn upload_lifetime(&self) -> Option<Duration> {
+        (!self.abort_uploads_after.is_zero()).then_some(self.abort_uploads_after)
+    }
+
     /// The storage library's ETag policy.
     pub fn etag_policy(&self) -> ferrobase_storage::EtagPolicy {
         match self.etag {
@@ -466,6 +477,10 @@ impl Config {
         {
             bail!("storage.sweep_interval must be between 1s and 1day");
         }
+        let abort_after = self.storage.abort_uploads_after;
+        if !abort_after.is_zero() && abort_after < Duration::from_secs(3600) {
+            bail!("storage.abort_uploads_after must be 0s (never) or at least 1h");
+        }
         if self.storage.backend == StorageBackendKind::S3 && self.storage.s3.is_none() {
             bail!("storage.backend = \"s3\" needs a [storage.s3] section");
         }
@@ -527,6 +542,26 @@ mod tests {
             ferrobase_storage::EtagPolicy::always_md5()
         );
         assert!(toml::from_str::<Config>("[storage]\netag = \"sha1\"\n").is_err());
+    }
+
+    #[test]
+    fn incomplete_uploads_are_aborted_after_a_week_unless_told_otherwise() {
+        let config = Config::default();
+        assert_eq!(
+            config.storage.upload_lifetime(),
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        let never: Config = toml::from_str("[storage]\nabort_uploads_after = \"0s\"\n").unwrap();
+        never.validate().unwrap();
+        assert_eq!(never.storage.upload_lifetime(), None);
+        let short: Config = toml::from_str("[storage]\nabort_uploads_after = \"5m\"\n").unwrap();
+        assert!(
+            short
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("abort_uploads_after")
+        );
     }
 
     #[test]

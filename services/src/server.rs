@@ -75,7 +75,8 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
             Arc::new(KvRecordStore::new(kv.clone())),
             Arc::new(SystemClock),
         )
-        .with_etag_policy(config.storage.etag_policy()),
+        .with_etag_policy(config.storage.etag_policy())
+        .with_upload_lifetime(config.storage.upload_lifetime()),
     );
     let host = crate::host::ServiceHost::new(kv.clone())
         .with_queue(queue.clone())

@@ -40,7 +40,10 @@ pub use copy::copy_objects;
 pub use etags::etags_follow_the_policy;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
-pub use multipart::{multipart_abort_and_small_parts, multipart_upload, multipart_upload_listing};
+pub use multipart::{
+    abandoned_uploads_are_aborted_by_the_sweep, multipart_abort_and_small_parts, multipart_upload,
+    multipart_upload_listing,
+};
 
 /// A storage service under test, the change log its records go to, and its manual clock.
 #[derive(Debug)]
@@ -615,7 +618,7 @@ macro_rules! storage_conformance_tests {
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
             function_writes_apply_once, etags_follow_the_policy,
-            checksums_are_checked_and_kept);
+            checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -81,6 +81,11 @@ pub(crate) mod keys {
     }
 }
 
+/// How long a multipart upload may stay incomplete by default: abandoned uploads would
+/// otherwise hold their parts' bytes forever.
+pub const DEFAULT_UPLOAD_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// How many times a write retries when another writer changed the same record between its
 /// read and its commit.
 const WRITE_RETRIES: usize = 16;
@@ -96,6 +101,8 @@ pub struct Storage {
     records: Arc<dyn RecordStore>,
     clock: Arc<dyn Clock>,
     etags: EtagPolicy,
+    /// Multipart uploads older than this are aborted by the sweep; `None`: never.
+    upload_lifetime: Option<std::time::Duration>,
 }
 
 /// A body being read, with what it is.
@@ -122,7 +129,15 @@ impl Storage {
             records,
             clock,
             etags: EtagPolicy::default(),
+            upload_lifetime: Some(DEFAULT_UPLOAD_LIFETIME),
         }
+    }
+
+    /// How long a multipart upload may stay incomplete before the sweep aborts it (default
+    /// 7 days, as Cloudflare R2 does; `None`: never, as S3 without a lifecycle rule).
+    pub fn with_upload_lifetime(mut self, lifetime: Option<std::time::Duration>) -> Self {
+        self.upload_lifetime = lifetime;
+        self
     }
 
     /// Which bodies get an MD5 ETag (default: up to 8 MiB, or with `Content-MD5`).

@@ -458,4 +458,6 @@ pub struct CompletedPart {
 pub struct SweepReport {
     pub blobs_deleted: u64,
     pub bytes_deleted: u64,
+    /// Multipart uploads aborted for being older than the storage's upload lifetime.
+    pub uploads_aborted: u64,
 }

@@ -1,16 +1,17 @@
-//! Removing what crashes and interrupted work leave behind: blobs no record references and
-//! part records of uploads that no longer exist.
+//! Removing what crashes and interrupted work leave behind: blobs no record references, part
+//! records of uploads that no longer exist, and multipart uploads abandoned for longer than
+//! the storage's upload lifetime.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use ferrobase_core::Namespace;
-use ferrobase_core::records::RecordCommit;
+use ferrobase_core::records::{RecordCommit, RecordCondition, RecordError};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
-use crate::model::{ObjectRecord, PartRecord};
+use crate::model::{ObjectRecord, PartRecord, UploadRecord};
 use crate::{Storage, StorageError, SweepReport, decode};
 
 impl Storage {
@@ -30,6 +31,7 @@ impl Storage {
             let swept = self.sweep_namespace(&ns, &dir, min_age).await?;
             report.blobs_deleted += swept.blobs_deleted;
             report.bytes_deleted += swept.bytes_deleted;
+            report.uploads_aborted += swept.uploads_aborted;
         }
         Ok(report)
     }
@@ -40,8 +42,10 @@ impl Storage {
         dir: &Path,
         min_age: Duration,
     ) -> Result<SweepReport, StorageError> {
+        let uploads_aborted = self.abort_stale_uploads(ns).await?;
         // Uploads, then parts, then objects: a completion committed between two scans is
-        // seen by one of them, so no blob in use is missed.
+        // seen by one of them, so no blob in use is missed. The parts of uploads aborted
+        // just now are dead parts here, and their blobs orphans.
         let uploads: HashSet<String> = self
             .scan_all(ns, "st/u/")
             .await?
@@ -72,7 +76,10 @@ impl Storage {
         }
 
         let now_ms = self.now_ms() as i64;
-        let mut report = SweepReport::default();
+        let mut report = SweepReport {
+            uploads_aborted,
+            ..SweepReport::default()
+        };
         let blobs: Vec<_> = self.backend.store.list(Some(dir)).try_collect().await?;
         for meta in blobs {
             let Some(id) = meta.location.filename() else {
@@ -103,6 +110,49 @@ impl Storage {
             tracing::info!(%ns, blobs = report.blobs_deleted, bytes = report.bytes_deleted, "removed orphaned blobs");
         }
         Ok(report)
+    }
+
+    /// Aborts the uploads of `ns` initiated longer ago than the upload lifetime: removes
+    /// their records, each only if unchanged since read, so that a completion racing with
+    /// the sweep wins. Their parts go with the rest of the sweep.
+    async fn abort_stale_uploads(&self, ns: &Namespace) -> Result<u64, StorageError> {
+        let Some(lifetime) = self.upload_lifetime else {
+            return Ok(0);
+        };
+        let cutoff_ms = self.now_ms().saturating_sub(lifetime.as_millis() as u64);
+        let mut aborted = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .records
+                .scan(ns, "st/u/", after.as_deref(), 1000)
+                .await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (key, record) in page {
+                let upload: UploadRecord = decode(&record.value)?;
+                if upload.initiated_ms >= cutoff_ms {
+                    continue;
+                }
+                let commit = RecordCommit {
+                    conditions: vec![(key.clone(), RecordCondition::Version(record.version))],
+                    writes: vec![(key.clone(), None)],
+                    events: Vec::new(),
+                };
+                match self.records.commit(ns, commit).await {
+                    Ok(_) => {
+                        aborted += 1;
+                        tracing::info!(%ns, upload = %key, key = %upload.key, "aborted an abandoned multipart upload");
+                    }
+                    // Completed or aborted meanwhile: nothing left to do.
+                    Err(RecordError::ConditionFailed { .. }) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        Ok(aborted)
     }
 
     pub(crate) async fn scan_all(

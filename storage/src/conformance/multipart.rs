@@ -381,3 +381,90 @@ pub async fn multipart_upload_listing(h: Harness) {
         Err(StorageError::InvalidArgument(_))
     ));
 }
+
+/// An upload left incomplete longer than the upload lifetime is aborted by the sweep, with
+/// its parts' bytes; a younger one, and one completed in time, are left alone. (All three
+/// are uploads of one key, as S3 allows.)
+pub async fn abandoned_uploads_are_aborted_by_the_sweep(h: Harness) {
+    let a = ns("a");
+    bucket(&h, "a", "mpu").await;
+    let start = || {
+        let (h, a) = (&h, a.clone());
+        async move {
+            h.storage
+                .create_multipart(&a, "mpu", "big.bin", PutOptions::default())
+                .await
+                .unwrap()
+        }
+    };
+    let abandoned = start().await;
+    upload_part(&h, &abandoned, 1, pattern(4096, 1))
+        .await
+        .unwrap();
+    let completed = start().await;
+    let part = upload_part(&h, &completed, 1, pattern(100, 2)).await;
+    let part = part.unwrap();
+
+    // Six days on, nothing is old enough.
+    h.clock.advance(Duration::from_secs(6 * 24 * 3600));
+    let report = h
+        .storage
+        .sweep_orphans(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.uploads_aborted, 0);
+    h.storage
+        .complete_multipart(
+            &a,
+            "mpu",
+            "big.bin",
+            &completed,
+            &[CompletedPart {
+                part_number: 1,
+                etag: part.etag,
+                ..CompletedPart::default()
+            }],
+            &WriteConditions::default(),
+            Causation::default(),
+        )
+        .await
+        .unwrap();
+    let young = start().await;
+
+    // Past seven days the abandoned upload goes, with its part.
+    h.clock.advance(Duration::from_secs(2 * 24 * 3600));
+    let report = h
+        .storage
+        .sweep_orphans(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.uploads_aborted, 1);
+    assert_eq!((report.blobs_deleted, report.bytes_deleted), (1, 4096));
+    let uploads = h.storage.list_uploads(&a, "mpu", "").await.unwrap();
+    assert_eq!(
+        uploads
+            .iter()
+            .map(|u| u.upload_id.as_str())
+            .collect::<Vec<_>>(),
+        [young.as_str()]
+    );
+    assert!(matches!(
+        upload_part(&h, &abandoned, 2, pattern(10, 3)).await,
+        Err(StorageError::NoSuchUpload(_))
+    ));
+    assert_eq!(
+        get(&h, "a", "mpu", "big.bin", GetOptions::default()).await,
+        pattern(100, 2).to_vec()
+    );
+
+    // Without a lifetime nothing is aborted, however old.
+    let keep = h.storage.clone().with_upload_lifetime(None);
+    h.clock.advance(Duration::from_secs(30 * 24 * 3600));
+    let report = keep.sweep_orphans(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(report.uploads_aborted, 0);
+    assert_eq!(
+        h.storage.list_uploads(&a, "mpu", "").await.unwrap().len(),
+        1
+    );
+    assert_no_orphans(&h).await;
+}
