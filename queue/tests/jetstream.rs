@@ -223,3 +223,107 @@ async fn the_longest_names_make_working_queues() {
         assert_eq!(bodies, [format!("message {index}")]);
     }
 }
+
+/// A record store whose event commits fail while it is closed, as when the change log is
+/// unreachable for a while.
+#[derive(Debug, Default)]
+struct Gate {
+    inner: MemoryRecordStore,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl RecordStore for Gate {
+    async fn get(
+        &self,
+        ns: &Namespace,
+        key: &str,
+    ) -> Result<Option<ferrobase_core::records::Record>, ferrobase_core::records::RecordError> {
+        self.inner.get(ns, key).await
+    }
+
+    async fn scan(
+        &self,
+        ns: &Namespace,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ferrobase_core::records::Record)>, ferrobase_core::records::RecordError>
+    {
+        self.inner.scan(ns, prefix, after, limit).await
+    }
+
+    async fn commit(
+        &self,
+        ns: &Namespace,
+        commit: ferrobase_core::records::RecordCommit,
+    ) -> Result<ferrobase_core::records::RecordOutcome, ferrobase_core::records::RecordError> {
+        if !commit.events.is_empty() && self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ferrobase_core::records::RecordError::Storage(
+                "the change log is unreachable".into(),
+            ));
+        }
+        self.inner.commit(ns, commit).await
+    }
+}
+
+/// Messages published while a queue emitted events get their events even when events are
+/// switched off before the relay got to them (as on the embedded engine), and only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_messages_published_before_events_were_switched_off_are_relayed() {
+    let server = NatsServer::start();
+    let clock = ManualClock::starting_now();
+    let records = Arc::new(Gate::default());
+    let config = JetStreamConfig {
+        url: server.url().to_owned(),
+        ..JetStreamConfig::default()
+    };
+    let engine = JetStreamQueue::connect(
+        config,
+        clock.clone(),
+        QueueLimits::default(),
+        records.clone(),
+    )
+    .await
+    .unwrap();
+    let with_events = QueueConfig {
+        events: ferrobase_queue::EventEmission::On,
+        ..QueueConfig::default()
+    };
+    engine
+        .configure(&ns(), &queue(), with_events)
+        .await
+        .unwrap();
+    records
+        .closed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let batch = vec![NewMessage::new("a"), NewMessage::new("b")];
+    engine.publish(&ns(), &queue(), batch).await.unwrap();
+    assert!(engine.relay_events().await.is_err() || records.inner.events(&ns()).is_empty());
+    engine
+        .configure(&ns(), &queue(), QueueConfig::default())
+        .await
+        .unwrap();
+    records
+        .closed
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    engine
+        .publish(&ns(), &queue(), vec![NewMessage::new("c")])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let _ = engine.relay_events().await;
+        engine.maintain().await.unwrap();
+    }
+    let relayed: Vec<String> = records
+        .inner
+        .events(&ns())
+        .iter()
+        .map(|event| event.data["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        relayed.len(),
+        2,
+        "the two messages published with events on: {relayed:?}"
+    );
+}

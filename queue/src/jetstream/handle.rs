@@ -34,6 +34,9 @@ pub(super) struct Handle {
     /// Serialises this process's publishes that carry dedup ids.
     pub(super) dedup_lock: tokio::sync::Mutex<()>,
     pub(super) maintain_lock: tokio::sync::Mutex<()>,
+    /// The queue emitted events at some point while this process knew it: envelopes marked
+    /// for events may still wait for the relay after events were switched off.
+    pub(super) emitted_events: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -104,6 +107,7 @@ impl Inner {
         record: QueueRecord,
         revision: u64,
     ) -> Arc<Handle> {
+        let emitted_events = record.config.emits_events().into();
         let handle = Handle {
             ns: ns.clone(),
             queue: queue.clone(),
@@ -118,6 +122,7 @@ impl Inner {
             groups: Mutex::default(),
             dedup_lock: tokio::sync::Mutex::new(()),
             maintain_lock: tokio::sync::Mutex::new(()),
+            emitted_events,
         };
         self.lock_handles()
             .entry((ns.clone(), queue.clone()))
@@ -250,6 +255,10 @@ impl Handle {
     }
 
     pub(super) fn cache_record(&self, record: QueueRecord, revision: u64) {
+        if record.config.emits_events() {
+            self.emitted_events
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut cached = self.lock_record();
         // Never go back to an older revision read concurrently.
         if revision >= cached.revision {

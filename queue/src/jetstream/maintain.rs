@@ -114,8 +114,16 @@ impl Inner {
         }
 
         // Purge whole envelopes below the floor, but none whose events are still to relay.
+        // Envelopes published while the queue emitted events keep their mark after events
+        // are switched off (as the embedded engine's outbox entries do), and the background
+        // relay only visits queues that emit now, so relay here too for a queue that emitted
+        // before: seen doing so by this process, or with a relay cursor from earlier.
         let mut purge_below = split(floor).0;
-        if config.events == crate::EventEmission::On {
+        let relayed = self.relayed(handle).await?;
+        let emitted = handle
+            .emitted_events
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if config.events == crate::EventEmission::On || emitted || relayed > 0 {
             if let Err(error) = self.relay_queue(handle).await {
                 tracing::warn!(%error, "queue event relay failed before purging");
             }
