@@ -31,6 +31,8 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+use crate::StorageError;
+
 /// Bodies up to this size get an MD5 ETag by default.
 pub const DEFAULT_MD5_ETAG_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -130,6 +132,11 @@ impl ChecksumAlgorithm {
             .into_iter()
             .find(|algorithm| algorithm.name().eq_ignore_ascii_case(name))
     }
+
+    /// The header (or trailer) that carries such a checksum: `x-amz-checksum-crc32`, ...
+    pub fn header_name(self) -> String {
+        format!("x-amz-checksum-{}", self.name().to_ascii_lowercase())
+    }
 }
 
 /// A body's checksum as S3 shows it: the algorithm and the base64 of the digest.
@@ -137,6 +144,30 @@ impl ChecksumAlgorithm {
 pub struct Checksum {
     pub algorithm: ChecksumAlgorithm,
     pub value: String,
+}
+
+impl Checksum {
+    /// The one checksum a client sent among `values`, given per algorithm in the order of
+    /// [`ChecksumAlgorithm::ALL`]; sending more than one is an error.
+    pub fn single_sent(values: [Option<&str>; 5]) -> Result<Option<Checksum>, StorageError> {
+        let mut sent =
+            ChecksumAlgorithm::ALL
+                .into_iter()
+                .zip(values)
+                .filter_map(|(algorithm, value)| {
+                    Some(Checksum {
+                        algorithm,
+                        value: value?.to_owned(),
+                    })
+                });
+        let checksum = sent.next();
+        if sent.next().is_some() {
+            return Err(StorageError::InvalidArgument(
+                "send at most one x-amz-checksum-* value".to_owned(),
+            ));
+        }
+        Ok(checksum)
+    }
 }
 
 /// Computes one additional checksum as a body streams past.

@@ -20,8 +20,9 @@ use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_storage::model::MAX_LIST_KEYS;
 use ferrobase_storage::{
-    BodyChecks, ByteRange, ChecksumAlgorithm, ChecksumCheck, ExpectedChecksum, GetOptions,
-    ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage, StorageError, WriteConditions,
+    BodyChecks, ByteRange, Checksum, ChecksumAlgorithm, ChecksumCheck, ExpectedChecksum,
+    GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage, StorageError,
+    WriteConditions,
 };
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -103,12 +104,8 @@ fn checksum_header_out(info: &ObjectInfo, headers: &mut HeaderMap) {
     let Some(checksum) = &info.checksum else {
         return;
     };
-    let name = format!(
-        "x-amz-checksum-{}",
-        checksum.algorithm.name().to_ascii_lowercase()
-    );
     if let (Ok(name), Ok(value)) = (
-        header::HeaderName::from_bytes(name.as_bytes()),
+        header::HeaderName::from_bytes(checksum.algorithm.header_name().as_bytes()),
         HeaderValue::from_str(&checksum.value),
     ) {
         headers.insert(name, value);
@@ -210,20 +207,13 @@ async fn put_object(
 /// An `x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256}` header, as S3 takes it: the body
 /// must match it, and the checksum is kept with the object.
 fn checksum_header(headers: &HeaderMap) -> Result<Option<ChecksumCheck>, ApiError> {
-    let mut sent = ChecksumAlgorithm::ALL.into_iter().filter_map(|algorithm| {
-        let name = format!("x-amz-checksum-{}", algorithm.name().to_ascii_lowercase());
-        Some((algorithm, header_text(headers, name.as_str())?))
-    });
-    let checksum = sent.next().map(|(algorithm, value)| ChecksumCheck {
+    let values = ChecksumAlgorithm::ALL
+        .map(|algorithm| header_text(headers, algorithm.header_name().as_str()));
+    let sent = Checksum::single_sent(values.each_ref().map(Option::as_deref))?;
+    Ok(sent.map(|Checksum { algorithm, value }| ChecksumCheck {
         algorithm,
         expected: ExpectedChecksum::Value(value),
-    });
-    if sent.next().is_some() {
-        return Err(ApiError::invalid(
-            "send at most one x-amz-checksum-* header",
-        ));
-    }
-    Ok(checksum)
+    }))
 }
 
 fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {

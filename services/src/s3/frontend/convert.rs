@@ -71,18 +71,26 @@ pub(super) fn body_checks(
 /// The `x-amz-checksum-*` values of an upload, in the order of [`ChecksumAlgorithm::ALL`].
 pub(super) type ChecksumValues<'a> = [Option<&'a str>; 5];
 
+/// The [`ChecksumValues`] of an s3s type with the usual `checksum_*` fields.
+macro_rules! checksum_values {
+    ($input:expr) => {
+        [
+            $input.checksum_crc32.as_deref(),
+            $input.checksum_crc32c.as_deref(),
+            $input.checksum_crc64nvme.as_deref(),
+            $input.checksum_sha1.as_deref(),
+            $input.checksum_sha256.as_deref(),
+        ]
+    };
+}
+pub(super) use checksum_values;
+
 /// [`checksum_check`] of an upload request (`$req`) whose input (`$input`, moved out of it)
 /// has the usual `checksum_*` fields.
 macro_rules! requested_checksum {
     ($req:expr, $input:expr) => {
         $crate::s3::frontend::convert::checksum_check(
-            [
-                $input.checksum_crc32.as_deref(),
-                $input.checksum_crc32c.as_deref(),
-                $input.checksum_crc64nvme.as_deref(),
-                $input.checksum_sha1.as_deref(),
-                $input.checksum_sha256.as_deref(),
-            ],
+            $crate::s3::frontend::convert::checksum_values!($input),
             $input.checksum_algorithm.as_ref(),
             &$req.headers,
             $req.trailing_headers.as_ref(),
@@ -108,28 +116,10 @@ pub(super) fn checksum_check(
     headers: &http::HeaderMap,
     trailers: Option<&TrailingHeaders>,
 ) -> S3Result<Option<ChecksumCheck>> {
-    let mut sent = ChecksumAlgorithm::ALL
-        .into_iter()
-        .zip(values)
-        .filter_map(|(algorithm, value)| Some((algorithm, value?)));
-    let named = sdk_algorithm
-        .map(|name| {
-            ChecksumAlgorithm::parse(name.as_str()).ok_or_else(|| {
-                s3_error!(
-                    InvalidRequest,
-                    "unknown checksum algorithm {:?}",
-                    name.as_str()
-                )
-            })
-        })
-        .transpose()?;
-    if let Some((algorithm, value)) = sent.next() {
-        if sent.next().is_some() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "expecting a single x-amz-checksum- header"
-            ));
-        }
+    let sent = Checksum::single_sent(values)
+        .map_err(|_| s3_error!(InvalidRequest, "expecting a single x-amz-checksum- header"))?;
+    let named = sdk_algorithm.map(checksum_algorithm).transpose()?;
+    if let Some(Checksum { algorithm, value }) = sent {
         if named.is_some_and(|named| named != algorithm) {
             return Err(s3_error!(
                 InvalidRequest,
@@ -138,7 +128,7 @@ pub(super) fn checksum_check(
         }
         return Ok(Some(ChecksumCheck {
             algorithm,
-            expected: ExpectedChecksum::Value(value.to_owned()),
+            expected: ExpectedChecksum::Value(value),
         }));
     }
     let trailer = headers
@@ -160,7 +150,7 @@ pub(super) fn checksum_check(
         let trailers = trailers
             .cloned()
             .ok_or_else(|| s3_error!(InvalidRequest, "x-amz-trailer needs an aws-chunked body"))?;
-        let header = format!("x-amz-checksum-{name}");
+        let header = algorithm.header_name();
         let read = move || {
             trailers
                 .read(|headers| {
@@ -193,34 +183,36 @@ pub(super) fn checksum_type(checksum: Option<&Checksum>) -> Option<dto::Checksum
     })
 }
 
+/// A checksum algorithm as an S3 request names it.
+pub(super) fn checksum_algorithm(name: &dto::ChecksumAlgorithm) -> S3Result<ChecksumAlgorithm> {
+    ChecksumAlgorithm::parse(name.as_str()).ok_or_else(|| {
+        s3_error!(
+            InvalidRequest,
+            "unknown checksum algorithm {:?}",
+            name.as_str()
+        )
+    })
+}
+
 /// The checksum a CompleteMultipartUpload names for a part, if any.
 pub(super) fn part_checksum(part: &dto::CompletedPart) -> S3Result<Option<Checksum>> {
-    let values = [
-        part.checksum_crc32.as_deref(),
-        part.checksum_crc32c.as_deref(),
-        part.checksum_crc64nvme.as_deref(),
-        part.checksum_sha1.as_deref(),
-        part.checksum_sha256.as_deref(),
-    ];
-    let mut named =
-        ChecksumAlgorithm::ALL
-            .into_iter()
-            .zip(values)
-            .filter_map(|(algorithm, value)| {
-                Some(Checksum {
-                    algorithm,
-                    value: value?.to_owned(),
-                })
-            });
-    let checksum = named.next();
-    if named.next().is_some() {
-        return Err(s3_error!(
-            InvalidPart,
-            "a part names more than one checksum"
-        ));
-    }
-    Ok(checksum)
+    Checksum::single_sent(checksum_values!(part))
+        .map_err(|_| s3_error!(InvalidPart, "a part names more than one checksum"))
 }
+
+/// Sets the `checksum_*` fields of an s3s output (see [`checksum_fields`]).
+macro_rules! set_checksum_fields {
+    ($output:expr, $checksum:expr) => {{
+        let [crc32, crc32c, crc64nvme, sha1, sha256] =
+            $crate::s3::frontend::convert::checksum_fields($checksum);
+        $output.checksum_crc32 = crc32;
+        $output.checksum_crc32c = crc32c;
+        $output.checksum_crc64nvme = crc64nvme;
+        $output.checksum_sha1 = sha1;
+        $output.checksum_sha256 = sha256;
+    }};
+}
+pub(super) use set_checksum_fields;
 
 /// The response fields `checksum_crc32` ... `checksum_sha256` (in the order of
 /// [`ChecksumAlgorithm::ALL`]), the one of `checksum`'s algorithm set.

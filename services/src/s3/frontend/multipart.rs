@@ -2,15 +2,13 @@
 
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::Action;
-use ferrobase_storage::{
-    BodyChecks, ChecksumAlgorithm, ChecksumCheck, CompletedPart, ExpectedChecksum, PutOptions,
-};
+use ferrobase_storage::{BodyChecks, ChecksumCheck, CompletedPart, ExpectedChecksum, PutOptions};
 use s3s::dto::{self, ETag};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    body_checks, body_stream, checksum_fields, checksum_type, etag, metadata, part_checksum,
-    requested_checksum, timestamp, write_conditions,
+    body_checks, body_stream, checksum_algorithm, checksum_type, etag, metadata, part_checksum,
+    requested_checksum, set_checksum_fields, timestamp, write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
 
@@ -24,15 +22,7 @@ pub(super) async fn create_multipart_upload(
     let algorithm = input
         .checksum_algorithm
         .as_ref()
-        .map(|name| {
-            ChecksumAlgorithm::parse(name.as_str()).ok_or_else(|| {
-                s3_error!(
-                    InvalidRequest,
-                    "unknown checksum algorithm {:?}",
-                    name.as_str()
-                )
-            })
-        })
+        .map(checksum_algorithm)
         .transpose()?;
     let options = PutOptions {
         content_type: input.content_type,
@@ -83,16 +73,12 @@ pub(super) async fn upload_part(
         )
         .await
         .map_err(storage_to_s3)?;
-    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(part.checksum.as_ref());
-    Ok(S3Response::new(dto::UploadPartOutput {
+    let mut output = dto::UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
-        checksum_crc32: crc32,
-        checksum_crc32c: crc32c,
-        checksum_crc64nvme: crc64nvme,
-        checksum_sha1: sha1,
-        checksum_sha256: sha256,
         ..Default::default()
-    }))
+    };
+    set_checksum_fields!(output, part.checksum.as_ref());
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn complete_multipart_upload(
@@ -136,20 +122,16 @@ pub(super) async fn complete_multipart_upload(
         )
         .await
         .map_err(storage_to_s3)?;
-    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(info.checksum.as_ref());
-    Ok(S3Response::new(dto::CompleteMultipartUploadOutput {
-        checksum_crc32: crc32,
-        checksum_crc32c: crc32c,
-        checksum_crc64nvme: crc64nvme,
-        checksum_sha1: sha1,
-        checksum_sha256: sha256,
+    let mut output = dto::CompleteMultipartUploadOutput {
         checksum_type: checksum_type(info.checksum.as_ref()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),
         e_tag: Some(etag(&info.etag)),
         ..Default::default()
-    }))
+    };
+    set_checksum_fields!(output, info.checksum.as_ref());
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn abort_multipart_upload(

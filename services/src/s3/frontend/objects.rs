@@ -7,9 +7,8 @@ use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    blob, body_checks, body_stream, checksum_fields, checksum_type, checksum_wanted, etag,
-    metadata, out_metadata, range, read_conditions, requested_checksum, timestamp,
-    write_conditions,
+    blob, body_checks, body_stream, checksum_type, checksum_wanted, etag, metadata, out_metadata,
+    range, read_conditions, requested_checksum, set_checksum_fields, timestamp, write_conditions,
 };
 use super::{S3Frontend, storage_to_s3};
 
@@ -39,17 +38,13 @@ pub(super) async fn put_object(
         )
         .await
         .map_err(storage_to_s3)?;
-    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(info.checksum.as_ref());
-    Ok(S3Response::new(dto::PutObjectOutput {
+    let mut output = dto::PutObjectOutput {
         e_tag: Some(etag(&info.etag)),
-        checksum_crc32: crc32,
-        checksum_crc32c: crc32c,
-        checksum_crc64nvme: crc64nvme,
-        checksum_sha1: sha1,
-        checksum_sha256: sha256,
         checksum_type: checksum_type(info.checksum.as_ref()),
         ..Default::default()
-    }))
+    };
+    set_checksum_fields!(output, info.checksum.as_ref());
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn get_object(
@@ -91,14 +86,8 @@ pub(super) async fn get_object(
         .checksum
         .as_ref()
         .filter(|_| checksum_wanted(input.checksum_mode.as_ref()) && object.range.is_none());
-    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(checksum);
-    Ok(S3Response::new(dto::GetObjectOutput {
+    let mut output = dto::GetObjectOutput {
         checksum_type: checksum_type(checksum),
-        checksum_crc32: crc32,
-        checksum_crc32c: crc32c,
-        checksum_crc64nvme: crc64nvme,
-        checksum_sha1: sha1,
-        checksum_sha256: sha256,
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(content_length as i64),
         content_range,
@@ -109,7 +98,9 @@ pub(super) async fn get_object(
         parts_count: info.parts.map(|n| n as i32),
         body: Some(blob(object.body)),
         ..Default::default()
-    }))
+    };
+    set_checksum_fields!(output, checksum);
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn head_object(
@@ -137,14 +128,8 @@ pub(super) async fn head_object(
         .checksum
         .as_ref()
         .filter(|_| checksum_wanted(input.checksum_mode.as_ref()));
-    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksum_fields(checksum);
-    Ok(S3Response::new(dto::HeadObjectOutput {
+    let mut output = dto::HeadObjectOutput {
         checksum_type: checksum_type(checksum),
-        checksum_crc32: crc32,
-        checksum_crc32c: crc32c,
-        checksum_crc64nvme: crc64nvme,
-        checksum_sha1: sha1,
-        checksum_sha256: sha256,
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(info.size as i64),
         content_type: Some(info.content_type.clone()),
@@ -153,7 +138,9 @@ pub(super) async fn head_object(
         metadata: out_metadata(&info.metadata),
         parts_count: info.parts.map(|n| n as i32),
         ..Default::default()
-    }))
+    };
+    set_checksum_fields!(output, checksum);
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn delete_object(
