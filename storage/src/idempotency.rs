@@ -84,8 +84,8 @@ impl Storage {
         let now_ms = self.now_ms();
         let lifetime_ms = MARK_LIFETIME.as_millis() as u64;
         let mut expired = Vec::new();
-        for (key, value) in self.scan_all(ns, MARKS).await? {
-            let mark: Mark = decode(&value)?;
+        for (key, record) in self.scan_all(ns, MARKS).await? {
+            let mark: Mark = decode(&record.value)?;
             if now_ms.saturating_sub(mark.at_ms) >= lifetime_ms {
                 expired.push(key);
             }

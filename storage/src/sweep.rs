@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ferrobase_core::Namespace;
-use ferrobase_core::records::{RecordCommit, RecordCondition, RecordError};
+use ferrobase_core::records::{Record, RecordCommit, RecordCondition, RecordError};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -42,29 +42,23 @@ impl Storage {
         dir: &Path,
         min_age: Duration,
     ) -> Result<SweepReport, StorageError> {
-        let uploads_aborted = self.abort_stale_uploads(ns).await?;
         // Uploads, then parts, then objects: a completion committed between two scans is
         // seen by one of them, so no blob in use is missed. The parts of uploads aborted
         // just now are dead parts here, and their blobs orphans.
-        let uploads: HashSet<String> = self
-            .scan_all(ns, "st/u/")
-            .await?
-            .into_iter()
-            .filter_map(|(key, _)| key.rsplit('/').next().map(str::to_owned))
-            .collect();
+        let (uploads, uploads_aborted) = self.live_uploads(ns).await?;
         let mut referenced = HashSet::new();
         let mut dead_parts = Vec::new();
-        for (key, value) in self.scan_all(ns, "st/p/").await? {
+        for (key, record) in self.scan_all(ns, "st/p/").await? {
             let upload = key.split('/').nth(2).unwrap_or_default();
             if uploads.contains(upload) {
-                let part: PartRecord = decode(&value)?;
+                let part: PartRecord = decode(&record.value)?;
                 referenced.insert(part.blob);
             } else {
                 dead_parts.push(key);
             }
         }
-        for (_, value) in self.scan_all(ns, "st/o/").await? {
-            let object: ObjectRecord = decode(&value)?;
+        for (_, record) in self.scan_all(ns, "st/o/").await? {
+            let object: ObjectRecord = decode(&record.value)?;
             referenced.extend(object.blobs.into_iter().map(|blob| blob.id));
         }
         for batch in dead_parts.chunks(100) {
@@ -112,54 +106,45 @@ impl Storage {
         Ok(report)
     }
 
-    /// Aborts the uploads of `ns` initiated longer ago than the upload lifetime: removes
-    /// their records, each only if unchanged since read, so that a completion racing with
-    /// the sweep wins. Their parts go with the rest of the sweep.
-    async fn abort_stale_uploads(&self, ns: &Namespace) -> Result<u64, StorageError> {
-        let Some(lifetime) = self.upload_lifetime else {
-            return Ok(0);
-        };
-        let cutoff_ms = self.now_ms().saturating_sub(lifetime.as_millis() as u64);
+    /// The ids of the namespace's live uploads, after aborting those initiated longer ago
+    /// than the upload lifetime: each record is removed only if unchanged since read, so
+    /// that a completion racing with the sweep wins. Returns the ids and the count aborted.
+    async fn live_uploads(&self, ns: &Namespace) -> Result<(HashSet<String>, u64), StorageError> {
+        let cutoff_ms = self
+            .upload_lifetime
+            .map(|lifetime| self.now_ms().saturating_sub(lifetime.as_millis() as u64));
+        let mut live = HashSet::new();
         let mut aborted = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .records
-                .scan(ns, "st/u/", after.as_deref(), 1000)
-                .await?;
-            let Some((last, _)) = page.last() else {
-                break;
+        for (key, record) in self.scan_all(ns, "st/u/").await? {
+            let id = key.rsplit('/').next().unwrap_or_default().to_owned();
+            let upload: UploadRecord = decode(&record.value)?;
+            if cutoff_ms.is_none_or(|cutoff| upload.initiated_ms >= cutoff) {
+                live.insert(id);
+                continue;
+            }
+            let commit = RecordCommit {
+                conditions: vec![(key.clone(), RecordCondition::Version(record.version))],
+                writes: vec![(key.clone(), None)],
+                events: Vec::new(),
             };
-            after = Some(last.clone());
-            for (key, record) in page {
-                let upload: UploadRecord = decode(&record.value)?;
-                if upload.initiated_ms >= cutoff_ms {
-                    continue;
+            match self.records.commit(ns, commit).await {
+                Ok(_) => {
+                    aborted += 1;
+                    tracing::info!(%ns, upload = %key, key = %upload.key, "aborted an abandoned multipart upload");
                 }
-                let commit = RecordCommit {
-                    conditions: vec![(key.clone(), RecordCondition::Version(record.version))],
-                    writes: vec![(key.clone(), None)],
-                    events: Vec::new(),
-                };
-                match self.records.commit(ns, commit).await {
-                    Ok(_) => {
-                        aborted += 1;
-                        tracing::info!(%ns, upload = %key, key = %upload.key, "aborted an abandoned multipart upload");
-                    }
-                    // Completed or aborted meanwhile: nothing left to do.
-                    Err(RecordError::ConditionFailed { .. }) => {}
-                    Err(error) => return Err(error.into()),
-                }
+                // Completed or aborted meanwhile: its parts are no longer this upload's.
+                Err(RecordError::ConditionFailed { .. }) => {}
+                Err(error) => return Err(error.into()),
             }
         }
-        Ok(aborted)
+        Ok((live, aborted))
     }
 
     pub(crate) async fn scan_all(
         &self,
         ns: &Namespace,
         prefix: &str,
-    ) -> Result<Vec<(String, bytes::Bytes)>, StorageError> {
+    ) -> Result<Vec<(String, Record)>, StorageError> {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -171,7 +156,7 @@ impl Storage {
                 return Ok(all);
             };
             after = Some(last.clone());
-            all.extend(page.into_iter().map(|(key, record)| (key, record.value)));
+            all.extend(page);
         }
     }
 }
