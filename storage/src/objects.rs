@@ -207,14 +207,13 @@ impl Storage {
             Some(ExpectedChecksum::AfterBody(read)) => read(),
             Some(ExpectedChecksum::Unknown) | None => None,
         };
-        let failed = if checks
+        let failed = if let Some(declared) = checks
             .content_length
-            .is_some_and(|length| length != written.size)
+            .filter(|&declared| declared != written.size)
         {
             Some(StorageError::IncompleteBody(format!(
-                "the body was {} bytes, not the {} declared",
-                written.size,
-                checks.content_length.unwrap_or_default()
+                "the body was {} bytes, not the {declared} declared",
+                written.size
             )))
         } else if checks
             .content_md5

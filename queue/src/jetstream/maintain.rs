@@ -119,11 +119,12 @@ impl Inner {
         // relay only visits queues that emit now, so relay here too for a queue that emitted
         // before: seen doing so by this process, or with a relay cursor from earlier.
         let mut purge_below = split(floor).0;
-        let relayed = self.relayed(handle).await?;
-        let emitted = handle
-            .emitted_events
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if config.events == crate::EventEmission::On || emitted || relayed > 0 {
+        let emitted = config.events == crate::EventEmission::On
+            || handle
+                .emitted_events
+                .load(std::sync::atomic::Ordering::Relaxed)
+            || self.relayed(handle).await? > 0;
+        if emitted {
             if let Err(error) = self.relay_queue(handle).await {
                 tracing::warn!(%error, "queue event relay failed before purging");
             }
