@@ -293,6 +293,16 @@ async fn in_process(args: &QueueBenchArgs) -> anyhow::Result<QueueRunStats> {
         QueueLimits::default(),
         Arc::new(KvRecordStore::new(kv)),
     )?);
+    run_engine(engine, args, args.messages).await
+}
+
+/// Runs the workload in process against `engine`: configures the bench queue and keeps the
+/// engine's maintenance going meanwhile, as the server does.
+pub(super) async fn run_engine(
+    engine: Arc<dyn Queue>,
+    args: &QueueBenchArgs,
+    messages: usize,
+) -> anyhow::Result<QueueRunStats> {
     let ns = Namespace::parse(NS)?;
     let name = QueueName::parse(QUEUE)?;
     engine.configure(&ns, &name, QueueConfig::default()).await?;
@@ -306,7 +316,7 @@ async fn in_process(args: &QueueBenchArgs) -> anyhow::Result<QueueRunStats> {
         ns,
         name,
     });
-    let stats = run(target, args, args.messages).await;
+    let stats = run(target, args, messages).await;
     maintenance.abort();
     stats
 }

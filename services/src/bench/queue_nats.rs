@@ -19,14 +19,12 @@ use anyhow::{Context, bail};
 use async_nats::jetstream::{self, consumer, stream};
 use async_trait::async_trait;
 use bytes::Bytes;
-use ferrobase_core::{Namespace, SystemClock};
+use ferrobase_core::SystemClock;
 use ferrobase_kv::{KvLimits, KvRecordStore, MemoryEngine};
-use ferrobase_queue::{
-    JetStreamConfig, JetStreamQueue, Queue, QueueConfig, QueueLimits, QueueName,
-};
+use ferrobase_queue::{JetStreamConfig, JetStreamQueue, Queue, QueueLimits};
 use futures::{FutureExt, StreamExt};
 
-use super::queue::{BenchQueue, Engine, NS, QUEUE, QueueBenchArgs, QueueRunStats, run};
+use super::queue::{BenchQueue, QueueBenchArgs, QueueRunStats, run, run_engine};
 
 /// The engine's figures beside plain async-nats's, medians over the rounds.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,22 +116,7 @@ async fn engine_run(
         .await
         .with_context(|| format!("connecting the JetStream engine to {url}"))?,
     );
-    let ns = Namespace::parse(NS)?;
-    let name = QueueName::parse(QUEUE)?;
-    engine.configure(&ns, &name, QueueConfig::default()).await?;
-    let maintenance = tokio::spawn(ferrobase_queue::run_maintenance(
-        engine.clone(),
-        Duration::from_secs(1),
-        std::future::pending(),
-    ));
-    let target = Arc::new(Engine {
-        queue: engine,
-        ns,
-        name,
-    });
-    let stats = run(target, args, messages).await;
-    maintenance.abort();
-    stats
+    run_engine(engine, args, messages).await
 }
 
 /// Plain async-nats: one stream, one durable pull consumer, a message stream per consumer task.
