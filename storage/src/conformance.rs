@@ -117,6 +117,27 @@ async fn put(h: &Harness, ns_name: &str, bucket: &str, key: &str, value: &str) -
         .etag
 }
 
+/// Completes an upload in namespace `a`, without conditions.
+async fn complete(
+    storage: &Storage,
+    bucket: &str,
+    key: &str,
+    upload: &str,
+    parts: &[CompletedPart],
+) -> Result<crate::ObjectInfo, StorageError> {
+    storage
+        .complete_multipart(
+            &ns("a"),
+            bucket,
+            key,
+            upload,
+            parts,
+            &WriteConditions::default(),
+            Causation::default(),
+        )
+        .await
+}
+
 async fn events(h: &Harness, ns_name: &str) -> Vec<Event> {
     let query = EventQuery {
         after: 0,

@@ -202,23 +202,19 @@ pub async fn checksums_are_checked_and_kept(h: Harness) {
         .await
         .unwrap();
     assert_eq!(parts[0].checksum, Some(crc32("DUoRhQ==")));
-    let object = h
-        .storage
-        .complete_multipart(
-            &a,
-            "sums",
-            "multi",
-            &upload,
-            &[CompletedPart {
-                part_number: 1,
-                etag: part.etag,
-                ..CompletedPart::default()
-            }],
-            &WriteConditions::default(),
-            Causation::default(),
-        )
-        .await
-        .unwrap();
+    let object = complete(
+        &h.storage,
+        "sums",
+        "multi",
+        &upload,
+        &[CompletedPart {
+            part_number: 1,
+            etag: part.etag,
+            ..CompletedPart::default()
+        }],
+    )
+    .await
+    .unwrap();
     assert_eq!(object.checksum, None);
 
     // An upload created with an algorithm: every part gets that checksum, a part with
@@ -285,27 +281,13 @@ pub async fn checksums_are_checked_and_kept(h: Harness) {
     }
     let mut wrong = completed.clone();
     wrong[1].checksum = Some(crc32("AAAAAA=="));
-    let complete = |parts: Vec<CompletedPart>| {
-        let (h, a, upload) = (&h, a.clone(), upload.clone());
-        async move {
-            h.storage
-                .complete_multipart(
-                    &a,
-                    "sums",
-                    "composite",
-                    &upload,
-                    &parts,
-                    &WriteConditions::default(),
-                    Causation::default(),
-                )
-                .await
-        }
-    };
     assert!(matches!(
-        complete(wrong).await,
+        complete(&h.storage, "sums", "composite", &upload, &wrong).await,
         Err(StorageError::InvalidPart(_))
     ));
-    let object = complete(completed).await.unwrap();
+    let object = complete(&h.storage, "sums", "composite", &upload, &completed)
+        .await
+        .unwrap();
     let composite = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, &raw) as u32;
     assert_eq!(
         object.checksum,

@@ -186,16 +186,7 @@ pub async fn etags_follow_the_policy(h: Harness) {
             ..CompletedPart::default()
         })
         .collect();
-    let info = storage
-        .complete_multipart(
-            &a,
-            "tags",
-            "multi",
-            &upload,
-            &completed,
-            &WriteConditions::default(),
-            Causation::default(),
-        )
+    let info = complete(&storage, "tags", "multi", &upload, &completed)
         .await
         .unwrap();
     let mut digests = Md5::new();

@@ -122,41 +122,27 @@ pub async fn multipart_upload(h: Harness) {
             })
             .collect()
     };
-    let complete = |parts: Vec<CompletedPart>| {
-        let h = &h;
-        let a = a.clone();
-        let upload = upload.clone();
-        async move {
-            h.storage
-                .complete_multipart(
-                    &a,
-                    "mpu",
-                    "big.bin",
-                    &upload,
-                    &parts,
-                    &WriteConditions::default(),
-                    Causation::default(),
-                )
-                .await
-        }
+    let finish = |parts: Vec<CompletedPart>| {
+        let (h, upload) = (&h, upload.clone());
+        async move { complete(&h.storage, "mpu", "big.bin", &upload, &parts).await }
     };
     assert!(matches!(
-        complete(completed(&[(2, &p2.etag), (1, &p1.etag)])).await,
+        finish(completed(&[(2, &p2.etag), (1, &p1.etag)])).await,
         Err(StorageError::InvalidPartOrder)
     ));
     assert!(matches!(
-        complete(completed(&[(1, &p1.etag), (2, "0000")])).await,
+        finish(completed(&[(1, &p1.etag), (2, "0000")])).await,
         Err(StorageError::InvalidPart(_))
     ));
     assert!(matches!(
-        complete(completed(&[(1, &p1.etag), (3, &p2.etag)])).await,
+        finish(completed(&[(1, &p1.etag), (3, &p2.etag)])).await,
         Err(StorageError::InvalidPart(_))
     ));
     assert!(matches!(
-        complete(completed(&[(1, &p1.etag), (2, &p1.etag)])).await,
+        finish(completed(&[(1, &p1.etag), (2, &p1.etag)])).await,
         Err(StorageError::InvalidPart(_))
     ));
-    let info = complete(completed(&[(1, &p1.etag), (2, &p2.etag)]))
+    let info = finish(completed(&[(1, &p1.etag), (2, &p2.etag)]))
         .await
         .unwrap();
     let mut md5s = Md5::new();
@@ -188,7 +174,7 @@ pub async fn multipart_upload(h: Harness) {
     assert_eq!(ranged, whole[across as usize..across as usize + 20]);
 
     assert!(matches!(
-        complete(completed(&[(1, &p1.etag)])).await,
+        finish(completed(&[(1, &p1.etag)])).await,
         Err(StorageError::NoSuchUpload(_))
     ));
     assert!(
@@ -229,17 +215,7 @@ pub async fn multipart_abort_and_small_parts(h: Harness) {
         },
     ];
     assert!(matches!(
-        h.storage
-            .complete_multipart(
-                &a,
-                "mpu",
-                "big.bin",
-                &upload,
-                &parts,
-                &WriteConditions::default(),
-                Causation::default()
-            )
-            .await,
+        complete(&h.storage, "mpu", "big.bin", &upload, &parts).await,
         Err(StorageError::EntityTooSmall { part_number: 1, .. })
     ));
     assert!(matches!(
@@ -413,22 +389,19 @@ pub async fn abandoned_uploads_are_aborted_by_the_sweep(h: Harness) {
         .await
         .unwrap();
     assert_eq!(report.uploads_aborted, 0);
-    h.storage
-        .complete_multipart(
-            &a,
-            "mpu",
-            "big.bin",
-            &completed,
-            &[CompletedPart {
-                part_number: 1,
-                etag: part.etag,
-                ..CompletedPart::default()
-            }],
-            &WriteConditions::default(),
-            Causation::default(),
-        )
-        .await
-        .unwrap();
+    complete(
+        &h.storage,
+        "mpu",
+        "big.bin",
+        &completed,
+        &[CompletedPart {
+            part_number: 1,
+            etag: part.etag,
+            ..CompletedPart::default()
+        }],
+    )
+    .await
+    .unwrap();
     let young = start().await;
 
     // Past seven days the abandoned upload goes, with its part.
