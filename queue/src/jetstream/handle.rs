@@ -239,7 +239,7 @@ impl Inner {
     pub(super) fn emitting(&self) -> Vec<Arc<Handle>> {
         self.lock_handles()
             .values()
-            .filter(|h| h.lock_record().record.config.emits_events())
+            .filter(|h| h.has_events_to_relay())
             .cloned()
             .collect()
     }
@@ -252,6 +252,14 @@ impl Handle {
 
     pub(super) fn lock_envelopes(&self) -> std::sync::MutexGuard<'_, EnvelopeCache> {
         self.envelopes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether envelopes of this queue may carry events: it emits them now, or did earlier
+    /// while this process knew it (envelopes keep the mark they were published with).
+    pub(super) fn has_events_to_relay(&self) -> bool {
+        self.emitted_events
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || self.lock_record().record.config.emits_events()
     }
 
     pub(super) fn cache_record(&self, record: QueueRecord, revision: u64) {

@@ -114,17 +114,11 @@ impl Inner {
         }
 
         // Purge whole envelopes below the floor, but none whose events are still to relay.
-        // Envelopes published while the queue emitted events keep their mark after events
-        // are switched off (as the embedded engine's outbox entries do), and the background
-        // relay only visits queues that emit now, so relay here too for a queue that emitted
-        // before: seen doing so by this process, or with a relay cursor from earlier.
+        // Envelopes keep the events mark they were published with after events are switched
+        // off (as the embedded engine's outbox entries do); a relay cursor from earlier says
+        // so too after a restart.
         let mut purge_below = split(floor).0;
-        let emitted = config.events == crate::EventEmission::On
-            || handle
-                .emitted_events
-                .load(std::sync::atomic::Ordering::Relaxed)
-            || self.relayed(handle).await? > 0;
-        if emitted {
+        if handle.has_events_to_relay() || self.relayed(handle).await? > 0 {
             if let Err(error) = self.relay_queue(handle).await {
                 tracing::warn!(%error, "queue event relay failed before purging");
             }

@@ -36,7 +36,8 @@ fn record_error(error: RecordError) -> QueueError {
 }
 
 impl Inner {
-    /// Relays the events of every queue this process knows to emit them.
+    /// Relays the events of every queue whose envelopes may carry them (see
+    /// `Handle::has_events_to_relay`).
     pub(super) async fn relay_once(&self) -> Result<usize, QueueError> {
         let mut appended = 0;
         for handle in self.emitting() {
