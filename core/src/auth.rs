@@ -41,7 +41,7 @@ impl std::str::FromStr for Role {
     }
 }
 
-/// The claims Ferrobase reads from a JWT (DESIGN.md, "Auth").
+/// The claims Ferrobase reads from a JWT (docs/api.md, "Auth").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Subject: the user or program id; substituted for `{sub}` in policy patterns.

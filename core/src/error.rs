@@ -1,4 +1,4 @@
-//! Error codes of the public API contract (DESIGN.md, "API contract").
+//! Error codes of the public API contract (docs/api.md).
 //!
 //! Libraries keep their own typed errors; each maps onto one of these codes, and only the HTTP
 //! layer in `services` turns a code into a status line.

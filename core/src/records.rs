@@ -5,7 +5,7 @@
 //! [`RecordStore::commit`] writes some records and appends some events to the namespace's change
 //! log in one atomic, durable step, so a change and its event can never be separated, also
 //! across a crash. The KV crate implements this trait over its engines; storage and queue
-//! crates depend only on the trait (DESIGN.md: they may depend on `core` alone).
+//! crates depend only on the trait (docs/architecture.md: they may depend on `core` alone).
 //!
 //! Record keys live in a space of their own: they never collide with or show up among the
 //! namespace's KV keys, and writing them produces no KV events — only the drafts given.

@@ -1,4 +1,4 @@
-//! The boundary between functions and the services they call (DESIGN.md: functions talk to
+//! The boundary between functions and the services they call (docs/architecture.md: functions talk to
 //! services only through a `HostApi` of their own). `services` implements it over the real
 //! engines; the engine here only parses SDK calls into [`HostOp`]s and hands them over.
 

@@ -1,6 +1,6 @@
 //! The conformance suite every [`KvEngine`] must pass (feature `test-utils`).
 //!
-//! Each check is a plain async function over a [`Harness`]; [`kv_conformance_tests!`] expands
+//! Each check is a plain async function over a [`Harness`]; [`kv_conformance_tests!`](crate::kv_conformance_tests) expands
 //! them into one `#[tokio::test]` per check for a given engine constructor, so that every
 //! engine is held to exactly the same behaviour.
 

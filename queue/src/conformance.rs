@@ -1,6 +1,6 @@
 //! The conformance suite every [`Queue`] engine must pass (feature `test-utils`).
 //!
-//! Each check is a plain async function over a [`Harness`]; [`queue_conformance_tests!`]
+//! Each check is a plain async function over a [`Harness`]; [`queue_conformance_tests!`](crate::queue_conformance_tests)
 //! expands them into one `#[tokio::test]` per check for a given engine constructor. Time is a
 //! [`ManualClock`] the checks move forward; only long polling waits on real time, and nothing
 //! sleeps to wait for something: checks poll with a deadline.

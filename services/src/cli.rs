@@ -1,4 +1,6 @@
-//! Command-line interface: `serve`, `token` and `bench`.
+//! Command-line interface: `serve` (the server), `token` (mint a token with the server's key),
+//! `fn`, `trigger`, `rule` and `dlq` (manage a running server over its API), `keys` (S3 access
+//! keys) and `bench` (load generators).
 //!
 //! Flags that configure the server also read a `FERROBASE_*` variable (clap resolves flag over
 //! variable); whatever either supplies overrides the TOML file given with `--config`.

@@ -2,7 +2,8 @@
 //!
 //! Values come from, lowest precedence first: the defaults below, a TOML file (`--config`),
 //! `FERROBASE_*` environment variables, and command-line flags. The CLI ([`crate::cli`])
-//! resolves flags and variables; [`Config::load`] merges them over the file.
+//! resolves flags and variables ([`crate::cli::CommonArgs::load_config`]) and merges them over
+//! the file that [`Config::from_file`] reads.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

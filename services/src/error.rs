@@ -1,6 +1,6 @@
 //! The one place where library errors become HTTP responses.
 //!
-//! Every error body is `{"error":{"code":"...","message":"..."}}` (DESIGN.md). Internal
+//! Every error body is `{"error":{"code":"...","message":"..."}}` (docs/api.md, "Errors"). Internal
 //! failures are logged with their details and answered with a generic message.
 
 use axum::Json;

@@ -11,7 +11,7 @@
 //!   policy documents the core evaluator reads.
 //! - [`error`]: the one mapping from library errors to HTTP statuses and JSON bodies.
 //! - [`metrics`]: Prometheus counters and histograms.
-//! - [`bench`]: the load generator behind `ferrobase bench`.
+//! - [`mod@bench`]: the load generator behind `ferrobase bench`.
 //! - [`s3`]: the S3 protocol endpoint (its own listener) and its access keys.
 
 pub mod auth;

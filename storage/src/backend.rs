@@ -4,7 +4,7 @@
 //! which object is known only to the metadata records (see [`crate::Storage`]). Writes stream
 //! through a bounded buffer and, on local files, are fsynced before they count as written
 //! (S3 services acknowledge only durable writes). Local writes skip `object_store` to
-//! pipeline hashing with writing (see [`local`]).
+//! pipeline hashing with writing (see the `local` module).
 
 mod local;
 

@@ -1,6 +1,6 @@
 //! The conformance suite every storage backend must pass (feature `test-utils`).
 //!
-//! Each check is a plain async function over a [`Harness`]; [`storage_conformance_tests!`]
+//! Each check is a plain async function over a [`Harness`]; [`storage_conformance_tests!`](crate::storage_conformance_tests)
 //! expands them into one `#[tokio::test]` per check for a given constructor, so that local
 //! files and S3 are held to exactly the same behaviour.
 //!

@@ -16,7 +16,7 @@
 //! - [`model`]: names, options and the public types; the records kept per object.
 //! - [`backend`]: the object backends and streaming blob I/O.
 //! - [`digest`]: what ETags are made of, and hashing bodies as they stream.
-//! - `objects`, `multipart`, `listing`, `sweep`: the operations of [`Storage`].
+//! - `objects` (with listing), `multipart`, `sweep`: the operations of [`Storage`].
 //! - `idempotency`: puts and deletes a function makes while handling an event, applied once
 //!   however often the handler runs.
 //! - `conformance` (feature `test-utils`): the suite every backend passes.
@@ -227,7 +227,7 @@ impl Storage {
     /// Checking that the bucket is empty and removing it are two steps, so the bucket is
     /// marked as being deleted first and removed only if its record is still the marked
     /// version. An object or upload commit pins an unmarked version of the record (see
-    /// [`Storage::bucket_condition`]): it either committed before the mark, and the check
+    /// `Storage::bucket_condition`): it either committed before the mark, and the check
     /// sees it, or it fails. Without the mark, a PUT committing between the check and the
     /// removal would leave an object in no bucket, which a new bucket of the same name would
     /// show.

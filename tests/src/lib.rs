@@ -17,7 +17,7 @@ pub mod s3;
 /// How long a server gets to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `ferrobase` binary built alongside the tests (target/<profile>/ferrobase).
+/// The `ferrobase` binary built alongside the tests (`target/<profile>/ferrobase`).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/ferrobase

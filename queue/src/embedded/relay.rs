@@ -3,7 +3,7 @@
 //!
 //! A publish writes its outbox entries in the same atomic batch as its messages, so an event
 //! exists exactly when its message does. The relay appends a run of entries to the change log
-//! with one [`RecordStore::commit`] that also advances the queue's relay cursor record
+//! with one [`RecordStore::commit`](ferrobase_core::records::RecordStore::commit) that also advances the queue's relay cursor record
 //! (`queue/{queue}/relay`, the last relayed sequence), conditioned on the cursor's version;
 //! only then does it delete the entries. After a crash between the two steps the entries are
 //! still there but at or below the cursor, so they are deleted without being appended again;

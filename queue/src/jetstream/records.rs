@@ -7,7 +7,7 @@
 //! | `{prefix}_dead` | `{ns}.{queue}.{group}.{id}` | [`StoredDead`]: a dead letter with its body |
 //! | `{prefix}_dedup` | `{ns}.{queue}.{dedup id}` | [`DedupEntry`]: message id, publish time |
 //!
-//! Every read-modify-write goes through [`read`] and [`write`]: the write succeeds only if the
+//! Every read-modify-write goes through [`read`] and [`write()`]: the write succeeds only if the
 //! entry is still at the revision that was read, so several nodes sharing one NATS server
 //! never lose each other's updates; a conflict makes the caller read again and redo its step.
 

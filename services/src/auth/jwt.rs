@@ -1,4 +1,4 @@
-//! JWT verification and minting (DESIGN.md, "Auth").
+//! JWT verification and minting (docs/api.md, "Auth").
 //!
 //! Three kinds of key are accepted, each only for its own algorithm:
 //! - an HS256 shared secret, configured or generated into the data directory on first start;

@@ -1,6 +1,6 @@
 //! Authentication and authorization at the HTTP edge.
 //!
-//! [`jwt`] verifies tokens; [`Identity`] is the extractor that turns a request's bearer token
+//! `jwt` verifies tokens; [`Identity`] is the extractor that turns a request's bearer token
 //! into verified claims (401 otherwise); [`Authorizer`] applies the core policy evaluator to
 //! one namespace for one identity (403 when it says no).
 

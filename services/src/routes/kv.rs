@@ -1,4 +1,4 @@
-//! The KV API (DESIGN.md, "API contract"):
+//! The KV API (docs/api.md):
 //! `PUT/GET/HEAD/DELETE /v1/kv/{ns}/{*key}`, `GET /v1/kv/{ns}?prefix=&after=&limit=` and
 //! `POST /v1/kv/{ns}/_txn`.
 

@@ -1,4 +1,4 @@
-//! The queue API (DESIGN.md, "API contract"), all JSON:
+//! The queue API (docs/api.md), all JSON:
 //!
 //! | route | body → answer | action on `queue:{queue}` |
 //! |---|---|---|

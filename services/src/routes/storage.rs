@@ -1,4 +1,4 @@
-//! The storage API for browsers (DESIGN.md, "API contract"):
+//! The storage API for browsers (docs/api.md):
 //! `PUT/GET/HEAD/DELETE /v1/storage/{ns}/{bucket}/{*key}`,
 //! `GET /v1/storage/{ns}/{bucket}?prefix=&delimiter=&after=&limit=`,
 //! `POST /v1/storage/{ns}/{bucket}/_presign`, and `PUT/DELETE /v1/storage/{ns}/{bucket}` to

@@ -5,8 +5,8 @@
 //! storage API after authorising it with the namespace policy, exactly like the HTTP API.
 //!
 //! The [`S3`] trait must be implemented in one block, so it lives here and hands each
-//! operation to the module of its concept: [`buckets`], [`objects`], [`multipart`] and
-//! [`listing`]; [`convert`] holds the conversions between `s3s` and storage types.
+//! operation to the module of its concept: `buckets`, `objects`, `multipart` and
+//! `listing`; `convert` holds the conversions between `s3s` and storage types.
 
 mod buckets;
 mod convert;
