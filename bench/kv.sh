@@ -2,7 +2,8 @@
 # Ferrobase KV against Redis, side by side, on this machine. See bench/README.md.
 #
 # Environment (all optional):
-#   FERROBASE_BIN         use this binary instead of `cargo build --release -p ferrobase`
+#   FERROBASE_BIN         use this server binary instead of `cargo build --release -p ferrobase`
+#   FERROBASE_BENCH_BIN   the load generator (default: ferrobase-bench beside the server binary)
 #   BENCH_REQUESTS        requests per phase and per redis-benchmark test (default 100000)
 #   BENCH_CONNECTIONS     concurrent connections, both systems (default 64)
 #   BENCH_VALUE_SIZE      value size in bytes (default 1024)
@@ -182,8 +183,8 @@ ferrobase_binary() {
         echo "$FERROBASE_BIN"
         return 0
     fi
-    log "building ferrobase (cargo build --release -p ferrobase)"
-    (cd "$REPO" && cargo build --release -p ferrobase >&2) || die "cargo build failed"
+    log "building ferrobase and ferrobase-bench (cargo build --release)"
+    (cd "$REPO" && cargo build --release -p ferrobase -p ferrobase-bench >&2) || die "cargo build failed"
     local bin=${CARGO_TARGET_DIR:-$REPO/target}/release/ferrobase
     [[ -x $bin ]] || die "no binary at $bin"
     echo "$bin"
@@ -196,6 +197,8 @@ FB_GET=""
 
 bench_ferrobase() {
     local bin=$1 dir=$WORK/ferrobase port pid token out status
+    local bench_bin=${FERROBASE_BENCH_BIN:-$(dirname "$bin")/ferrobase-bench}
+    [[ -x $bench_bin ]] || die "no load generator at $bench_bin (set FERROBASE_BENCH_BIN)"
     mkdir -p "$dir/data"
     port=$(free_port)
     log "ferrobase serve on 127.0.0.1:$port, data in $dir/data"
@@ -210,13 +213,13 @@ bench_ferrobase() {
     token=$(printf '%s\n' "$out" | awk 'NF { last = $0 } END { print last }')
     [[ -n $token ]] || die "ferrobase token printed nothing"
 
-    log "ferrobase bench kv: $CONNECTIONS connections, $VALUE_SIZE-byte values, $REQUESTS requests"
+    log "ferrobase-bench kv: $CONNECTIONS connections, $VALUE_SIZE-byte values, $REQUESTS requests"
     status=0
-    FERROBASE_TOKEN=$token run_tracked "$dir/bench.out" timeout "$RUN_TIMEOUT" "$bin" bench kv \
+    FERROBASE_TOKEN=$token run_tracked "$dir/bench.out" timeout "$RUN_TIMEOUT" "$bench_bin" kv \
         --url "http://127.0.0.1:$port" --ns "$NS" --connections "$CONNECTIONS" \
         --value-size "$VALUE_SIZE" --requests "$REQUESTS" --keys "$KEYS" || status=$?
     cat "$dir/bench.out" >&2
-    ((status == 0)) || die "ferrobase bench kv failed with status $status"
+    ((status == 0)) || die "ferrobase-bench kv failed with status $status"
     FB_PUT=$(grep '^kv PUT ' "$dir/bench.out") || die "no PUT line in bench output"
     FB_GET=$(grep '^kv GET ' "$dir/bench.out") || die "no GET line in bench output"
 

@@ -2,7 +2,8 @@
 # The JetStream queue engine against plain async-nats on one nats-server. See bench/README.md.
 #
 # Environment (all optional):
-#   FERROBASE_BIN         use this binary instead of `cargo build --release -p ferrobase`
+#   FERROBASE_BIN         use this server binary instead of `cargo build --release -p ferrobase`
+#   FERROBASE_BENCH_BIN   the load generator (default: ferrobase-bench beside the server binary)
 #   BENCH_MESSAGES        messages per run (default 50000)
 #   BENCH_ROUNDS          rounds of engine-then-plain; medians are reported (default 3)
 #   BENCH_BATCH           messages per publish and most per pull (default 100)
@@ -66,9 +67,10 @@ if [[ -n ${FERROBASE_BIN:-} ]]; then
     BIN=$FERROBASE_BIN
 else
     log "building the release binary"
-    (cd "$REPO" && cargo build --release -q -p ferrobase --bin ferrobase)
-    BIN=$REPO/target/release/ferrobase
+    (cd "$REPO" && cargo build --release -q -p ferrobase -p ferrobase-bench)
+    BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/ferrobase
 fi
+BENCH_BIN=${FERROBASE_BENCH_BIN:-$(dirname "$BIN")/ferrobase-bench}
 
 # The store goes under target/, not /tmp, which is often a tmpfs where fsync costs nothing.
 TMP_PARENT=${BENCH_TMPDIR:-$REPO/target}
@@ -98,7 +100,7 @@ log "nats-server $(nats-server --version | awk '{print $2}') at $URL, store in $
 log "$(nproc) cores; other work on this machine shows in the figures"
 
 OUT=$WORK/bench.out
-"$BIN" bench queue --target jetstream --nats-url "$URL" --rounds "$ROUNDS" \
+"$BENCH_BIN" queue --target jetstream --nats-url "$URL" --rounds "$ROUNDS" \
     --jetstream-messages "$MESSAGES" --batch "$BATCH" --message-size "$MESSAGE_SIZE" | tee "$OUT"
 
 ratio=$(sed -n 's/.*engine\/plain consumed_per_sec=\([0-9.]*\).*/\1/p' "$OUT")

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Ferrobase object storage against the disk itself, on this machine. See bench/README.md.
 #
-# Starts a release server on a temporary data directory, runs `ferrobase bench storage`
+# Starts a release server on a temporary data directory, runs `ferrobase-bench storage`
 # (PUT/GET ops/s and p99 for 1 KiB objects, MB/s for 1 MiB and 64 MiB objects, each against
 # fsync'd writes and cached reads of files on the same disk), then times `dd` itself as the
 # issue asks: `dd conv=fsync` for writes and `dd` of a cached file for reads.
 #
 # Environment (all optional):
-#   FERROBASE_BIN        use this binary instead of `cargo build --release -p ferrobase`
+#   FERROBASE_BIN        use this server binary instead of `cargo build --release -p ferrobase`
+#   FERROBASE_BENCH_BIN  the load generator (default: ferrobase-bench beside the server binary)
 #   BENCH_TMPDIR         parent of the temporary data dir (default <repo>/target)
 #   BENCH_SMALL          requests per 1 KiB phase (default 5000)
 #   BENCH_CONNECTIONS    connections for the 1 KiB phases (default 32)
@@ -22,9 +23,10 @@ log() { printf '[storage.sh] %s\n' "$*" >&2; }
 BIN=${FERROBASE_BIN:-}
 if [[ -z $BIN ]]; then
     log "building the release binary"
-    (cd "$REPO" && cargo build --release -q -p ferrobase)
+    (cd "$REPO" && cargo build --release -q -p ferrobase -p ferrobase-bench)
     BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/ferrobase"
 fi
+BENCH_BIN=${FERROBASE_BENCH_BIN:-$(dirname "$BIN")/ferrobase-bench}
 PARENT=${BENCH_TMPDIR:-$REPO/target}
 mkdir -p "$PARENT"
 WORK=$(mktemp -d "$PARENT/bench-storage.XXXXXX")
@@ -50,8 +52,8 @@ URL=$(sed -n 's/^ferrobase listening on //p' "$WORK/server.out")
 [[ -n $URL ]] || { log "the server did not start"; exit 1; }
 TOKEN=$("$BIN" token --role admin --ns bench --data-dir "$WORK/data" | tail -n 1)
 
-log "ferrobase bench storage against $URL (ETag mode: ${FERROBASE_STORAGE_ETAG:-auto})"
-"$BIN" bench storage --url "$URL" --token "$TOKEN" --ns bench \
+log "ferrobase-bench storage against $URL (ETag mode: ${FERROBASE_STORAGE_ETAG:-auto})"
+"$BENCH_BIN" storage --url "$URL" --token "$TOKEN" --ns bench \
     --scratch-dir "$WORK/data/scratch" \
     --small-requests "${BENCH_SMALL:-5000}" --connections "${BENCH_CONNECTIONS:-32}" \
     | tee "$WORK/report.txt"

@@ -1,6 +1,6 @@
 //! Command-line interface: `serve` (the server), `token` (mint a token with the server's key),
 //! `fn`, `trigger`, `rule` and `dlq` (manage a running server over its API), `keys` (S3 access
-//! keys) and `bench` (load generators).
+//! keys). The benchmarks are the `ferrobase-bench` crate under `bench/`.
 //!
 //! Flags that configure the server also read a `FERROBASE_*` variable (clap resolves flag over
 //! variable); whatever either supplies overrides the TOML file given with `--config`.
@@ -31,9 +31,6 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a token the server accepts (as the last line of output).
     Token(TokenArgs),
-    /// Run a benchmark against a running server.
-    #[command(subcommand)]
-    Bench(BenchCommand),
     /// Deploy, invoke and inspect functions on a running server.
     #[command(subcommand, name = "fn")]
     Fn(crate::fn_cli::FnCommand),
@@ -72,20 +69,6 @@ pub struct KeysCreateArgs {
     /// for that user's tokens (default: the access key id, which matches no user).
     #[arg(long)]
     pub sub: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// KV GET and durable PUT throughput and latency over HTTP.
-    Kv(crate::bench::KvBenchArgs),
-    /// Function invocation latency, throughput, cold start and memory, beside `node -e`.
-    Functions(crate::bench::functions::FunctionsBenchArgs),
-    /// Change-event to function-start latency through a rule, and the highest sustained rate.
-    Triggers(crate::bench::triggers::TriggersBenchArgs),
-    /// Queue publish→ack throughput and end-to-end latency, in-process and over HTTP.
-    Queue(crate::bench::queue::QueueBenchArgs),
-    /// Object PUT/GET through the storage API against the disk's own speed.
-    Storage(crate::bench::storage::StorageBenchArgs),
 }
 
 /// Settings shared by every command that reads the server's configuration and data directory.

@@ -11,11 +11,9 @@
 //!   policy documents the core evaluator reads.
 //! - [`error`]: the one mapping from library errors to HTTP statuses and JSON bodies.
 //! - [`metrics`]: Prometheus counters and histograms.
-//! - [`mod@bench`]: the load generator behind `ferrobase bench`.
 //! - [`s3`]: the S3 protocol endpoint (its own listener) and its access keys.
 
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;

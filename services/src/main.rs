@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferrobase::cli::{BenchCommand, Cli, Command, KeysCommand};
+use ferrobase::cli::{Cli, Command, KeysCommand};
 
 /// Profiles of durable KV writes spent about a fifth of the server's CPU in glibc's malloc
 /// and free (sled copies and drops tree nodes on every write, hyper and serde allocate per
@@ -33,25 +33,6 @@ fn main() -> ExitCode {
             Command::Token(args) => {
                 let token = ferrobase::auth::mint_token(&args)?;
                 println!("{token}");
-                Ok(())
-            }
-            Command::Bench(BenchCommand::Triggers(args)) => {
-                ferrobase::bench::triggers::run_triggers_bench(&args).await
-            }
-            Command::Bench(BenchCommand::Functions(args)) => {
-                ferrobase::bench::functions::run_functions_bench(&args).await
-            }
-            Command::Bench(BenchCommand::Kv(args)) => {
-                ferrobase::bench::run_kv_bench(&args).await?.print();
-                Ok(())
-            }
-            Command::Bench(BenchCommand::Queue(args)) => {
-                ferrobase::bench::queue::run_queue_bench(&args).await
-            }
-            Command::Bench(BenchCommand::Storage(args)) => {
-                ferrobase::bench::storage::run_storage_bench(&args)
-                    .await?
-                    .print();
                 Ok(())
             }
             Command::Keys(KeysCommand::Create(args)) => {

@@ -1,4 +1,4 @@
-//! `ferrobase bench queue`: publish→ack throughput and end-to-end latency of the queue.
+//! `ferrobase-bench queue`: publish→ack throughput and end-to-end latency of the queue.
 //!
 //! Two runs, each with the same closed workload: `publishers` tasks publish `messages`
 //! messages of `message_size` bytes in batches of `batch`, while `consumers` tasks pull batches
@@ -44,7 +44,7 @@ const STAMP_DIGITS: usize = 20;
 /// A run that makes no progress for this long fails instead of hanging.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Which runs `ferrobase bench queue` makes.
+/// Which runs `ferrobase-bench queue` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum QueueBenchTarget {
     InProcess,
@@ -56,7 +56,7 @@ pub enum QueueBenchTarget {
     All,
 }
 
-/// Options of `ferrobase bench queue`.
+/// Options of `ferrobase-bench queue`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueueBenchArgs {
     /// Which runs to make
@@ -161,7 +161,7 @@ pub async fn run_queue_bench(args: &QueueBenchArgs) -> anyhow::Result<()> {
     if let Some(url) = jetstream {
         ensure!(args.rounds >= 1, "--rounds must be at least 1");
         let comparison =
-            super::queue_nats::compare(url, args, args.rounds, args.jetstream_messages).await?;
+            crate::queue_nats::compare(url, args, args.rounds, args.jetstream_messages).await?;
         for line in comparison.lines(args.rounds, args.batch) {
             println!("{line}");
         }
@@ -338,12 +338,12 @@ async fn http(args: &QueueBenchArgs) -> anyhow::Result<QueueRunStats> {
 
     let dir = tempfile::tempdir_in(&args.dir)
         .with_context(|| format!("creating a temp dir in {}", args.dir.display()))?;
-    let config = crate::config::Config {
+    let config = ferrobase::config::Config {
         data_dir: dir.path().join("data"),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..crate::config::Config::default()
+        ..ferrobase::config::Config::default()
     };
-    let state = crate::server::build(&config).await?;
+    let state = ferrobase::server::build(&config).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
@@ -359,7 +359,7 @@ async fn http(args: &QueueBenchArgs) -> anyhow::Result<QueueRunStats> {
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        crate::server::run(listener, state, &config, async move {
+        ferrobase::server::run(listener, state, &config, async move {
             let _ = stopped.await;
         })
         .await

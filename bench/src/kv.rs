@@ -1,4 +1,4 @@
-//! `ferrobase bench kv`: a closed-loop load generator for the KV HTTP API.
+//! `ferrobase-bench kv`: a closed-loop load generator for the KV HTTP API.
 //!
 //! Two phases run one after the other against a running server:
 //!
@@ -16,12 +16,6 @@
 //! per-worker `Vec`; the vectors are merged and sorted once at the end of the phase for the
 //! percentiles. Throughput is requests over the wall time of the whole phase.
 
-pub mod functions;
-pub mod queue;
-pub mod queue_nats;
-pub mod storage;
-pub mod triggers;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -38,7 +32,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of an error response body is echoed to stderr.
 const ERROR_BODY_PREVIEW: usize = 512;
 
-/// Options of `ferrobase bench kv`.
+/// Options of `ferrobase-bench kv`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KvBenchArgs {
     /// Base URL of a running server, e.g. http://127.0.0.1:8080
@@ -123,7 +117,7 @@ impl PhaseStats {
 
 /// The `q`-quantile (0.0..=1.0) of `sorted` by the nearest-rank method: the smallest sample
 /// such that at least `q` of all samples are less than or equal to it. Zero when empty.
-pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

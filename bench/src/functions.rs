@@ -1,4 +1,4 @@
-//! `ferrobase bench functions`: latency, throughput, cold start and memory of the function
+//! `ferrobase-bench functions`: latency, throughput, cold start and memory of the function
 //! runtime for a trivial function, beside a process-per-invocation baseline (`node -e`, the
 //! way a container platform starts a runtime per cold request), all in one run.
 //!
@@ -26,10 +26,10 @@ use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::percentile;
-use crate::auth::{AuthConfig, TokenVerifier};
-use crate::host::ServiceHost;
-use crate::state::{AppState, HttpLimits};
+use crate::percentile;
+use ferrobase::auth::{AuthConfig, TokenVerifier};
+use ferrobase::host::ServiceHost;
+use ferrobase::state::{AppState, HttpLimits};
 
 const MODULE: &str = "export default (event) => ({ ok: true, n: event.n ?? 0 });";
 const NODE_SCRIPT: &str = "function main(event) { return { ok: true, n: event.n ?? 0 }; }\nprocess.stdout.write(JSON.stringify(main({ n: 1 })));";
@@ -272,7 +272,7 @@ async fn http_phase(
         max_txn_bytes: 4 << 20,
     };
     let state = AppState::new(kv, verifier, limits).with_functions(service);
-    let router = crate::routes::router(state, &crate::config::CorsConfig::default())?;
+    let router = ferrobase::routes::router(state, &ferrobase::config::CorsConfig::default())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!(
         "http://{}/v1/functions/bench/trivial/invoke",

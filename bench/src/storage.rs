@@ -1,4 +1,4 @@
-//! `ferrobase bench storage`: object PUT and GET through the storage HTTP API of a running
+//! `ferrobase-bench storage`: object PUT and GET through the storage HTTP API of a running
 //! server, against the disk itself as the ceiling.
 //!
 //! Phases: 1 KiB objects (ops/s, p50, p99) with many connections, then 1 MiB and 64 MiB
@@ -17,7 +17,7 @@ use anyhow::{Context, ensure};
 use bytes::Bytes;
 use futures::StreamExt;
 
-/// Arguments of `ferrobase bench storage`.
+/// Arguments of `ferrobase-bench storage`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StorageBenchArgs {
     /// Base URL of a running server, e.g. http://127.0.0.1:8080

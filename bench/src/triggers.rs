@@ -1,4 +1,4 @@
-//! `ferrobase bench triggers`: change-event → function-start latency through a rule, and the
+//! `ferrobase-bench triggers`: change-event → function-start latency through a rule, and the
 //! highest sustained event rate delivered with zero loss and bounded lag.
 //!
 //! Events are durable KV puts on the embedded (sled) engine, as clients make them; a KV trigger
@@ -25,7 +25,7 @@ use ferrobase_kv::{Key, KvEngine, KvLimits, KvRecordStore, SledEngine, Txn};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::percentile;
+use crate::percentile;
 
 const FUNCTION: &str = "import { kv } from 'ferrobase';\nexport default async (event) => { await kv.get(event.subject); };";
 

@@ -1,4 +1,4 @@
-//! The JetStream runs of `ferrobase bench queue`: the JetStream queue engine beside plain
+//! The JetStream runs of `ferrobase-bench queue`: the JetStream queue engine beside plain
 //! async-nats, on the same NATS server and with the same closed workload as the other runs.
 //!
 //! - **engine**: [`JetStreamQueue`] called in-process (no HTTP), with its maintenance running.
@@ -24,7 +24,7 @@ use ferrobase_kv::{KvLimits, KvRecordStore, MemoryEngine};
 use ferrobase_queue::{JetStreamConfig, JetStreamQueue, Queue, QueueLimits};
 use futures::{FutureExt, StreamExt};
 
-use super::queue::{BenchQueue, QueueBenchArgs, QueueRunStats, run, run_engine};
+use crate::queue::{BenchQueue, QueueBenchArgs, QueueRunStats, run, run_engine};
 
 /// The engine's figures beside plain async-nats's, medians over the rounds.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,7 +270,7 @@ fn median(runs: &[QueueRunStats]) -> QueueRunStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::queue::QueueBenchTarget;
+    use crate::queue::QueueBenchTarget;
     use ferrobase_queue::jetstream::NatsServer;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
