@@ -3,7 +3,8 @@
 //! - [`engine`]: the one boundary around QuickJS-ng (rquickjs): isolates, limits, the
 //!   in-isolate SDK (`import { kv, fetch } from "ferrobase"`).
 //! - [`pool`]: executor threads (one per core), each owning its isolates: warm isolates per
-//!   function version, pre-warmed stem cells, eviction by idle time and memory budget.
+//!   function version, pre-warmed stem cells, eviction by idle time and memory budget; and
+//!   the supervisor that answers deadlines itself and replaces threads stuck past them.
 //! - [`store`]: deployed functions and their immutable versions, kept as records.
 //! - [`activations`]: the durable activation records, written in batches.
 //! - [`service`]: [`FunctionService`], what the HTTP layer calls: deploy, invoke, records.

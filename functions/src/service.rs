@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::FunctionError;
 use crate::activations::{ActivationRetention, ActivationStore};
-use crate::engine::{self, FetchPolicy, HostBinding};
+use crate::engine::{FetchPolicy, HostBinding};
 use crate::host::{HostApi, HostContext, Idempotency};
 use crate::model::{
     ActivationError, ActivationRecord, Cause, FunctionKind, FunctionSpec, FunctionVersion,
@@ -178,12 +178,10 @@ impl FunctionService {
         }
         let code = spec.code.clone();
         let memory = spec.memory_mb as usize * 1024 * 1024;
-        let check_deadline = Instant::now() + spec.timeout().min(Duration::from_secs(5));
-        // Compiling is CPU work on a throwaway isolate; keep it off the async workers.
-        tokio::task::spawn_blocking(move || engine::check(&code, memory, check_deadline))
-            .await
-            .map_err(|error| FunctionError::Unavailable(format!("deploy check failed: {error}")))?
-            .map_err(FunctionError::Compile)?;
+        let check_limit = spec.timeout().min(Duration::from_secs(5));
+        // On a supervised executor thread: top-level code stuck in a native builtin is refused
+        // at the limit instead of holding the deploy (and a thread) for as long as it runs.
+        self.pool.check(code, memory, check_limit).await?;
         let version = self
             .store
             .deploy(ns, name, spec, rfc3339_millis(now_ms()))
@@ -280,6 +278,7 @@ impl FunctionService {
     /// Runs an invocation and waits for its end.
     pub async fn invoke(&self, invocation: Invocation) -> Result<Completed, FunctionError> {
         let version = self.get(&invocation.namespace, &invocation.target).await?;
+        self.pool.accepting()?;
         let limiter = self.limiter(&version);
         let _slot = limiter.admit(&version, self.config.max_waiting).await?;
         Ok(self.run_any(version, invocation, new_activation_id()).await)
@@ -400,6 +399,7 @@ impl FunctionService {
         invocation: Invocation,
     ) -> Result<String, FunctionError> {
         let version = self.get(&invocation.namespace, &invocation.target).await?;
+        self.pool.accepting()?;
         let limiter = self.limiter(&version);
         let ticket = limiter.reserve(&version, self.config.max_waiting)?;
         let id = new_activation_id();

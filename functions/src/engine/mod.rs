@@ -121,6 +121,22 @@ pub struct ActivationOutput {
     pub logs_dropped: usize,
 }
 
+/// What a timed-out activation's error says.
+const TIMEOUT_MESSAGE: &str = "the function did not finish before its deadline";
+
+impl ActivationOutput {
+    /// The output of an activation stopped at its deadline, when nothing else of it is known
+    /// (the pool's supervisor answers for a thread stuck in native code).
+    pub fn timed_out() -> Self {
+        failed(
+            OutcomeKind::Timeout,
+            TIMEOUT_MESSAGE,
+            None,
+            LogBuffer::default(),
+        )
+    }
+}
+
 /// Per-activation state reachable from the host function installed in the context.
 #[derive(Default)]
 struct Slot {
@@ -347,9 +363,7 @@ impl Isolate {
             Err(failure) => {
                 let kind = failure.classify(input.deadline);
                 let message = match kind {
-                    OutcomeKind::Timeout => {
-                        "the function did not finish before its deadline".to_owned()
-                    }
+                    OutcomeKind::Timeout => TIMEOUT_MESSAGE.to_owned(),
                     OutcomeKind::Oom => {
                         "out of memory: the function exceeded its memory_mb heap limit".to_owned()
                     }
@@ -593,7 +607,8 @@ fn has_export(code: &str) -> bool {
 }
 
 /// Checks that `code` loads: compiles, evaluates its top level within `deadline`, exports a
-/// function. Used at deploy time, in a throwaway isolate.
+/// function. Used at deploy time, in a throwaway isolate, on a supervised executor thread: the
+/// interrupt that enforces `deadline` is not polled inside native builtins.
 pub fn check(code: &str, memory_bytes: usize, deadline: Instant) -> Result<(), CompileError> {
     let mut isolate = Isolate::new()?;
     isolate.specialize("deploy-check", code, memory_bytes, deadline)

@@ -3,9 +3,10 @@
 //! boundary that keeps values in a map and can hold calls open to test concurrency.
 //!
 //! - `harness`: the test host, the fixture and shared helpers.
-//! - `code`, `limits`, `pool`, `records`, `sdk`: the tests, by concept.
+//! - `code`, `deadlines`, `limits`, `pool`, `records`, `sdk`: the tests, by concept.
 
 mod code;
+mod deadlines;
 mod harness;
 mod limits;
 mod pool;
