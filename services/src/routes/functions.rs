@@ -482,6 +482,8 @@ async fn get_activation(
 ) -> Result<Response, ApiError> {
     let ns: Namespace = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    // Out of scope is a 403 before the lookup, so it cannot probe which ids exist.
+    authorizer.require_scope(Service::Function, Action::Read)?;
     let record = service(&state)?.activation(&ns, &id).await?;
     authorizer.require(Action::Read, function(&record.function))?;
     Ok(Json(record).into_response())
