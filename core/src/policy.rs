@@ -38,15 +38,19 @@ pub enum Service {
     Queue,
     Function,
     Events,
+    /// The namespace's policy document itself. Only admin tokens manage it, so it exists for
+    /// scopes (`policy:read`, `policy:write`); policies cannot grant it.
+    Policy,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Kv,
         Service::Storage,
         Service::Queue,
         Service::Function,
         Service::Events,
+        Service::Policy,
     ];
 
     /// The prefix naming this service in resource patterns and scopes (`kv`, `storage`, ...).
@@ -57,6 +61,20 @@ impl Service {
             Service::Queue => "queue",
             Service::Function => "function",
             Service::Events => "events",
+            Service::Policy => "policy",
+        }
+    }
+
+    /// Whether a policy rule may name this service: `policy` is for admin tokens only, so a
+    /// rule granting it to users would be a promise the server does not keep.
+    pub fn grantable(self) -> bool {
+        match self {
+            Service::Kv
+            | Service::Storage
+            | Service::Queue
+            | Service::Function
+            | Service::Events => true,
+            Service::Policy => false,
         }
     }
 }
@@ -75,7 +93,7 @@ impl FromStr for Service {
             .find(|service| service.prefix() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown service prefix {s:?}: expected kv, storage, queue, function or events"
+                    "unknown service prefix {s:?}: expected kv, storage, queue, function, events or policy"
                 )
             })
     }
@@ -173,7 +191,7 @@ pub enum PolicyError {
     UnsupportedRole { rule: usize, role: &'static str },
     #[error(
         "rules[{rule}]: unknown service prefix in {pattern:?}: expected one of kv, storage, \
-         queue, function, events followed by ':'"
+         queue, function, events followed by ':' (policy cannot be granted)"
     )]
     UnknownService { rule: usize, pattern: String },
     #[error("rules[{rule}]: invalid resource pattern {pattern:?}: {reason}")]
@@ -269,7 +287,7 @@ fn validate_pattern(pattern: &str) -> Result<(), PatternProblem> {
     let Some((prefix, path)) = pattern.split_once(':') else {
         return Err(PatternProblem::UnknownService);
     };
-    if prefix.parse::<Service>().is_err() {
+    if !prefix.parse::<Service>().is_ok_and(Service::grantable) {
         return Err(PatternProblem::UnknownService);
     }
     if path.is_empty() {
@@ -341,6 +359,27 @@ pub fn authorize(
     resource: &Resource<'_>,
     policy: Option<&Policy>,
 ) -> Decision {
+    if let Decision::Deny(reason) = authorize_scope(claims, ns, resource.service, action) {
+        return Decision::Deny(reason);
+    }
+    match claims.role {
+        Role::Admin | Role::Service => Decision::Allow,
+        Role::User => match policy {
+            Some(policy) => evaluate(policy, &claims.sub, action, resource),
+            None => Decision::Deny(DenyReason::NotGranted),
+        },
+    }
+}
+
+/// The part of [`authorize`] that does not depend on the resource's path: the token is for
+/// `ns` and its scopes cover `action` on `service`. Routes that touch many resources at once
+/// (listings) check this first, then [`authorize`] each resource they show.
+pub fn authorize_scope(
+    claims: &Claims,
+    ns: &Namespace,
+    service: Service,
+    action: Action,
+) -> Decision {
     match &claims.ns {
         Some(token_ns) if token_ns != ns => return Decision::Deny(DenyReason::WrongNamespace),
         Some(_) => {}
@@ -352,17 +391,11 @@ pub fn authorize(
     if let Some(scopes) = &claims.scopes
         && !scopes
             .iter()
-            .any(|scope| scope_covers(scope, resource.service, action))
+            .any(|scope| scope_covers(scope, service, action))
     {
         return Decision::Deny(DenyReason::OutOfScope);
     }
-    match claims.role {
-        Role::Admin | Role::Service => Decision::Allow,
-        Role::User => match policy {
-            Some(policy) => evaluate(policy, &claims.sub, action, resource),
-            None => Decision::Deny(DenyReason::NotGranted),
-        },
-    }
+    Decision::Allow
 }
 
 /// A scope is `*`, `service:*` or `service:action`.

@@ -38,6 +38,8 @@ pub struct AppState {
     pub storage: Option<Arc<ferrobase_storage::Storage>>,
     /// Signs presigned URLs for the S3 endpoint; set once that endpoint listens.
     pub presigner: Option<Arc<crate::s3::presign::Presigner>>,
+    /// Seals the cursors of listings filtered for the caller (see `auth::listing`).
+    pub cursors: Arc<crate::auth::listing::CursorSealer>,
     lifecycle: Arc<Lifecycle>,
 }
 
@@ -62,6 +64,7 @@ impl AppState {
             triggers: None,
             storage: None,
             presigner: None,
+            cursors: Arc::new(crate::auth::listing::CursorSealer::random()),
             lifecycle: Arc::new(Lifecycle {
                 draining: AtomicBool::new(false),
                 shutdown: watch::channel(false).0,

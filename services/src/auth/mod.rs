@@ -2,9 +2,11 @@
 //!
 //! `jwt` verifies tokens; [`Identity`] is the extractor that turns a request's bearer token
 //! into verified claims (401 otherwise); [`Authorizer`] applies the core policy evaluator to
-//! one namespace for one identity (403 when it says no).
+//! one namespace for one identity (403 when it says no); [`listing`] applies it to listings,
+//! so that they show only what the caller may read.
 
 mod jwt;
+pub mod listing;
 
 use std::sync::Arc;
 
@@ -125,14 +127,50 @@ impl Authorizer {
         }
     }
 
-    /// 403 unless the identity is an admin (policies and other operator actions).
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self.claims.role {
-            Role::Admin => Ok(()),
-            Role::Service | Role::User => Err(ApiError::new(
+    /// 403 unless the token's scopes cover `action` on `service` at all. Routes touching many
+    /// resources (listings) check this before deciding about each resource with [`Self::allows`].
+    pub fn require_scope(&self, service: Service, action: Action) -> Result<(), ApiError> {
+        match policy::authorize_scope(&self.claims, &self.ns, service, action) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::new(
                 ErrorCode::PermissionDenied,
-                "only admin tokens may do this",
+                format!("{action} on {service} denied: {reason}"),
             )),
+        }
+    }
+
+    /// 403 unless the identity is an admin whose scopes cover `action` on `service`
+    /// (policies and other operator actions).
+    pub fn require_admin(&self, service: Service, action: Action) -> Result<(), ApiError> {
+        self.require_manager(&[Role::Admin], service, action)
+    }
+
+    /// 403 unless the identity has one of `roles` and its scopes cover `action` on `service`:
+    /// for operator APIs that policies do not open to `user` tokens.
+    pub fn require_manager(
+        &self,
+        roles: &[Role],
+        service: Service,
+        action: Action,
+    ) -> Result<(), ApiError> {
+        if !roles.contains(&self.claims.role) {
+            let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!("only {} tokens may do this", names.join(" and ")),
+            ));
+        }
+        self.require_scope(service, action)
+    }
+
+    /// Whether every resource of `service` is readable to this identity, so a listing needs
+    /// no per-item filtering: admin and service tokens whose scopes cover reading it.
+    pub fn reads_all(&self, service: Service) -> bool {
+        match self.claims.role {
+            Role::Admin | Role::Service => {
+                policy::authorize_scope(&self.claims, &self.ns, service, Action::Read).is_allowed()
+            }
+            Role::User => false,
         }
     }
 }

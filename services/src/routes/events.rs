@@ -2,8 +2,11 @@
 //! log; `GET /v1/events/{ns}/stream?after=` streams it as Server-Sent Events.
 //!
 //! The stream sends each event with its offset as the SSE `id`, so a browser's `EventSource`
-//! reconnects with `Last-Event-ID` and resumes exactly after the last event it saw. `user`
-//! tokens only see events about resources their policy lets them read.
+//! reconnects with `Last-Event-ID` and resumes exactly after the last event it saw.
+//!
+//! Both routes need a token whose scopes cover `events:read`; each event is then shown only
+//! when the caller may read the resource it is about (`kv:` and `storage:` events need read on
+//! the key or object, by policy for `user` tokens and by scope for scoped tokens).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -76,6 +79,7 @@ async fn list_events(
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    authorizer.require_scope(Service::Events, Action::Read)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -106,6 +110,7 @@ async fn stream_events(
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    authorizer.require_scope(Service::Events, Action::Read)?;
     validate_type_filter(&params.type_filter)?;
     // A reconnecting EventSource says where it got to; that wins over the original `after`.
     let after = match headers.get("last-event-id") {

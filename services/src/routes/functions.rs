@@ -26,6 +26,7 @@ use ferrobase_functions::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::listing::{Listing, SourceBatch};
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::routes::extract::{Path, Query};
@@ -438,22 +439,40 @@ async fn list_activations(
             "limit must be between 1 and {MAX_LIST_LIMIT}"
         )));
     }
-    let records = service(&state)?
-        .activations(
-            &ns,
-            params.function.as_deref(),
-            params.after.as_deref(),
-            limit,
-        )
+    let what = format!("activations/{}", params.function.as_deref().unwrap_or(""));
+    let listing = Listing::new(
+        &authorizer,
+        &state.cursors,
+        Service::Function,
+        &what,
+        "",
+        None,
+        limit,
+    )?;
+    let start = listing.start(params.after.as_deref())?;
+    let service = service(&state)?;
+    let fetch = |after: Option<String>, max: usize| {
+        let function = params.function.as_deref();
+        let ns = &ns;
+        async move {
+            let records = service
+                .activations(ns, function, after.as_deref(), max)
+                .await?;
+            Ok(SourceBatch {
+                exhausted: records.len() < max,
+                entries: records
+                    .into_iter()
+                    .map(|record| (record.id.clone(), record))
+                    .collect(),
+            })
+        }
+    };
+    let page = listing
+        .run(start, fetch, |_, record| {
+            authorizer.allows(Action::Read, function(&record.function))
+        })
         .await?;
-    let visible: Vec<_> = records
-        .into_iter()
-        .filter(|record| authorizer.allows(Action::Read, function(&record.function)))
-        .collect();
-    let next = (visible.len() == limit)
-        .then(|| visible.last().map(|r| r.id.clone()))
-        .flatten();
-    Ok(Json(json!({"activations": visible, "next": next})).into_response())
+    Ok(Json(json!({"activations": page.items, "next": page.next})).into_response())
 }
 
 async fn get_activation(
@@ -463,6 +482,8 @@ async fn get_activation(
 ) -> Result<Response, ApiError> {
     let ns: Namespace = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    // Out of scope is a 403 before the lookup, so it cannot probe which ids exist.
+    authorizer.require_scope(Service::Function, Action::Read)?;
     let record = service(&state)?.activation(&ns, &id).await?;
     authorizer.require(Action::Read, function(&record.function))?;
     Ok(Json(record).into_response())

@@ -12,13 +12,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use ferrobase_core::ErrorCode;
-use ferrobase_core::auth::Role;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_kv::model::validate_key_text;
 use ferrobase_kv::{Check, Key, ListQuery, Mutation, MutationResult, Txn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::listing::{Listing, SourceBatch};
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::metrics::KvOperation;
@@ -262,35 +262,52 @@ async fn list(
     let ns = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
     validate_key_text(&params.prefix)?;
-    if let Some(after) = &params.after {
-        validate_key_text(after)?;
-    }
     let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "limit must be between 1 and {MAX_LIST_LIMIT}"
         )));
     }
+    let listing = Listing::new(
+        &authorizer,
+        &state.cursors,
+        Service::Kv,
+        "keys",
+        &params.prefix,
+        None,
+        limit,
+    )?;
+    let start = listing.start(params.after.as_deref())?;
+    if let Some(after) = &start {
+        validate_key_text(after)?;
+    }
     state.metrics.count_kv(KvOperation::List);
-    let (items, next) = match identity.0.role {
-        Role::Admin | Role::Service => {
-            let query = ListQuery {
-                prefix: params.prefix,
-                after: params.after,
-                limit,
-            };
-            let page = state.kv.list(&ns, &query).await?;
-            (
-                page.entries.into_iter().map(ListItem::from).collect(),
-                page.next,
-            )
-        }
-        Role::User => {
-            let cursor = UserCursor::decode(params.after.as_deref())?;
-            list_visible(&state, &ns, &authorizer, params.prefix, cursor, limit).await?
+    let fetch = |after: Option<String>, max: usize| {
+        let query = ListQuery {
+            prefix: params.prefix.clone(),
+            after,
+            limit: max,
+        };
+        let state = &state;
+        let ns = &ns;
+        async move {
+            let page = state.kv.list(ns, &query).await?;
+            Ok(SourceBatch {
+                exhausted: page.next.is_none(),
+                entries: page
+                    .entries
+                    .into_iter()
+                    .map(|(key, meta)| (key.as_str().to_owned(), ListItem::from((key, meta))))
+                    .collect(),
+            })
         }
     };
-    Ok(Json(json!({"items": items, "next": next})).into_response())
+    let page = listing
+        .run(start, fetch, |key, _| {
+            authorizer.allows(Action::Read, kv(key))
+        })
+        .await?;
+    Ok(Json(json!({"items": page.items, "next": page.next})).into_response())
 }
 
 impl From<(Key, ferrobase_kv::EntryMeta)> for ListItem {
@@ -304,97 +321,6 @@ impl From<(Key, ferrobase_kv::EntryMeta)> for ListItem {
             expires_at: meta
                 .expires_at_ms
                 .map(ferrobase_core::event::rfc3339_millis),
-        }
-    }
-}
-
-/// Where a `user`'s listing stopped: after the last key it was shown (`anchor`), having passed
-/// over `hidden` keys it may not read. The cursor names only keys the user saw, so paging
-/// never discloses a hidden key, unlike a cursor at the last key scanned.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct UserCursor {
-    #[serde(rename = "a")]
-    anchor: Option<String>,
-    #[serde(rename = "h")]
-    hidden: u64,
-}
-
-/// Opaque cursors start with this; a plain key is accepted as an anchor too.
-const CURSOR_MARK: char = '~';
-
-impl UserCursor {
-    fn decode(after: Option<&str>) -> Result<Self, ApiError> {
-        let Some(after) = after else {
-            return Ok(UserCursor::default());
-        };
-        let Some(encoded) = after.strip_prefix(CURSOR_MARK) else {
-            validate_key_text(after)?;
-            return Ok(UserCursor {
-                anchor: Some(after.to_owned()),
-                hidden: 0,
-            });
-        };
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(encoded)
-            .ok()
-            .and_then(|json| serde_json::from_slice(&json).ok())
-            .ok_or_else(|| ApiError::invalid("invalid listing cursor"))
-    }
-
-    fn encode(&self) -> String {
-        let json = serde_json::to_vec(self).expect("cursor serialises");
-        format!(
-            "{CURSOR_MARK}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-        )
-    }
-}
-
-/// Keys a `user` may read, like row-level security: scans on past hidden keys (within a bound
-/// of work per request) until the page is full or the prefix is exhausted.
-async fn list_visible(
-    state: &AppState,
-    ns: &ferrobase_core::Namespace,
-    authorizer: &Authorizer,
-    prefix: String,
-    cursor: UserCursor,
-    limit: usize,
-) -> Result<(Vec<ListItem>, Option<String>), ApiError> {
-    let mut budget = (limit * 10).max(MAX_LIST_LIMIT);
-    let UserCursor {
-        mut anchor,
-        mut hidden,
-    } = cursor;
-    let mut to_skip = hidden;
-    let mut scan_after = anchor.clone();
-    let mut items = Vec::new();
-    loop {
-        let query = ListQuery {
-            prefix: prefix.clone(),
-            after: scan_after.clone(),
-            limit: MAX_LIST_LIMIT,
-        };
-        let page = state.kv.list(ns, &query).await?;
-        for (key, meta) in page.entries {
-            scan_after = Some(key.as_str().to_owned());
-            if to_skip > 0 {
-                to_skip -= 1;
-                continue;
-            }
-            if items.len() == limit || budget == 0 {
-                return Ok((items, Some(UserCursor { anchor, hidden }.encode())));
-            }
-            budget -= 1;
-            if authorizer.allows(Action::Read, kv(key.as_str())) {
-                anchor = Some(key.as_str().to_owned());
-                hidden = 0;
-                items.push(ListItem::from((key, meta)));
-            } else {
-                hidden += 1;
-            }
-        }
-        if page.next.is_none() {
-            return Ok((items, None));
         }
     }
 }

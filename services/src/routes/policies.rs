@@ -1,9 +1,10 @@
-//! `PUT/GET /v1/policies/{ns}`: the namespace's policy document (admin only).
+//! `PUT/GET /v1/policies/{ns}`: the namespace's policy document (admin only, and within the
+//! token's scopes: `policy:read` to read it, `policy:write` to replace it).
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use ferrobase_core::policy::Policy;
+use ferrobase_core::policy::{Action, Policy, Service};
 
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
@@ -23,7 +24,7 @@ async fn get_policy(
     let ns = parse_ns(&ns)?;
     Authorizer::for_namespace(&state, &identity, &ns)
         .await?
-        .require_admin()?;
+        .require_admin(Service::Policy, Action::Read)?;
     match state.policies.get(&ns).await? {
         Some(policy) => Ok(Json(Policy::clone(&policy))),
         None => Err(ApiError::not_found(format!("namespace {ns} has no policy"))),
@@ -39,7 +40,7 @@ async fn put_policy(
     let ns = parse_ns(&ns)?;
     Authorizer::for_namespace(&state, &identity, &ns)
         .await?
-        .require_admin()?;
+        .require_admin(Service::Policy, Action::Write)?;
     let policy: Policy = serde_json::from_slice(&body)
         .map_err(|error| ApiError::invalid(format!("invalid policy document: {error}")))?;
     let stored = state.policies.put(&ns, policy).await?;

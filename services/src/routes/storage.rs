@@ -28,6 +28,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::listing::{Listing, SourceBatch, VisiblePage};
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::routes::parse_ns;
@@ -378,26 +379,75 @@ async fn list(
             "limit must be between 1 and {MAX_LIST_KEYS}"
         )));
     }
-    let query = ListQuery {
-        prefix: params.prefix,
-        delimiter: params.delimiter,
-        after: params.after,
-        max_keys: limit,
-    };
-    let page = storage(&state)?.list_objects(&ns, &bucket, &query).await?;
-    // Users see only the objects their policy lets them read, like row-level security; the
-    // cursor still advances over the hidden ones.
-    let items: Vec<&ObjectInfo> = page
-        .objects
-        .iter()
-        .filter(|info| authorizer.allows(Action::Read, resource(&object(&bucket, &info.key))))
-        .collect();
+    let page = list_visible_objects(
+        &state,
+        &authorizer,
+        &ns,
+        &bucket,
+        &params.prefix,
+        params.delimiter.as_deref(),
+        params.after.as_deref(),
+        limit,
+    )
+    .await?;
     Ok(Json(json!({
-        "items": items,
-        "prefixes": page.common_prefixes,
+        "items": page.items,
+        "prefixes": page.prefixes,
         "next": page.next,
     }))
     .into_response())
+}
+
+/// The objects and common prefixes of `bucket` the caller may read, through the shared
+/// listing rules (`auth::listing`); the S3 endpoint lists through this too.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn list_visible_objects(
+    state: &AppState,
+    authorizer: &Authorizer,
+    ns: &ferrobase_core::Namespace,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<VisiblePage<ObjectInfo>, ApiError> {
+    let storage = storage(state)?;
+    let listing = Listing::new(
+        authorizer,
+        &state.cursors,
+        Service::Storage,
+        &format!("objects/{bucket}"),
+        prefix,
+        delimiter,
+        limit,
+    )?;
+    let start = listing.start(after)?;
+    // The listing rolls up common prefixes itself, from readable keys only, so the source
+    // is asked for plain keys.
+    let fetch = |after: Option<String>, max: usize| {
+        let query = ListQuery {
+            prefix: prefix.to_owned(),
+            delimiter: None,
+            after,
+            max_keys: max.min(MAX_LIST_KEYS),
+        };
+        async move {
+            let page = storage.list_objects(ns, bucket, &query).await?;
+            Ok(SourceBatch {
+                exhausted: page.next.is_none(),
+                entries: page
+                    .objects
+                    .into_iter()
+                    .map(|info| (info.key.clone(), info))
+                    .collect(),
+            })
+        }
+    };
+    listing
+        .run(start, fetch, |key, _| {
+            authorizer.allows(Action::Read, resource(&object(bucket, key)))
+        })
+        .await
 }
 
 /// The JSON body of `POST .../_presign`.

@@ -3,8 +3,11 @@
 //! `PUT/GET/DELETE /v1/rules/{ns}/{name}`, `GET /v1/dlq/{ns}`,
 //! `POST /v1/dlq/{ns}/{id}/replay`, `DELETE /v1/dlq/{ns}/{id}`.
 //!
-//! Managing triggers and rules is for admin and service tokens; firing a manual trigger needs
-//! `invoke` on `function:triggers/{name}` for user tokens.
+//! Managing triggers, rules and dead letters is for admin and service tokens, within their
+//! scopes: they belong to the `function` service, so reading them needs `function:read` and
+//! changing them (including replaying or purging a dead letter, which runs or drops work)
+//! `function:write`. Firing a manual trigger needs `invoke` on `function:triggers/{name}`, for
+//! user tokens by policy.
 
 use std::sync::Arc;
 
@@ -56,17 +59,19 @@ fn service(state: &AppState) -> Result<&Arc<TriggerService>, ApiError> {
     })
 }
 
-/// Admin and service tokens of the namespace manage triggers, rules and dead letters.
-async fn manager(state: &AppState, identity: &Identity, ns: &str) -> Result<Namespace, ApiError> {
+/// Admin and service tokens of the namespace manage triggers, rules and dead letters, when
+/// their scopes cover `action` on functions.
+async fn manager(
+    state: &AppState,
+    identity: &Identity,
+    ns: &str,
+    action: Action,
+) -> Result<Namespace, ApiError> {
     let ns = parse_ns(ns)?;
-    Authorizer::for_namespace(state, identity, &ns).await?;
-    match identity.0.role {
-        Role::Admin | Role::Service => Ok(ns),
-        Role::User => Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            "only admin and service tokens manage triggers and rules",
-        )),
-    }
+    Authorizer::for_namespace(state, identity, &ns)
+        .await?
+        .require_manager(&[Role::Admin, Role::Service], Service::Function, action)?;
+    Ok(ns)
 }
 
 async fn document<T: serde::de::DeserializeOwned>(body: Body, what: &str) -> Result<T, ApiError> {
@@ -81,7 +86,7 @@ async fn put_trigger(
     identity: Identity,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Write).await?;
     let spec: TriggerSpec = document(body, "trigger").await?;
     let stored = service(&state)?.put_trigger(&ns, &name, spec).await?;
     Ok(Json(json!({"name": name, "source": stored.source})).into_response())
@@ -92,7 +97,7 @@ async fn get_trigger(
     Path((ns, name)): Path<(String, String)>,
     identity: Identity,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Read).await?;
     let spec = service(&state)?.trigger(&ns, &name).await?;
     Ok(Json(json!({"name": name, "source": spec.source})).into_response())
 }
@@ -102,7 +107,7 @@ async fn delete_trigger(
     Path((ns, name)): Path<(String, String)>,
     identity: Identity,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Write).await?;
     service(&state)?.delete_trigger(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -135,7 +140,7 @@ async fn put_rule(
     identity: Identity,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Write).await?;
     let rule: RuleSpec = document(body, "rule").await?;
     let stored = service(&state)?.put_rule(&ns, &name, rule).await?;
     Ok(Json(json!({"name": name, "rule": stored})).into_response())
@@ -146,7 +151,7 @@ async fn get_rule(
     Path((ns, name)): Path<(String, String)>,
     identity: Identity,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Read).await?;
     let rule = service(&state)?.rule(&ns, &name).await?;
     Ok(Json(json!({"name": name, "rule": rule})).into_response())
 }
@@ -156,7 +161,7 @@ async fn delete_rule(
     Path((ns, name)): Path<(String, String)>,
     identity: Identity,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Write).await?;
     service(&state)?.delete_rule(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -173,7 +178,7 @@ async fn list_dead_letters(
     Query(params): Query<ListParams>,
     identity: Identity,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Read).await?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
@@ -192,7 +197,7 @@ async fn replay(
     Path((ns, id)): Path<(String, String)>,
     identity: Identity,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Write).await?;
     match service(&state)?.replay(&ns, &id).await? {
         None => Ok(Json(json!({"id": id, "delivered": true})).into_response()),
         Some(letter) => Ok(Json(
@@ -207,7 +212,7 @@ async fn purge(
     Path((ns, id)): Path<(String, String)>,
     identity: Identity,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns).await?;
+    let ns = manager(&state, &identity, &ns, Action::Write).await?;
     service(&state)?.purge(&ns, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -8,11 +8,15 @@
 //! - `auth`: 401s, namespace isolation, scopes, the event stream.
 //! - `policies`: the policy API and what policies grant to `user` tokens.
 //! - `ops`: health, metrics, CORS, unknown routes.
+//! - `listing`: listings name only what the caller may read (objects, prefixes, cursors).
+//! - `scopes`: every route × every scope, against the routers' own route list.
 
 mod auth;
 #[path = "../support/mod.rs"]
 mod harness;
 mod kv;
+mod listing;
 mod ops;
 mod policies;
+mod scopes;
 mod txn;

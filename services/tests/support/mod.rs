@@ -62,6 +62,8 @@ pub struct Services {
     pub triggers: bool,
     /// The embedded queue engine, with these limits.
     pub queue: Option<QueueLimits>,
+    /// Object storage on the local file system, in the server's data directory.
+    pub storage: bool,
 }
 
 impl Default for Services {
@@ -73,6 +75,7 @@ impl Default for Services {
             functions: false,
             triggers: false,
             queue: None,
+            storage: false,
         }
     }
 }
@@ -161,6 +164,16 @@ impl TestApp {
             )
             .expect("queue opens");
             base.state = base.state.with_queue(Arc::new(queue));
+        }
+        if services.storage {
+            let backend =
+                ferrobase_storage::Backend::open(&ferrobase_storage::BackendConfig::Local {
+                    root: base.data_dir.path().join("objects"),
+                })
+                .expect("storage backend opens");
+            let storage =
+                ferrobase_storage::Storage::new(backend, records.clone(), base.clock.clone());
+            base.state = base.state.with_storage(Arc::new(storage));
         }
         if services.functions || services.triggers {
             let functions = FunctionService::start(
