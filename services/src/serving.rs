@@ -19,8 +19,8 @@
 //!
 //! hyper answers a request head it cannot parse (too large, URI too long, not HTTP) by itself
 //! with an empty body, before the router sees anything, and has no hook for it. [`Tracked`]
-//! recognises those responses (the only bytes written while no request is in flight) and
-//! writes the listener's own error format in their place ([`ErrorFormat`]).
+//! recognises those responses (shaped like them, and written after the head of every
+//! response the router produced) and writes the listener's own error format in their place ([`ErrorFormat`]).
 //!
 //! Shutdown is graceful as with `axum::serve`: accepting stops, each connection finishes its
 //! in-flight requests and closes, and [`serve`] returns when all have closed.
@@ -31,6 +31,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -125,6 +126,7 @@ impl Connection {
             activity: activity.clone(),
             errors: self.errors,
             replacing: None,
+            heads_written: 0,
         });
         let service = {
             let activity = activity.clone();
@@ -137,6 +139,7 @@ impl Connection {
                         Ok(response) => response,
                         Err(never) => match never {},
                     };
+                    in_flight.0.answered.fetch_add(1, Ordering::AcqRel);
                     // The request stays in flight until hyper drops the body: after the last
                     // byte of a streamed response, not when its headers are ready.
                     Ok::<_, Infallible>(response.map(|body| {
@@ -220,6 +223,8 @@ struct Activity {
     phase: Mutex<Phase>,
     /// Woken when the deadline may have moved earlier (it only ever moves later otherwise).
     changed: Notify,
+    /// Responses the router has produced on this connection.
+    answered: AtomicUsize,
 }
 
 impl Activity {
@@ -227,6 +232,7 @@ impl Activity {
         Activity {
             phase: Mutex::new(Phase::Head { since: now }),
             changed: Notify::new(),
+            answered: AtomicUsize::new(0),
         }
     }
 
@@ -251,13 +257,6 @@ impl Activity {
             },
             other => other,
         });
-    }
-
-    fn busy(&self) -> bool {
-        matches!(
-            *self.phase.lock().unwrap_or_else(PoisonError::into_inner),
-            Phase::Busy { .. }
-        )
     }
 
     fn deadline(&self, limits: &HttpSettings) -> Option<Deadline> {
@@ -357,18 +356,42 @@ impl ErrorFormat {
     }
 }
 
-/// The status of a response hyper writes by itself after failing to parse a request head.
-/// Those are the only responses written while no request is in flight; they have no body.
-fn automatic_error(head: &[u8]) -> Option<StatusCode> {
+/// The status of `head` if it is, byte for byte, a response hyper writes by itself after
+/// failing to parse a request head: `HTTP/1.1 <status>`, `content-length: 0`, a date,
+/// perhaps `connection: close`, and nothing else. `total` is the length of the whole write it starts.
+fn automatic_error(head: &[u8], total: usize) -> Option<StatusCode> {
     let status = head.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
     let status = StatusCode::from_bytes(status).ok()?;
-    [
+    if ![
         StatusCode::BAD_REQUEST,
         StatusCode::URI_TOO_LONG,
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     ]
     .contains(&status)
-    .then_some(status)
+    {
+        return None;
+    }
+    let status_line = format!("HTTP/1.1 {status}\r\n");
+    let Some(headers) = head
+        .strip_prefix(status_line.as_bytes())
+        .and_then(|rest| rest.strip_suffix(b"\r\n\r\n"))
+    else {
+        return None;
+    };
+    // An HTTP date is 29 bytes: `Sun, 06 Nov 1994 08:49:37 GMT`.
+    let automatic_header = |line: &[u8]| {
+        line == b"connection: close"
+            || line == b"content-length: 0"
+            || (line.starts_with(b"date: ") && line.len() == 6 + 29)
+    };
+    let exact = head.len() == total
+        && headers
+            .split(|&b| b == b'\n')
+            .all(|line| automatic_header(line.strip_suffix(b"\r").unwrap_or(line)))
+        && headers
+            .windows(b"content-length: 0".len())
+            .any(|window| window == b"content-length: 0");
+    exact.then_some(status)
 }
 
 /// The TCP stream, telling [`Activity`] when bytes arrive, and giving hyper's automatic error
@@ -378,6 +401,8 @@ struct Tracked {
     activity: Arc<Activity>,
     errors: ErrorFormat,
     replacing: Option<Replacement>,
+    /// Writes that began with a response head: the router's responses, so far.
+    heads_written: usize,
 }
 
 /// An automatic error response being written in place of hyper's.
@@ -389,20 +414,30 @@ struct Replacement {
 }
 
 impl Tracked {
-    /// Starts replacing hyper's bytes if they are an automatic error response.
+    /// Starts replacing hyper's bytes if they are an automatic error response: one shaped
+    /// like it, written when every response the router produced has had its head written.
+    /// (An application response can look the same: an empty 400 with no headers.)
     fn check_automatic_error(&mut self, bufs: &[io::IoSlice<'_>]) {
-        if self.replacing.is_some() || self.activity.busy() {
+        if self.replacing.is_some() {
             return;
         }
         let Some(head) = bufs.iter().find(|buf| !buf.is_empty()) else {
             return;
         };
-        if let Some(status) = automatic_error(head) {
-            self.replacing = Some(Replacement {
-                bytes: self.errors.response(status),
-                written: 0,
-                consumed: bufs.iter().map(|buf| buf.len()).sum(),
-            });
+        if !head.starts_with(b"HTTP/1.") {
+            return;
+        }
+        let total = bufs.iter().map(|buf| buf.len()).sum();
+        let answered = self.activity.answered.load(Ordering::Acquire);
+        match automatic_error(head, total) {
+            Some(status) if self.heads_written >= answered => {
+                self.replacing = Some(Replacement {
+                    bytes: self.errors.response(status),
+                    written: 0,
+                    consumed: total,
+                });
+            }
+            _ => self.heads_written += 1,
         }
     }
 
@@ -528,6 +563,28 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_hyper_shaped_error_heads_count_as_automatic() {
+        let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+                     content-length: 0\r\n\
+                     date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        assert_eq!(
+            automatic_error(head, head.len()),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+        assert_eq!(
+            automatic_error(head, head.len() + 10),
+            None,
+            "followed by a body"
+        );
+        let json = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+                     content-length: 2\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        assert_eq!(automatic_error(json, json.len()), None);
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\
+                   date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        assert_eq!(automatic_error(ok, ok.len()), None);
+    }
 
     #[test]
     fn the_per_ip_cap_counts_open_connections_per_address() {
