@@ -142,7 +142,7 @@ pub async fn run(
         },
     );
     let grace = config.shutdown_grace;
-    let served = tokio::spawn(async move { server.await });
+    let served = tokio::spawn(server);
     let mut served = std::pin::pin!(served);
     tokio::select! {
         result = &mut served => result.context("server task")?,

@@ -372,12 +372,9 @@ fn automatic_error(head: &[u8], total: usize) -> Option<StatusCode> {
         return None;
     }
     let status_line = format!("HTTP/1.1 {status}\r\n");
-    let Some(headers) = head
-        .strip_prefix(status_line.as_bytes())
-        .and_then(|rest| rest.strip_suffix(b"\r\n\r\n"))
-    else {
-        return None;
-    };
+    let headers = head
+        .strip_prefix(status_line.as_bytes())?
+        .strip_suffix(b"\r\n\r\n")?;
     // An HTTP date is 29 bytes: `Sun, 06 Nov 1994 08:49:37 GMT`.
     let automatic_header = |line: &[u8]| {
         line == b"connection: close"
