@@ -124,8 +124,32 @@ impl FunctionSpec {
     }
 }
 
+/// What a checked name names, for the error message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Function,
+    Trigger,
+    Rule,
+}
+
+impl NameKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            NameKind::Function => "function",
+            NameKind::Trigger => "trigger",
+            NameKind::Rule => "rule",
+        }
+    }
+}
+
 /// Checks a function name: 1 to 64 of `a-z A-Z 0-9 - _`, starting with a letter or digit.
 pub fn validate_name(name: &str) -> Result<(), FunctionError> {
+    validate_name_of(NameKind::Function, name)
+}
+
+/// Checks the name of a function, trigger or rule (the same rule for all three); the error
+/// names which it was and echoes at most [`MAX_NAME_LEN`] characters of it.
+pub fn validate_name_of(kind: NameKind, name: &str) -> Result<(), FunctionError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name.as_bytes()[0].is_ascii_alphanumeric()
@@ -133,12 +157,14 @@ pub fn validate_name(name: &str) -> Result<(), FunctionError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if valid {
-        Ok(())
-    } else {
-        Err(FunctionError::Invalid(format!(
-            "invalid function name {name:?}: 1 to {MAX_NAME_LEN} of a-z, A-Z, 0-9, '-', '_'"
-        )))
+        return Ok(());
     }
+    let shown: String = name.chars().take(MAX_NAME_LEN).collect();
+    let ellipsis = if shown.len() < name.len() { "..." } else { "" };
+    Err(FunctionError::Invalid(format!(
+        "invalid {} name {shown:?}{ellipsis}: 1 to {MAX_NAME_LEN} of a-z, A-Z, 0-9, '-', '_'",
+        kind.as_str()
+    )))
 }
 
 /// One immutable deployed version, `name@version`.
@@ -292,5 +318,11 @@ mod tests {
         assert!(serde_json::from_str::<FunctionSpec>(r#"{"code": "x", "nope": 1}"#).is_err());
         assert!(validate_name("thumb-2").is_ok());
         assert!(validate_name("../x").is_err());
+        let long = "x/".repeat(500);
+        let message = validate_name_of(NameKind::Trigger, &long)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("invalid trigger name"), "{message}");
+        assert!(message.len() < 200, "the echo is bounded: {message}");
     }
 }

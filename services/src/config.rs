@@ -27,6 +27,7 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests before giving up on them. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    pub http: HttpSettings,
     pub auth: AuthConfig,
     pub cors: CorsConfig,
     pub kv: KvConfig,
@@ -43,6 +44,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(30),
+            http: HttpSettings::default(),
             auth: AuthConfig::default(),
             cors: CorsConfig::default(),
             kv: KvConfig::default(),
@@ -51,6 +53,54 @@ impl Default for Config {
             functions: FunctionsSettings::default(),
             storage: StorageSettings::default(),
         }
+    }
+}
+
+/// Connection limits of both listeners (the HTTP API and the S3 endpoint), so that clients
+/// that connect and send nothing, trickle a request head or park idle connections cannot
+/// hold sockets open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Time a client has to send a complete request head (request line and headers), counted
+    /// from the connection's start or from the first byte of a later request. Default 10 s;
+    /// between 100ms and 5min.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this long. A
+    /// streaming response (an event stream) is a request in flight, so it is never idle.
+    /// Default 60 s; between 100ms and 1h.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open connections allowed from one IP address per listener; connections beyond it are
+    /// closed as soon as they are accepted. Default 256; between 1 and 100000.
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections_per_ip: 256,
+        }
+    }
+}
+
+impl HttpSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(Duration::from_millis(100)..=Duration::from_secs(300))
+            .contains(&self.header_read_timeout)
+        {
+            bail!("http.header_read_timeout must be between 100ms and 5min");
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&self.idle_timeout) {
+            bail!("http.idle_timeout must be between 100ms and 1h");
+        }
+        if !(1..=100_000).contains(&self.max_connections_per_ip) {
+            bail!("http.max_connections_per_ip must be between 1 and 100000");
+        }
+        Ok(())
     }
 }
 
@@ -465,6 +515,7 @@ impl Config {
             bail!("queue.nats_replicas must be between 1 and 5");
         }
         self.functions.validate()?;
+        self.http.validate()?;
         if self.shutdown_grace > Duration::from_secs(3600) {
             bail!("shutdown_grace must be at most 1h");
         }
@@ -576,6 +627,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("max_value_bytes")
+        );
+        let config: Config = toml::from_str("[http]\nheader_read_timeout = \"10ms\"\n").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("header_read_timeout")
+        );
+        let config: Config = toml::from_str("[http]\nmax_connections_per_ip = 0\n").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_connections_per_ip")
         );
     }
 }

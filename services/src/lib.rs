@@ -11,6 +11,7 @@
 //!   policy documents the core evaluator reads.
 //! - [`error`]: the one mapping from library errors to HTTP statuses and JSON bodies.
 //! - [`metrics`]: Prometheus counters and histograms.
+//! - [`serving`]: the accept loop both listeners run, with connection timeouts and a per-IP cap.
 //! - [`s3`]: the S3 protocol endpoint (its own listener) and its access keys.
 
 pub mod auth;
@@ -24,5 +25,6 @@ pub mod policies;
 pub mod routes;
 pub mod s3;
 pub mod server;
+pub mod serving;
 pub mod state;
 pub mod trigger_cli;

@@ -130,21 +130,22 @@ pub async fn run(
         ))
     });
     let draining = state.clone();
-    // Streamed bodies (object downloads) are written after their headers: without NODELAY,
-    // Nagle's algorithm holds the body back until the client's delayed ACK, 40 ms later.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: draining in-flight requests");
-        draining.begin_shutdown();
-    });
+    let server = crate::serving::serve(
+        listener,
+        app,
+        config.http.clone(),
+        crate::serving::ErrorFormat::Json,
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            draining.begin_shutdown();
+        },
+    );
     let grace = config.shutdown_grace;
-    let served = tokio::spawn(async move { server.await });
+    let served = tokio::spawn(server);
     let mut served = std::pin::pin!(served);
     tokio::select! {
-        result = &mut served => result.context("server task")?.context("serving HTTP")?,
+        result = &mut served => result.context("server task")?,
         _ = async {
             state.shutdown_signal().await;
             tokio::time::sleep(grace).await;

@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use crate::model::validate_name;
+use crate::model::{NameKind, validate_name_of};
 use crate::{FunctionError, FunctionService};
 use model::{RuleSpec, Source, TriggerSpec};
 
@@ -215,7 +215,7 @@ impl TriggerService {
         name: &str,
         spec: TriggerSpec,
     ) -> Result<TriggerSpec, FunctionError> {
-        validate_name(name)?;
+        validate_name_of(NameKind::Trigger, name)?;
         spec.validate()?;
         let commit = RecordCommit {
             writes: vec![(trigger_key(name), encode(&spec)?)],
@@ -261,7 +261,7 @@ impl TriggerService {
     }
 
     pub async fn trigger(&self, ns: &Namespace, name: &str) -> Result<TriggerSpec, FunctionError> {
-        validate_name(name)?;
+        validate_name_of(NameKind::Trigger, name)?;
         self.get(ns, &trigger_key(name))
             .await?
             .ok_or_else(|| FunctionError::NotFound(format!("trigger {name} not found")))
@@ -319,7 +319,7 @@ impl TriggerService {
         name: &str,
         rule: RuleSpec,
     ) -> Result<RuleSpec, FunctionError> {
-        validate_name(name)?;
+        validate_name_of(NameKind::Rule, name)?;
         rule.validate()?;
         self.trigger(ns, &rule.trigger).await.map_err(|_| {
             FunctionError::Invalid(format!(
@@ -350,7 +350,7 @@ impl TriggerService {
     }
 
     pub async fn rule(&self, ns: &Namespace, name: &str) -> Result<RuleSpec, FunctionError> {
-        validate_name(name)?;
+        validate_name_of(NameKind::Rule, name)?;
         self.get(ns, &rule_key(name))
             .await?
             .ok_or_else(|| FunctionError::NotFound(format!("rule {name} not found")))

@@ -7,7 +7,7 @@ use ferrobase_core::{Event, EventType};
 use serde::{Deserialize, Serialize};
 
 use crate::FunctionError;
-use crate::model::validate_name;
+use crate::model::{NameKind, validate_name, validate_name_of};
 
 /// KV operations a KV trigger can select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,7 +302,7 @@ fn default_attempts() -> u32 {
 
 impl RuleSpec {
     pub fn validate(&self) -> Result<(), FunctionError> {
-        validate_name(&self.trigger)?;
+        validate_name_of(NameKind::Trigger, &self.trigger)?;
         validate_name(self.function.split('@').next().unwrap_or_default())?;
         if !(1..=256).contains(&self.concurrency) {
             return Err(FunctionError::Invalid(

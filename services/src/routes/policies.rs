@@ -9,8 +9,11 @@ use ferrobase_core::policy::{Action, Policy, Service};
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::routes::extract::Path;
-use crate::routes::parse_ns;
+use crate::routes::{parse_ns, read_body};
 use crate::state::AppState;
+
+/// Largest policy document accepted.
+const MAX_POLICY_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/policies/{ns}", get(get_policy).put(put_policy))
@@ -35,14 +38,19 @@ async fn put_policy(
     State(state): State<AppState>,
     Path(ns): Path<String>,
     identity: Identity,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<Policy>, ApiError> {
     let ns = parse_ns(&ns)?;
     Authorizer::for_namespace(&state, &identity, &ns)
         .await?
         .require_admin(Service::Policy, Action::Write)?;
-    let policy: Policy = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::invalid(format!("invalid policy document: {error}")))?;
+    let body = read_body(body, MAX_POLICY_BYTES, "the policy document").await?;
+    let policy: Policy = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::invalid(format!(
+            "invalid policy document: {}",
+            crate::routes::extract::bounded(&error.to_string())
+        ))
+    })?;
     let stored = state.policies.put(&ns, policy).await?;
     Ok(Json(Policy::clone(&stored)))
 }

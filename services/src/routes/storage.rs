@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -31,6 +31,7 @@ use serde_json::json;
 use crate::auth::listing::{Listing, SourceBatch, VisiblePage};
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
+use crate::routes::extract::{self, Path, Query};
 use crate::routes::parse_ns;
 use crate::s3::presign::{MAX_EXPIRY, PresignMethod};
 use crate::state::AppState;
@@ -465,7 +466,7 @@ async fn post_action(
     State(state): State<AppState>,
     Path((ns, bucket, action)): Path<(String, String, String)>,
     identity: Identity,
-    Json(request): Json<PresignRequest>,
+    extract::Json(request): extract::Json<PresignRequest>,
 ) -> Result<Response, ApiError> {
     if action != PRESIGN_KEY {
         return Err(ApiError::invalid(

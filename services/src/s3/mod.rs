@@ -135,17 +135,14 @@ pub async fn start(state: AppState, config: &Config) -> anyhow::Result<(AppState
     let app = axum::Router::new().fallback(handle).with_state(service);
     let server = {
         let state = state.clone();
-        tokio::spawn(async move {
-            // See `server::run`: streamed bodies need NODELAY.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let server = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { state.shutdown_signal().await });
-            if let Err(error) = server.await {
-                tracing::error!(%error, "the S3 endpoint failed");
-            }
-        })
+        let limits = config.http.clone();
+        tokio::spawn(crate::serving::serve(
+            listener,
+            app,
+            limits,
+            crate::serving::ErrorFormat::S3Xml,
+            async move { state.shutdown_signal().await },
+        ))
     };
     let sweeper = {
         let state = state.clone();
