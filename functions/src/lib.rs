@@ -11,6 +11,7 @@
 //! - [`triggers`]: triggers, rules, at-least-once delivery with retries and dead letters.
 //! - [`host`]: the [`HostApi`] trait through which functions reach the services.
 //! - [`model`]: specs, versions, outcomes, records.
+//! - [`web`]: what a web action's result may become on the wire.
 
 pub mod activations;
 pub mod engine;
@@ -21,6 +22,7 @@ pub mod pool;
 pub mod service;
 pub mod store;
 pub mod triggers;
+pub mod web;
 
 pub use error::FunctionError;
 pub use host::{BodyEncoding, HostApi, HostContext, HostError, HostOp};

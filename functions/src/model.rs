@@ -222,8 +222,11 @@ impl OutcomeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Cause {
-    /// An API request (invoke or web action).
+    /// An API request (invoke).
     Request,
+    /// A request to a web action: the result becomes the HTTP response, so it must be one
+    /// that can be sent as it is ([`crate::web::shape`]), or the activation is an error.
+    Web,
     /// A change event delivered by a rule: the event id, and which delivery attempt this is
     /// (1 for the first; handlers see it as `ctx.cause.attempt`).
     Event {

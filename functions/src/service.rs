@@ -316,6 +316,11 @@ impl FunctionService {
             let step_invocation = Invocation {
                 target: step.clone(),
                 event: event.clone(),
+                // Only the sequence's own result answers a web request, not its steps'.
+                cause: match &invocation.cause {
+                    Cause::Web => Cause::Request,
+                    cause => cause.clone(),
+                },
                 ..invocation.clone()
             };
             // Boxed: a step may itself be a sequence (the recursion is bounded at deploy).
@@ -356,6 +361,12 @@ impl FunctionService {
             }
         }
         let duration = started.elapsed();
+        if failure.is_none()
+            && invocation.cause == Cause::Web
+            && let Err(error) = web_result_check(result_json.as_deref())
+        {
+            failure = Some((OutcomeKind::Error, Some(error)));
+        }
         let (outcome, error) = failure.unwrap_or((OutcomeKind::Ok, None));
         if outcome != OutcomeKind::Ok {
             result_json = None;
@@ -451,7 +462,7 @@ impl FunctionService {
                     causation,
                     idempotency: match &invocation.cause {
                         Cause::Event { id, .. } => Some(Idempotency::new(id, &version.name)),
-                        Cause::Request => None,
+                        Cause::Request | Cause::Web => None,
                     },
                 },
                 fetch: self.fetch.clone(),
@@ -489,6 +500,14 @@ impl FunctionService {
                 ),
                 stack: None,
             });
+            output.result_json = None;
+        }
+        if output.outcome == OutcomeKind::Ok
+            && invocation.cause == Cause::Web
+            && let Err(error) = web_result_check(output.result_json.as_deref())
+        {
+            output.outcome = OutcomeKind::Error;
+            output.error = Some(error);
             output.result_json = None;
         }
         let (result, result_truncated) = match &output.result_json {
@@ -642,4 +661,14 @@ impl Ticket {
         limiter.waiting.fetch_sub(1, Ordering::SeqCst);
         permit
     }
+}
+
+/// Why a web action's successful result cannot answer its request, as the activation's error.
+fn web_result_check(result_json: Option<&str>) -> Result<(), crate::model::ActivationError> {
+    crate::web::shape(result_json.unwrap_or("null"))
+        .map(drop)
+        .map_err(|message| crate::model::ActivationError {
+            message: format!("invalid web response: {message}"),
+            stack: None,
+        })
 }

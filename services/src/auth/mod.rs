@@ -60,6 +60,25 @@ fn bearer_token(parts: &Parts) -> Option<String> {
     })
 }
 
+/// The verified claims of a web action's caller, when the request carries a valid token that
+/// may reach `ns`. A web action needs no token, so a missing or invalid one is no error; but a
+/// token for another namespace must not identify its bearer to this namespace's code.
+pub(crate) fn web_caller(state: &AppState, parts: &Parts, ns: &Namespace) -> Option<Claims> {
+    let claims = state.verifier.verify(&bearer_token(parts)?).ok()?;
+    reaches(&claims, ns).ok().map(|()| claims)
+}
+
+/// Whether a token may reach `ns` at all, whatever it then asks for there.
+fn reaches(claims: &Claims, ns: &Namespace) -> Result<(), DenyReason> {
+    let probe = Resource::new(Service::Events, "");
+    match policy::authorize(claims, ns, Action::Read, &probe, None) {
+        Decision::Deny(reason @ (DenyReason::WrongNamespace | DenyReason::NoNamespace)) => {
+            Err(reason)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Decisions for one identity in one namespace, with the namespace's policy loaded once.
 #[derive(Debug)]
 pub struct Authorizer {
@@ -76,15 +95,8 @@ impl Authorizer {
         identity: &Identity,
         ns: &Namespace,
     ) -> Result<Self, ApiError> {
-        let probe = Resource::new(Service::Events, "");
-        if let Decision::Deny(reason @ (DenyReason::WrongNamespace | DenyReason::NoNamespace)) =
-            policy::authorize(&identity.0, ns, Action::Read, &probe, None)
-        {
-            return Err(ApiError::new(
-                ErrorCode::PermissionDenied,
-                reason.to_string(),
-            ));
-        }
+        reaches(&identity.0, ns)
+            .map_err(|reason| ApiError::new(ErrorCode::PermissionDenied, reason.to_string()))?;
         let policy = match identity.0.role {
             Role::User => state.policies.get(ns).await?,
             Role::Admin | Role::Service => None,

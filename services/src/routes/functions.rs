@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -250,15 +250,12 @@ fn failure_response(
         .into_response()
 }
 
-/// A web action: the request becomes the event; a returned `{status, headers, body}` becomes
-/// the response, any other value a JSON 200.
+/// A web action: the request becomes the event; the result becomes the response, shaped and
+/// checked by [`ferrobase_functions::web::shape`] (an unsendable result is an activation error).
 async fn web_action(
     State(state): State<AppState>,
     Path(params): Path<BTreeMap<String, String>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(params.get("ns").map_or("", String::as_str))?;
     let name = params.get("name").map_or("", String::as_str);
@@ -271,63 +268,48 @@ async fn web_action(
         }
         Err(error) => return Err(error.into()),
     };
+    let (parts, body) = request.into_parts();
     let body = crate::routes::read_body(body, MAX_EVENT_BYTES, "request body").await?;
-    let event = web_event(
-        &method,
-        params.get("path"),
-        uri.query(),
-        &headers,
-        &body,
-        &state,
-    );
+    let caller = crate::auth::web_caller(&state, &parts, &ns);
+    let event = web_event(&parts, params.get("path"), caller.as_ref(), &body);
     let completed = service
         .invoke(Invocation {
             namespace: ns,
             target: format!("{}@{}", version.name, version.version),
             event,
-            cause: Cause::Request,
+            cause: Cause::Web,
             causation: Causation::default(),
         })
         .await?;
     Ok(web_response(completed))
 }
 
+/// The event a web action sees. Credentials stay out of it: the `authorization` and `cookie`
+/// headers and the `access_token` query parameter are removed, and the caller appears only as
+/// the claims of a token valid for the action's namespace.
 fn web_event(
-    method: &Method,
+    parts: &axum::http::request::Parts,
     path: Option<&String>,
-    query: Option<&str>,
-    headers: &HeaderMap,
+    caller: Option<&ferrobase_core::auth::Claims>,
     body: &Bytes,
-    state: &AppState,
 ) -> Value {
-    let query: BTreeMap<String, String> = query
-        .map(|q| {
-            q.split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(name), percent_decode(value))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let header_map: BTreeMap<String, String> = headers
+    let query: BTreeMap<String, String> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .filter(|(name, _)| name != "access_token")
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+    let header_map: BTreeMap<String, String> = parts
+        .headers
         .iter()
         .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
-    // A caller with a valid token is identified to the function; the token itself is not
-    // passed on.
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|token| state.verifier.verify(token).ok())
-        .map(|claims| json!({"sub": claims.sub, "role": claims.role, "ns": claims.ns}));
+    let auth =
+        caller.map(|claims| json!({"sub": claims.sub, "role": claims.role, "ns": claims.ns}));
     let text = String::from_utf8_lossy(body).into_owned();
     let json_body = serde_json::from_slice::<Value>(body).ok();
     json!({
-        "method": method.as_str(),
+        "method": parts.method.as_str(),
         "path": format!("/{}", path.map_or("", String::as_str)),
         "query": query,
         "headers": header_map,
@@ -337,81 +319,33 @@ fn web_event(
     })
 }
 
-/// Decodes `%XX` escapes and `+` (form encoding) in a query component.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, None) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn web_response(completed: Completed) -> Response {
     let id = completed.record.id.clone();
     let (OutcomeKind::Ok, Some(json)) = (completed.record.outcome, completed.result_json) else {
         return failure_response(completed.record.outcome, &completed.record.error, &id);
     };
-    let value: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
-    let shaped = value.as_object().filter(|object| {
-        !object.is_empty()
-            && object
-                .keys()
-                .all(|k| matches!(k.as_str(), "status" | "headers" | "body"))
-    });
-    let Some(object) = shaped else {
-        return ([(header::CONTENT_TYPE, "application/json")], json).into_response();
+    // The service has checked the result already (an unsendable one is an error outcome).
+    let shaped = match ferrobase_functions::web::shape(&json) {
+        Ok(shaped) => shaped,
+        Err(message) => {
+            let error = ferrobase_functions::model::ActivationError {
+                message,
+                stack: None,
+            };
+            return failure_response(OutcomeKind::Error, &Some(error), &id);
+        }
     };
-    let status = object
-        .get("status")
-        .and_then(Value::as_u64)
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut headers = HeaderMap::new();
-    if let Some(map) = object.get("headers").and_then(Value::as_object) {
-        for (name, value) in map {
-            let text = value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_owned);
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::from_str(&text),
-            ) {
-                headers.insert(name, value);
-            }
+    let mut response = Response::new(Body::from(shaped.body));
+    *response.status_mut() = StatusCode::from_u16(shaped.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    for (name, value) in shaped.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
         }
     }
-    let body = match object.get("body") {
-        None | Some(Value::Null) => Body::empty(),
-        Some(Value::String(text)) => Body::from(text.clone()),
-        Some(other) => {
-            headers
-                .entry(header::CONTENT_TYPE)
-                .or_insert(HeaderValue::from_static("application/json"));
-            Body::from(other.to_string())
-        }
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
     response
 }
 
@@ -487,17 +421,4 @@ async fn get_activation(
     let record = service(&state)?.activation(&ns, &id).await?;
     authorizer.require(Action::Read, function(&record.function))?;
     Ok(Json(record).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn query_components_are_decoded() {
-        assert_eq!(percent_decode("a%20b+c%2Fd"), "a b c/d");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%C3%BC"), "ü");
-    }
 }
