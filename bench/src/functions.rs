@@ -27,7 +27,8 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::percentile;
-use ferrobase::auth::{AuthConfig, TokenVerifier};
+use ferrobase::auth::TokenVerifier;
+use ferrobase::config::AuthConfig;
 use ferrobase::host::ServiceHost;
 use ferrobase::state::{AppState, HttpLimits};
 

@@ -1,18 +1,17 @@
 //! Server configuration: documented structs with defaults and bounds.
 //!
 //! Values come from, lowest precedence first: the defaults below, a TOML file (`--config`),
-//! `FERROBASE_*` environment variables, and command-line flags. The CLI ([`crate::cli`])
-//! resolves flags and variables ([`crate::cli::CommonArgs::load_config`]) and merges them over
-//! the file that [`Config::from_file`] reads.
+//! `FERROBASE_*` environment variables, and command-line flags. The CLI (`cli::CommonArgs`,
+//! above this module) resolves flags and variables and merges them over the file that
+//! [`Config::from_file`] reads.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-
-use crate::auth::AuthConfig;
 
 /// Everything `ferrobase serve` (and the commands that share its data directory) reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -644,5 +643,61 @@ mod tests {
                 .to_string()
                 .contains("max_connections_per_ip")
         );
+    }
+}
+
+/// Default allowed clock skew for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Largest accepted `leeway`.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// How tokens are verified (`[auth]` in the config file).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 shared secret (at least 32 bytes); when unset a random 256-bit secret is generated
+    /// into `{data_dir}/auth/hs256.secret` (mode 0600) on first use and reused afterwards.
+    pub hs256_secret: Option<String>,
+    /// PEM files with RSA (RS256) or EC P-256 (ES256) public keys, one key per file.
+    pub public_key_files: Vec<PathBuf>,
+    /// A JWKS (RFC 7517) JSON file with RS256/ES256 public keys, selected by `kid`.
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss`: when set, tokens without this issuer are refused.
+    pub issuer: Option<String>,
+    /// Required `aud`: when set, tokens without this audience are refused. When unset, tokens
+    /// carrying any `aud` are refused (RFC 7519 §4.1.3).
+    pub audience: Option<String>,
+    /// Allowed clock skew for `exp` and `nbf`: default 30 s, at most 5 min (e.g. "30s").
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            hs256_secret: None,
+            public_key_files: Vec::new(),
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+            leeway: DEFAULT_LEEWAY,
+        }
+    }
+}
+
+// Written by hand so that logging the configuration never logs the secret.
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("public_key_files", &self.public_key_files)
+            .field("jwks_file", &self.jwks_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish()
     }
 }

@@ -26,17 +26,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => ferrobase::server::serve(args.config()?).await,
-            Command::Fn(command) => ferrobase::fn_cli::run(command).await,
-            Command::Trigger(command) => ferrobase::trigger_cli::run_trigger(command).await,
-            Command::Rule(command) => ferrobase::trigger_cli::run_rule(command).await,
-            Command::Dlq(command) => ferrobase::trigger_cli::run_dlq(command).await,
+            Command::Fn(command) => ferrobase::cli::functions::run(command).await,
+            Command::Trigger(command) => ferrobase::cli::triggers::run_trigger(command).await,
+            Command::Rule(command) => ferrobase::cli::triggers::run_rule(command).await,
+            Command::Dlq(command) => ferrobase::cli::triggers::run_dlq(command).await,
             Command::Token(args) => {
-                let token = ferrobase::auth::mint_token(&args)?;
+                let token = ferrobase::cli::mint_token(&args)?;
                 println!("{token}");
                 Ok(())
             }
             Command::Keys(KeysCommand::Create(args)) => {
-                println!("{}", ferrobase::s3::keys::create_key_command(&args)?);
+                println!("{}", ferrobase::cli::create_key_command(&args)?);
                 Ok(())
             }
         }

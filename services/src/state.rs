@@ -37,10 +37,30 @@ pub struct AppState {
     /// Object storage; `None` when the server runs without it (storage routes answer 503).
     pub storage: Option<Arc<ferrobase_storage::Storage>>,
     /// Signs presigned URLs for the S3 endpoint; set once that endpoint listens.
-    pub presigner: Option<Arc<crate::s3::presign::Presigner>>,
+    pub presigner: Option<Arc<crate::auth::presign::Presigner>>,
     /// Seals the cursors of listings filtered for the caller (see `auth::listing`).
     pub cursors: Arc<crate::auth::listing::CursorSealer>,
     lifecycle: Arc<Lifecycle>,
+}
+
+// Sub-states for extractors and middleware that need one part of the state, so that the
+// modules below this one (auth, metrics) never name `AppState`.
+impl axum::extract::FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Arc<PolicyStore> {
+    fn from_ref(state: &AppState) -> Self {
+        state.policies.clone()
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 /// Whether the server is shutting down, for readiness and for long-lived streams.
@@ -91,7 +111,7 @@ impl AppState {
     }
 
     /// The same state with `presigner` signing presigned URLs.
-    pub fn with_presigner(mut self, presigner: Arc<crate::s3::presign::Presigner>) -> Self {
+    pub fn with_presigner(mut self, presigner: Arc<crate::auth::presign::Presigner>) -> Self {
         self.presigner = Some(presigner);
         self
     }

@@ -16,7 +16,6 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,10 +27,8 @@ use rand::TryRngCore as _;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 
-/// Default allowed clock skew for `exp` and `nbf`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-/// Largest accepted `leeway`.
-pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+use crate::config::{AuthConfig, MAX_LEEWAY};
+
 /// Shortest accepted HS256 secret, in bytes (RFC 7518 §3.2: at least the hash size).
 pub const MIN_SECRET_LEN: usize = 32;
 /// Where the generated secret lives, relative to the data directory.
@@ -43,57 +40,6 @@ const MAX_TOKEN_LEN: usize = 16 * 1024;
 const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
 /// Longest piece of client input echoed back in an error message.
 const MAX_ECHO: usize = 64;
-
-/// How tokens are verified (`[auth]` in the config file).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// HS256 shared secret (at least 32 bytes); when unset a random 256-bit secret is generated
-    /// into `{data_dir}/auth/hs256.secret` (mode 0600) on first use and reused afterwards.
-    pub hs256_secret: Option<String>,
-    /// PEM files with RSA (RS256) or EC P-256 (ES256) public keys, one key per file.
-    pub public_key_files: Vec<PathBuf>,
-    /// A JWKS (RFC 7517) JSON file with RS256/ES256 public keys, selected by `kid`.
-    pub jwks_file: Option<PathBuf>,
-    /// Required `iss`: when set, tokens without this issuer are refused.
-    pub issuer: Option<String>,
-    /// Required `aud`: when set, tokens without this audience are refused. When unset, tokens
-    /// carrying any `aud` are refused (RFC 7519 §4.1.3).
-    pub audience: Option<String>,
-    /// Allowed clock skew for `exp` and `nbf`: default 30 s, at most 5 min (e.g. "30s").
-    #[serde(with = "humantime_serde")]
-    pub leeway: Duration,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            hs256_secret: None,
-            public_key_files: Vec::new(),
-            jwks_file: None,
-            issuer: None,
-            audience: None,
-            leeway: DEFAULT_LEEWAY,
-        }
-    }
-}
-
-// Written by hand so that logging the configuration never logs the secret.
-impl fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field(
-                "hs256_secret",
-                &self.hs256_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("public_key_files", &self.public_key_files)
-            .field("jwks_file", &self.jwks_file)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("leeway", &self.leeway)
-            .finish()
-    }
-}
 
 /// Why key material could not be loaded. Meant for operators: names the file at fault.
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,13 @@
 //! Tests of the parent module (kept apart so the module reads as the code it is).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrobase_core::Namespace;
 use ferrobase_core::auth::Role;
 use serde_json::json;
 
 use super::*;
+use crate::config::DEFAULT_LEEWAY;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 

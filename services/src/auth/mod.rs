@@ -5,35 +5,42 @@
 //! one namespace for one identity (403 when it says no); [`listing`] applies it to listings,
 //! so that they show only what the caller may read.
 
+pub mod access_keys;
 mod jwt;
 pub mod listing;
+pub mod presign;
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use ferrobase_core::auth::{Claims, Role};
 use ferrobase_core::policy::{self, Action, Decision, DenyReason, Policy, Resource, Service};
 use ferrobase_core::{ErrorCode, Namespace};
 
-pub use jwt::{AuthConfig, AuthSetupError, TokenError, TokenVerifier};
+pub use jwt::{AuthSetupError, TokenError, TokenVerifier};
 
-use crate::cli::TokenArgs;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::policies::PolicyStore;
 
 /// The verified claims of the request's token.
 #[derive(Debug, Clone)]
 pub struct Identity(pub Claims);
 
-impl FromRequestParts<AppState> for Identity {
+/// Any router state that can hand out the token verifier: the server's state is one, and the
+/// extractor needs nothing else from it.
+impl<S> FromRequestParts<S> for Identity
+where
+    S: Send + Sync,
+    Arc<TokenVerifier>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let verifier = Arc::<TokenVerifier>::from_ref(state);
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing bearer token"))?;
-        state
-            .verifier
+        verifier
             .verify(&token)
             .map(Identity)
             .map_err(|error| ApiError::new(ErrorCode::Unauthenticated, error.to_string()))
@@ -63,8 +70,12 @@ fn bearer_token(parts: &Parts) -> Option<String> {
 /// The verified claims of a web action's caller, when the request carries a valid token that
 /// may reach `ns`. A web action needs no token, so a missing or invalid one is no error; but a
 /// token for another namespace must not identify its bearer to this namespace's code.
-pub(crate) fn web_caller(state: &AppState, parts: &Parts, ns: &Namespace) -> Option<Claims> {
-    let claims = state.verifier.verify(&bearer_token(parts)?).ok()?;
+pub(crate) fn web_caller<S>(state: &S, parts: &Parts, ns: &Namespace) -> Option<Claims>
+where
+    Arc<TokenVerifier>: FromRef<S>,
+{
+    let verifier = Arc::<TokenVerifier>::from_ref(state);
+    let claims = verifier.verify(&bearer_token(parts)?).ok()?;
     reaches(&claims, ns).ok().map(|()| claims)
 }
 
@@ -90,15 +101,18 @@ pub struct Authorizer {
 impl Authorizer {
     /// Checks that the identity may reach `ns` at all (403 otherwise) and loads the policy
     /// when the identity is a `user`.
-    pub async fn for_namespace(
-        state: &AppState,
+    pub async fn for_namespace<S>(
+        state: &S,
         identity: &Identity,
         ns: &Namespace,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, ApiError>
+    where
+        Arc<PolicyStore>: FromRef<S>,
+    {
         reaches(&identity.0, ns)
             .map_err(|reason| ApiError::new(ErrorCode::PermissionDenied, reason.to_string()))?;
         let policy = match identity.0.role {
-            Role::User => state.policies.get(ns).await?,
+            Role::User => Arc::<PolicyStore>::from_ref(state).get(ns).await?,
             Role::Admin | Role::Service => None,
         };
         Ok(Authorizer {
@@ -185,17 +199,6 @@ impl Authorizer {
             Role::User => false,
         }
     }
-}
-
-/// Mints the token `ferrobase token` prints, signed with the same key material `serve` uses.
-pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
-    let config = args.common.load_config()?;
-    let ns = args.ns.as_deref().map(Namespace::parse).transpose()?;
-    if ns.is_none() && args.role != Role::Admin {
-        anyhow::bail!("--ns is required for {} tokens", args.role.as_str());
-    }
-    let scopes = (!args.scope.is_empty()).then(|| args.scope.clone());
-    mint(&config, args.role, ns, &args.sub, args.ttl, scopes)
 }
 
 /// A token for `role` in `ns`, valid for `ttl`, signed with the key `config` describes.

@@ -39,7 +39,7 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
             )
         })
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             crate::metrics::track,
         ))
         .layer(TraceLayer::new_for_http())

@@ -29,11 +29,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::listing::{Listing, SourceBatch, VisiblePage};
+use crate::auth::presign::{MAX_EXPIRY, PresignMethod};
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::routes::extract::{self, Path, Query};
 use crate::routes::parse_ns;
-use crate::s3::presign::{MAX_EXPIRY, PresignMethod};
 use crate::state::AppState;
 
 const PRESIGN_KEY: &str = "_presign";

@@ -3,12 +3,11 @@
 //! The protocol layer is the `s3s` crate: it routes path-style requests, verifies SigV4
 //! signatures in headers and presigned URLs, decodes `aws-chunked` bodies and writes S3 XML
 //! and errors. [`frontend`] maps its operations onto [`ferrobase_storage::Storage`] after the
-//! same policy check as the HTTP API; [`keys`] holds the access keys (namespace and role per
-//! key); [`presign`] makes presigned URLs for the HTTP API's `_presign` route.
+//! same policy check as the HTTP API. The access keys it verifies signatures with
+//! ([`crate::auth::access_keys`]) and the presigned URLs the HTTP API hands out
+//! ([`crate::auth::presign`]) belong to [`crate::auth`], below both.
 
 pub mod frontend;
-pub mod keys;
-pub mod presign;
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -23,11 +22,11 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Result, s3_error};
 use tokio::net::TcpListener;
 
+use crate::auth::access_keys::AccessKeys;
+use crate::auth::presign::Presigner;
 use crate::config::Config;
 use crate::state::AppState;
 use frontend::S3Frontend;
-use keys::AccessKeys;
-use presign::Presigner;
 
 /// Where the server writes the S3 endpoint's address, for scripts and test harnesses that
 /// start it on port 0 (it is printed on stdout too).

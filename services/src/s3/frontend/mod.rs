@@ -1,7 +1,7 @@
 //! The S3 operations, over [`Storage`], for the `s3s` protocol layer.
 //!
 //! `s3s` parses requests, checks SigV4 signatures (headers and presigned URLs, with the secret
-//! from [`super::keys::AccessKeys`]) and writes XML; this module maps each operation onto the
+//! from [`crate::auth::access_keys::AccessKeys`]) and writes XML; this module maps each operation onto the
 //! storage API after authorising it with the namespace policy, exactly like the HTTP API.
 //!
 //! The [`S3`] trait must be implemented in one block, so it lives here and hands each
@@ -23,7 +23,7 @@ use ferrobase_storage::{Storage, StorageError};
 use s3s::dto;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::keys::AccessKeys;
+use crate::auth::access_keys::AccessKeys;
 use crate::auth::{Authorizer, Identity};
 use crate::state::AppState;
 

@@ -12,7 +12,7 @@ use ferrobase_core::auth::Role;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::keys::AccessKeys;
+use super::access_keys::AccessKeys;
 
 /// SigV4's longest presigned lifetime.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);

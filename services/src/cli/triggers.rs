@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fn_cli::{Target, api_error};
+use crate::cli::functions::{Target, api_error};
 
 #[derive(Debug, Subcommand)]
 pub enum TriggerCommand {

@@ -178,21 +178,6 @@ impl AccessKeys {
     }
 }
 
-/// `ferrobase keys create`: the JSON line it prints last.
-pub fn create_key_command(args: &crate::cli::KeysCreateArgs) -> anyhow::Result<String> {
-    let config = args.common.load_config()?;
-    let ns = Namespace::parse(&args.ns)?;
-    if args.sub.as_deref().is_some_and(str::is_empty) {
-        anyhow::bail!("--sub must not be empty");
-    }
-    let key = AccessKeys::new(&config.data_dir).create(ns, args.role, args.sub.clone())?;
-    Ok(serde_json::json!({
-        "access_key_id": key.access_key_id,
-        "secret_access_key": key.secret_access_key,
-    })
-    .to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

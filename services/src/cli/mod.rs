@@ -10,9 +10,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ferrobase_core::Namespace;
 use ferrobase_core::auth::Role;
 
 use crate::config::{Config, KvEngineKind, LogFormat, QueueEngineKind};
+
+pub mod functions;
+pub mod triggers;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,16 +37,16 @@ pub enum Command {
     Token(TokenArgs),
     /// Deploy, invoke and inspect functions on a running server.
     #[command(subcommand, name = "fn")]
-    Fn(crate::fn_cli::FnCommand),
+    Fn(crate::cli::functions::FnCommand),
     /// Manage triggers on a running server.
     #[command(subcommand)]
-    Trigger(crate::trigger_cli::TriggerCommand),
+    Trigger(crate::cli::triggers::TriggerCommand),
     /// Manage rules (trigger → function) on a running server.
     #[command(subcommand)]
-    Rule(crate::trigger_cli::RuleCommand),
+    Rule(crate::cli::triggers::RuleCommand),
     /// List, replay and purge dead letters on a running server.
     #[command(subcommand)]
-    Dlq(crate::trigger_cli::DlqCommand),
+    Dlq(crate::cli::triggers::DlqCommand),
     /// Manage S3 access keys (works while the server runs).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -200,6 +204,36 @@ pub struct TokenArgs {
     /// Optional scopes narrowing the token, e.g. `kv:read` (repeat or comma-separate).
     #[arg(long, value_delimiter = ',')]
     pub scope: Vec<String>,
+}
+
+/// Mints the token `ferrobase token` prints, signed with the same key material `serve` uses.
+pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
+    let config = args.common.load_config()?;
+    let ns = args.ns.as_deref().map(Namespace::parse).transpose()?;
+    if ns.is_none() && args.role != Role::Admin {
+        anyhow::bail!("--ns is required for {} tokens", args.role.as_str());
+    }
+    let scopes = (!args.scope.is_empty()).then(|| args.scope.clone());
+    crate::auth::mint(&config, args.role, ns, &args.sub, args.ttl, scopes)
+}
+
+/// `ferrobase keys create`: the JSON line it prints last.
+pub fn create_key_command(args: &KeysCreateArgs) -> anyhow::Result<String> {
+    let config = args.common.load_config()?;
+    let ns = Namespace::parse(&args.ns)?;
+    if args.sub.as_deref().is_some_and(str::is_empty) {
+        anyhow::bail!("--sub must not be empty");
+    }
+    let key = crate::auth::access_keys::AccessKeys::new(&config.data_dir).create(
+        ns,
+        args.role,
+        args.sub.clone(),
+    )?;
+    Ok(serde_json::json!({
+        "access_key_id": key.access_key_id,
+        "secret_access_key": key.secret_access_key,
+    })
+    .to_string())
 }
 
 #[cfg(test)]
