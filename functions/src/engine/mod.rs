@@ -15,6 +15,8 @@
 //! a bounded stack. An isolate whose activation did not end `ok` must be dropped, never reused.
 
 mod logs;
+mod timers;
+mod web;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -32,6 +34,8 @@ use tokio::sync::mpsc;
 
 use logs::LogBuffer;
 pub use logs::LogLimits;
+pub use timers::MAX_PENDING_TIMERS;
+use timers::Timers;
 
 use crate::host::{HostApi, HostContext, HostError, HostOp};
 use crate::model::{ActivationError, OutcomeKind};
@@ -160,7 +164,10 @@ struct Completion {
 /// the runtime that own them.
 pub struct Isolate {
     slot: Rc<RefCell<Slot>>,
+    timers: Rc<RefCell<Timers>>,
     entry: Option<Persistent<Function<'static>>>,
+    /// The web glue's per-activation hook (it sets `process.env`).
+    activate: Option<Persistent<Function<'static>>>,
     loaded: Option<String>,
     ctx: Context,
     rt: Runtime,
@@ -182,7 +189,9 @@ impl Drop for Isolate {
         let mut slot = self.slot.borrow_mut();
         slot.active = None;
         drop(slot);
+        self.timers.borrow_mut().clear();
         self.entry = None;
+        self.activate = None;
     }
 }
 
@@ -199,13 +208,18 @@ impl Isolate {
                 deadline.get().is_some_and(|at| Instant::now() >= at)
             })));
         }
+        rt.set_loader(web::BuiltinResolver { sdk: SDK_MODULE }, web::BuiltinLoader);
         let ctx = Context::full(&rt).map_err(engine_error)?;
         let slot: Rc<RefCell<Slot>> = Rc::default();
-        ctx.with(|ctx| install_globals(&ctx, &slot))
+        let timers: Rc<RefCell<Timers>> = Rc::default();
+        let activate = ctx
+            .with(|ctx| install_globals(&ctx, &slot, &timers).map(|f| Persistent::save(&ctx, f)))
             .map_err(engine_error)?;
         let isolate = Isolate {
             slot,
+            timers,
             entry: None,
+            activate: Some(activate),
             loaded: None,
             ctx,
             rt,
@@ -307,6 +321,7 @@ impl Isolate {
             });
         }
         self.deadline.set(Some(input.deadline));
+        self.timers.borrow_mut().start();
 
         let started = self
             .ctx
@@ -320,6 +335,16 @@ impl Isolate {
                     .json_parse(input.ctx_json)
                     .catch(&ctx)
                     .map_err(Failure::caught)?;
+                if let Some(activate) = &self.activate {
+                    let activate = activate
+                        .clone()
+                        .restore(&ctx)
+                        .map_err(|e| Failure::engine(&e))?;
+                    activate
+                        .call::<_, ()>((context.clone(),))
+                        .catch(&ctx)
+                        .map_err(Failure::caught)?;
+                }
                 let value: Value = function
                     .call((event, context))
                     .catch(&ctx)
@@ -343,6 +368,7 @@ impl Isolate {
             Err(failure) => Err(failure),
             Ok(promise) => self.drive(promise, &mut completed, input.deadline).await,
         };
+        self.timers.borrow_mut().clear();
         self.deadline.set(None);
         let logs = {
             let mut slot = self.slot.borrow_mut();
@@ -374,42 +400,34 @@ impl Isolate {
         }
     }
 
-    /// Settles SDK calls as they complete until the activation's promise settles.
+    /// Settles SDK calls as they complete and fires timers as they fall due, until the
+    /// activation's promise settles and no timer is pending.
     async fn drive(
         &self,
         promise: Persistent<Promise<'static>>,
         completed: &mut mpsc::UnboundedReceiver<Completion>,
         deadline: Instant,
     ) -> Result<String, Failure> {
+        // The result is taken when the promise settles; timers still pending then keep the
+        // activation open (up to the deadline), as they would keep a Node process alive.
+        let mut outcome: Option<String> = None;
         loop {
             self.run_jobs();
-            let settled = self.ctx.with(|ctx| -> Result<Option<String>, Failure> {
-                let promise = promise
-                    .clone()
-                    .restore(&ctx)
-                    .map_err(|e| Failure::engine(&e))?;
-                match promise.state() {
-                    PromiseState::Pending => Ok(None),
-                    PromiseState::Resolved => {
-                        let value: Value = promise
-                            .result::<Value>()
-                            .and_then(Result::ok)
-                            .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
-                        result_json(&ctx, value).map(Some)
-                    }
-                    PromiseState::Rejected => match promise.result::<Value>() {
-                        Some(Err(error)) => {
-                            Err(Failure::caught(CaughtError::from_error(&ctx, error)))
-                        }
-                        _ => Err(Failure::plain("the function's promise was rejected")),
-                    },
-                }
-            })?;
-            if let Some(json) = settled {
-                return Ok(json);
+            if outcome.is_none() {
+                outcome = self.settled(&promise)?;
+            }
+            let next_timer = self.timers.borrow().next_due();
+            if let Some(json) = &outcome
+                && next_timer.is_none()
+            {
+                return Ok(json.clone());
             }
             let completion = tokio::select! {
                 completion = completed.recv() => completion,
+                _ = tokio::time::sleep_until(next_timer.unwrap_or(deadline).into()), if next_timer.is_some() => {
+                    self.fire_due_timer()?;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     return Err(Failure::timeout());
                 }
@@ -458,6 +476,50 @@ impl Isolate {
     }
 }
 
+impl Isolate {
+    /// The activation's result as JSON once its promise has settled; an error if it rejected.
+    fn settled(&self, promise: &Persistent<Promise<'static>>) -> Result<Option<String>, Failure> {
+        self.ctx.with(|ctx| -> Result<Option<String>, Failure> {
+            let promise = promise
+                .clone()
+                .restore(&ctx)
+                .map_err(|e| Failure::engine(&e))?;
+            match promise.state() {
+                PromiseState::Pending => Ok(None),
+                PromiseState::Resolved => {
+                    let value: Value = promise
+                        .result::<Value>()
+                        .and_then(Result::ok)
+                        .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+                    result_json(&ctx, value).map(Some)
+                }
+                PromiseState::Rejected => match promise.result::<Value>() {
+                    Some(Err(error)) => Err(Failure::caught(CaughtError::from_error(&ctx, error))),
+                    _ => Err(Failure::plain("the function's promise was rejected")),
+                },
+            }
+        })
+    }
+
+    /// Runs the earliest timer if it is due. An exception thrown by a timer's callback is
+    /// uncaught, so it fails the activation, as it would end a Node process.
+    fn fire_due_timer(&self) -> Result<(), Failure> {
+        let Some(due) = self.timers.borrow_mut().take_due(Instant::now()) else {
+            return Ok(());
+        };
+        self.ctx.with(|ctx| -> Result<(), Failure> {
+            let callback = due
+                .callback
+                .restore(&ctx)
+                .map_err(|e| Failure::engine(&e))?;
+            callback
+                .call::<_, ()>(())
+                .catch(&ctx)
+                .map_err(Failure::caught)
+        })
+    }
+}
+
 /// The activation's result as JSON: `undefined` becomes `null`; anything JSON cannot express
 /// (functions, symbols, BigInt, cycles) is an error, not a silent `{}`.
 fn result_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<String, Failure> {
@@ -476,9 +538,13 @@ fn result_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<String, Failure
     }
 }
 
-/// Installs `console`, the host function behind the SDK, the `ferrobase` module and a global
-/// `fetch`.
-fn install_globals<'js>(ctx: &Ctx<'js>, slot: &Rc<RefCell<Slot>>) -> rquickjs::Result<()> {
+/// Installs `console`, the host function behind the SDK, the `ferrobase` module, a global
+/// `fetch` and the web platform globals (see [`web`]).
+fn install_globals<'js>(
+    ctx: &Ctx<'js>,
+    slot: &Rc<RefCell<Slot>>,
+    timers: &Rc<RefCell<Timers>>,
+) -> rquickjs::Result<Function<'js>> {
     let globals = ctx.globals();
     let console = Object::new(ctx.clone())?;
     for level in ["log", "info", "warn", "error", "debug"] {
@@ -540,7 +606,7 @@ fn install_globals<'js>(ctx: &Ctx<'js>, slot: &Rc<RefCell<Slot>>) -> rquickjs::R
     let fetch: Function = module.get("fetch")?;
     globals.set("fetch", fetch)?;
     globals.remove("__ferrobase_host")?;
-    Ok(())
+    web::install(ctx, timers)
 }
 
 /// Parses one SDK request into the operation and the context it runs in.
