@@ -10,6 +10,13 @@
 //! thread's event loop and settles the promise when it completes. Between settlements the
 //! activation waits without blocking the thread, so other activations run meanwhile.
 //!
+//! The web platform globals (`URL`, `TextEncoder`, `crypto`, timers, `Response`, `Buffer`,
+//! `process`, ...) and the `node:` modules are installed lazily by `web`: the isolate pays
+//! for a group of globals only when its function first touches one. Timers (`timers`) run on
+//! the same loop as SDK calls: the activation's loop sleeps until an SDK answer, the next due
+//! timer or the deadline, and an activation whose promise has settled still waits for its
+//! pending timers, up to the deadline.
+//!
 //! Limits: the runtime's heap limit (an allocation beyond it throws "out of memory": outcome
 //! `oom`), an interrupt handler that stops JavaScript at the deadline (outcome `timeout`), and
 //! a bounded stack. An isolate whose activation did not end `ok` must be dropped, never reused.
@@ -539,7 +546,7 @@ fn result_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<String, Failure
 }
 
 /// Installs `console`, the host function behind the SDK, the `ferrobase` module, a global
-/// `fetch` and the web platform globals (see [`web`]).
+/// `fetch` and the web platform globals (see the `web` module).
 fn install_globals<'js>(
     ctx: &Ctx<'js>,
     slot: &Rc<RefCell<Slot>>,
