@@ -1,7 +1,8 @@
 // Installs the web platform globals lazily: each global starts as an accessor that, on first
 // use, evaluates its group's glue (once per isolate) and replaces itself with a plain value.
-// An isolate pays only for what its function touches.
-(function (native) {
+// An isolate pays only for what its function touches; even the natives object is made on the
+// first load.
+(function (natives) {
   "use strict";
   const groups = {
     encoding: ["TextEncoder", "TextDecoder", "atob", "btoa"],
@@ -15,12 +16,14 @@
     process: ["process"],
   };
   const cache = Object.create(null);
+  let native;
   // Per-activation state the glue reads (`process.env`), set by the function returned below.
   const state = { env: {} };
   cache.state = state;
   function load(group) {
     let exports = cache[group];
     if (exports === undefined) {
+      native ??= natives();
       exports = native.source(group)(native, load);
       cache[group] = exports;
     }

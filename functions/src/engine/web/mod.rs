@@ -34,7 +34,7 @@ use std::rc::Rc;
 
 use rquickjs::loader::{Loader, Resolver};
 use rquickjs::module::Declared;
-use rquickjs::{Ctx, Exception, Function, Module, Persistent};
+use rquickjs::{Ctx, Exception, Function, Module, Object, Persistent};
 
 use super::timers::{ArmError, MAX_PENDING_TIMERS, Repeat, Timers, delay};
 
@@ -196,11 +196,25 @@ impl Loader for BuiltinLoader {
 }
 
 /// Installs the lazy globals; returns the function to call with each activation's `ctx`. The
-/// natives object (with the timer functions bound to `timers`) is reachable only from the glue.
+/// natives object (with the timer functions bound to `timers`) is made when the glue first
+/// needs it and is reachable only from the glue.
 pub fn install<'js>(
     ctx: &Ctx<'js>,
     timers: &Rc<RefCell<Timers>>,
 ) -> rquickjs::Result<Function<'js>> {
+    let timers = timers.clone();
+    let make = Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+        natives_with_timers(&ctx, &timers)
+    })?;
+    let bootstrap: Function = ctx.eval(BOOTSTRAP)?;
+    bootstrap.call((make,))
+}
+
+/// The natives of `natives.rs`, the glue's source loader and the timer functions.
+fn natives_with_timers<'js>(
+    ctx: &Ctx<'js>,
+    timers: &Rc<RefCell<Timers>>,
+) -> rquickjs::Result<Object<'js>> {
     let natives = natives::natives(ctx)?;
     natives.set(
         "source",
@@ -258,8 +272,7 @@ pub fn install<'js>(
             })?,
         )?;
     }
-    let bootstrap: Function = ctx.eval(BOOTSTRAP)?;
-    bootstrap.call((natives,))
+    Ok(natives)
 }
 
 #[cfg(test)]
