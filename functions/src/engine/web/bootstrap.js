@@ -18,7 +18,17 @@
   const cache = Object.create(null);
   let native;
   // Per-activation state the glue reads (`process.env`), set by the function returned below.
-  const state = { env: {} };
+  const state = {
+    ctx: undefined,
+    copy: undefined,
+    get env() {
+      this.copy ??= Object.assign({}, this.ctx?.env);
+      return this.copy;
+    },
+    set env(value) {
+      this.copy = value;
+    },
+  };
   cache.state = state;
   function load(group) {
     let exports = cache[group];
@@ -58,6 +68,7 @@
   Object.defineProperty(globalThis, Symbol.for("ferrobase.load"), { value: load });
   // Called by the host as each activation starts, with its ctx.
   return function activate(ctx) {
-    state.env = Object.assign({}, ctx?.env);
+    state.ctx = ctx;
+    state.copy = undefined;
   };
 })
