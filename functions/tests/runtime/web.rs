@@ -466,3 +466,36 @@ async fn web_globals_do_not_leak_between_functions() {
     .await;
     assert_eq!(value, json!({"url": "function", "get": "b", "env": {}}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_controllers_signal_listeners_once_with_their_reason() {
+    let f = fixture_with(config());
+    let value = run(
+        &f,
+        "abort",
+        "export default () => {\n\
+           const seen = [];\n\
+           const controller = new AbortController();\n\
+           controller.signal.addEventListener('abort', (e) => seen.push(`listener:${e.type}`), { once: true });\n\
+           controller.signal.onabort = () => seen.push('onabort');\n\
+           controller.abort(new Error('stop'));\n\
+           controller.abort('again');\n\
+           let thrown;\n\
+           try { controller.signal.throwIfAborted(); } catch (e) { thrown = e.message; }\n\
+           const target = new EventTarget();\n\
+           const event = new CustomEvent('ping', { detail: 7, cancelable: true });\n\
+           target.addEventListener('ping', (e) => { seen.push(`ping:${e.detail}`); e.preventDefault(); });\n\
+           const notCanceled = target.dispatchEvent(event);\n\
+           const any = AbortSignal.any([new AbortController().signal, AbortSignal.abort('why')]);\n\
+           let illegal;\n\
+           try { new AbortSignal(); } catch (e) { illegal = e instanceof TypeError; }\n\
+           return { seen, aborted: controller.signal.aborted, thrown, notCanceled, any: [any.aborted, any.reason], illegal,\n\
+             defaultReason: AbortSignal.abort().reason.name };\n\
+         };",
+    )
+    .await;
+    assert_eq!(
+        value,
+        json!({"seen": ["onabort", "listener:abort", "ping:7"], "aborted": true, "thrown": "stop", "notCanceled": false, "any": [true, "why"], "illegal": true, "defaultReason": "AbortError"})
+    );
+}
