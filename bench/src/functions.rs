@@ -8,7 +8,8 @@
 //!    and latency with N connections;
 //! 3. cold starts: a new isolate for the already deployed function, loaded and run once;
 //! 4. resident memory per idle warm isolate, from creating many of them;
-//! 5. `node -e` of the same function, per invocation.
+//! 5. cold starts and warm invocations of a CSV-parse + HMAC-SHA256 function (web globals);
+//! 6. `node -e` of the trivial function, per invocation.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,20 @@ use ferrobase::host::ServiceHost;
 use ferrobase::state::{AppState, HttpLimits};
 
 const MODULE: &str = "export default (event) => ({ ok: true, n: event.n ?? 0 });";
+/// A realistic small function: parse a CSV upload, total a column and sign the body with
+/// HMAC-SHA256 (Web Crypto), answering with the hex signature (Buffer).
+const CSV_HMAC_MODULE: &str = "export default async (event) => {\n\
+  const lines = event.csv.split('\\n').filter(Boolean);\n\
+  const header = lines.shift().split(',');\n\
+  const rows = lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i], v])));\n\
+  const total = rows.reduce((sum, row) => sum + Number(row.amount), 0);\n\
+  const enc = new TextEncoder();\n\
+  const key = await crypto.subtle.importKey('raw', enc.encode(event.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);\n\
+  const signature = new Uint8Array(await crypto.subtle.sign('HMAC', key, enc.encode(event.csv)));\n\
+  return { rows: rows.length, total, signature: Buffer.from(signature).toString('hex') };\n\
+};";
+/// Rows in the CSV + HMAC function's event.
+const CSV_ROWS: usize = 100;
 const NODE_SCRIPT: &str = "function main(event) { return { ok: true, n: event.n ?? 0 }; }\nprocess.stdout.write(JSON.stringify(main({ n: 1 })));";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -159,6 +174,7 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         context,
         fetch: Arc::new(FetchPolicy::default()),
     };
+    let binding_for_web = binding.clone();
     let (cold_starts, isolates) = (args.cold_starts, args.isolates);
     let memory = spec.memory_mb as usize * 1024 * 1024;
     let (mut cold, per_isolate) = std::thread::spawn(move || {
@@ -176,8 +192,23 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         "functions idle warm isolate: rss_per_isolate_kib={:.0} (n={isolates})",
         per_isolate / 1024.0
     );
+    let web_binding = binding_for_web.clone();
+    let warm_runs = args.warm.min(5000);
+    let (mut csv_cold, mut csv_warm) =
+        std::thread::spawn(move || csv_hmac_phase(memory, web_binding, cold_starts, warm_runs))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the CSV + HMAC benchmark thread panicked"))??;
+    let (csv_cold_p50, csv_cold_p99) = (csv_cold.p(0.5), csv_cold.p(0.99));
+    let (csv_warm_p50, csv_warm_p99) = (csv_warm.p(0.5), csv_warm.p(0.99));
+    println!(
+        "functions CSV + HMAC ({CSV_ROWS} rows): cold_p50_us={:.1} cold_p99_us={:.1} warm_p50_us={:.1} warm_p99_us={:.1}",
+        us(csv_cold_p50),
+        us(csv_cold_p99),
+        us(csv_warm_p50),
+        us(csv_warm_p99)
+    );
 
-    // 5. A runtime process per invocation.
+    // 6. A runtime process per invocation.
     let node = if args.node_runs > 0 {
         node_baseline(args.node_runs)?
     } else {
@@ -202,6 +233,18 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         "cold start (new isolate, deployed function)",
         us(cold_p50),
         us(cold_p99)
+    );
+    println!(
+        "{:<44} {:>10.1}us {:>10.1}us",
+        format!("cold start, CSV + HMAC ({CSV_ROWS} rows)"),
+        us(csv_cold_p50),
+        us(csv_cold_p99)
+    );
+    println!(
+        "{:<44} {:>10.1}us {:>10.1}us",
+        format!("warm invocation, CSV + HMAC ({CSV_ROWS} rows)"),
+        us(csv_warm_p50),
+        us(csv_warm_p99)
     );
     println!(
         "{:<44} {:>10.1}us {:>10.1}us",
@@ -389,6 +432,71 @@ fn isolate_phases(
         let per_isolate = after.saturating_sub(before) as f64 / isolates as f64;
         drop(warm);
         Ok((cold, per_isolate))
+    })
+}
+
+/// Cold starts of the CSV + HMAC function (each a new isolate, which loads the encoding,
+/// crypto and buffer glue on first use), then warm invocations of one isolate.
+fn csv_hmac_phase(
+    memory: usize,
+    binding: HostBinding,
+    cold_starts: usize,
+    warm_runs: usize,
+) -> anyhow::Result<(Latencies, Latencies)> {
+    let mut csv = String::from("id,name,amount\n");
+    for i in 0..CSV_ROWS {
+        csv.push_str(&format!("{i},customer-{i},{}.25\n", i % 97));
+    }
+    let event_json = json!({"csv": csv, "secret": "whsec_bench"}).to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let input = || ActivationInput {
+            event_json: event_json.clone(),
+            ctx_json: "{}".into(),
+            deadline: Instant::now() + Duration::from_secs(10),
+            host: binding.clone(),
+            log_limits: LogLimits::default(),
+        };
+        let load = || -> anyhow::Result<Isolate> {
+            let mut isolate = Isolate::new().map_err(|e| anyhow::anyhow!(e.message))?;
+            isolate
+                .specialize(
+                    "bench/csv@1",
+                    CSV_HMAC_MODULE,
+                    memory,
+                    Instant::now() + Duration::from_secs(10),
+                )
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            Ok(isolate)
+        };
+        let mut cold = Latencies(Vec::with_capacity(cold_starts));
+        for _ in 0..cold_starts {
+            let started = Instant::now();
+            let mut isolate = load()?;
+            let output = isolate.invoke(input()).await;
+            cold.0.push(started.elapsed());
+            ensure!(
+                output.outcome == OutcomeKind::Ok,
+                "CSV + HMAC cold start failed: {:?}",
+                output.error
+            );
+        }
+        let mut isolate = load()?;
+        let mut warm = Latencies(Vec::with_capacity(warm_runs));
+        for _ in 0..warm_runs {
+            let started = Instant::now();
+            let output = isolate.invoke(input()).await;
+            warm.0.push(started.elapsed());
+            ensure!(
+                output.outcome == OutcomeKind::Ok,
+                "CSV + HMAC invocation failed: {:?}",
+                output.error
+            );
+        }
+        Ok((cold, warm))
     })
 }
 

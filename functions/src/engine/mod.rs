@@ -10,11 +10,20 @@
 //! thread's event loop and settles the promise when it completes. Between settlements the
 //! activation waits without blocking the thread, so other activations run meanwhile.
 //!
+//! The web platform globals (`URL`, `TextEncoder`, `crypto`, timers, `Response`, `Buffer`,
+//! `process`, ...) and the `node:` modules are installed lazily by `web`: the isolate pays
+//! for a group of globals only when its function first touches one. Timers (`timers`) run on
+//! the same loop as SDK calls: the activation's loop sleeps until an SDK answer, the next due
+//! timer or the deadline, and an activation whose promise has settled still waits for its
+//! pending timers, up to the deadline.
+//!
 //! Limits: the runtime's heap limit (an allocation beyond it throws "out of memory": outcome
 //! `oom`), an interrupt handler that stops JavaScript at the deadline (outcome `timeout`), and
 //! a bounded stack. An isolate whose activation did not end `ok` must be dropped, never reused.
 
 mod logs;
+mod timers;
+mod web;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -32,6 +41,8 @@ use tokio::sync::mpsc;
 
 use logs::LogBuffer;
 pub use logs::LogLimits;
+pub use timers::MAX_PENDING_TIMERS;
+use timers::Timers;
 
 use crate::host::{HostApi, HostContext, HostError, HostOp};
 use crate::model::{ActivationError, OutcomeKind};
@@ -160,7 +171,10 @@ struct Completion {
 /// the runtime that own them.
 pub struct Isolate {
     slot: Rc<RefCell<Slot>>,
+    timers: Rc<RefCell<Timers>>,
     entry: Option<Persistent<Function<'static>>>,
+    /// The web glue's per-activation hook (it sets `process.env`).
+    activate: Option<Persistent<Function<'static>>>,
     loaded: Option<String>,
     ctx: Context,
     rt: Runtime,
@@ -182,7 +196,9 @@ impl Drop for Isolate {
         let mut slot = self.slot.borrow_mut();
         slot.active = None;
         drop(slot);
+        self.timers.borrow_mut().clear();
         self.entry = None;
+        self.activate = None;
     }
 }
 
@@ -199,13 +215,18 @@ impl Isolate {
                 deadline.get().is_some_and(|at| Instant::now() >= at)
             })));
         }
+        rt.set_loader(web::BuiltinResolver { sdk: SDK_MODULE }, web::BuiltinLoader);
         let ctx = Context::full(&rt).map_err(engine_error)?;
         let slot: Rc<RefCell<Slot>> = Rc::default();
-        ctx.with(|ctx| install_globals(&ctx, &slot))
+        let timers: Rc<RefCell<Timers>> = Rc::default();
+        let activate = ctx
+            .with(|ctx| install_globals(&ctx, &slot, &timers).map(|f| Persistent::save(&ctx, f)))
             .map_err(engine_error)?;
         let isolate = Isolate {
             slot,
+            timers,
             entry: None,
+            activate: Some(activate),
             loaded: None,
             ctx,
             rt,
@@ -307,6 +328,7 @@ impl Isolate {
             });
         }
         self.deadline.set(Some(input.deadline));
+        self.timers.borrow_mut().start();
 
         let started = self
             .ctx
@@ -320,6 +342,16 @@ impl Isolate {
                     .json_parse(input.ctx_json)
                     .catch(&ctx)
                     .map_err(Failure::caught)?;
+                if let Some(activate) = &self.activate {
+                    let activate = activate
+                        .clone()
+                        .restore(&ctx)
+                        .map_err(|e| Failure::engine(&e))?;
+                    activate
+                        .call::<_, ()>((context.clone(),))
+                        .catch(&ctx)
+                        .map_err(Failure::caught)?;
+                }
                 let value: Value = function
                     .call((event, context))
                     .catch(&ctx)
@@ -343,6 +375,7 @@ impl Isolate {
             Err(failure) => Err(failure),
             Ok(promise) => self.drive(promise, &mut completed, input.deadline).await,
         };
+        self.timers.borrow_mut().clear();
         self.deadline.set(None);
         let logs = {
             let mut slot = self.slot.borrow_mut();
@@ -374,42 +407,34 @@ impl Isolate {
         }
     }
 
-    /// Settles SDK calls as they complete until the activation's promise settles.
+    /// Settles SDK calls as they complete and fires timers as they fall due, until the
+    /// activation's promise settles and no timer is pending.
     async fn drive(
         &self,
         promise: Persistent<Promise<'static>>,
         completed: &mut mpsc::UnboundedReceiver<Completion>,
         deadline: Instant,
     ) -> Result<String, Failure> {
+        // The result is taken when the promise settles; timers still pending then keep the
+        // activation open (up to the deadline), as they would keep a Node process alive.
+        let mut outcome: Option<String> = None;
         loop {
             self.run_jobs();
-            let settled = self.ctx.with(|ctx| -> Result<Option<String>, Failure> {
-                let promise = promise
-                    .clone()
-                    .restore(&ctx)
-                    .map_err(|e| Failure::engine(&e))?;
-                match promise.state() {
-                    PromiseState::Pending => Ok(None),
-                    PromiseState::Resolved => {
-                        let value: Value = promise
-                            .result::<Value>()
-                            .and_then(Result::ok)
-                            .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
-                        result_json(&ctx, value).map(Some)
-                    }
-                    PromiseState::Rejected => match promise.result::<Value>() {
-                        Some(Err(error)) => {
-                            Err(Failure::caught(CaughtError::from_error(&ctx, error)))
-                        }
-                        _ => Err(Failure::plain("the function's promise was rejected")),
-                    },
-                }
-            })?;
-            if let Some(json) = settled {
-                return Ok(json);
+            if outcome.is_none() {
+                outcome = self.settled(&promise)?;
+            }
+            let next_timer = self.timers.borrow().next_due();
+            if let Some(json) = &outcome
+                && next_timer.is_none()
+            {
+                return Ok(json.clone());
             }
             let completion = tokio::select! {
                 completion = completed.recv() => completion,
+                _ = tokio::time::sleep_until(next_timer.unwrap_or(deadline).into()), if next_timer.is_some() => {
+                    self.fire_due_timer()?;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     return Err(Failure::timeout());
                 }
@@ -458,6 +483,50 @@ impl Isolate {
     }
 }
 
+impl Isolate {
+    /// The activation's result as JSON once its promise has settled; an error if it rejected.
+    fn settled(&self, promise: &Persistent<Promise<'static>>) -> Result<Option<String>, Failure> {
+        self.ctx.with(|ctx| -> Result<Option<String>, Failure> {
+            let promise = promise
+                .clone()
+                .restore(&ctx)
+                .map_err(|e| Failure::engine(&e))?;
+            match promise.state() {
+                PromiseState::Pending => Ok(None),
+                PromiseState::Resolved => {
+                    let value: Value = promise
+                        .result::<Value>()
+                        .and_then(Result::ok)
+                        .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+                    result_json(&ctx, value).map(Some)
+                }
+                PromiseState::Rejected => match promise.result::<Value>() {
+                    Some(Err(error)) => Err(Failure::caught(CaughtError::from_error(&ctx, error))),
+                    _ => Err(Failure::plain("the function's promise was rejected")),
+                },
+            }
+        })
+    }
+
+    /// Runs the earliest timer if it is due. An exception thrown by a timer's callback is
+    /// uncaught, so it fails the activation, as it would end a Node process.
+    fn fire_due_timer(&self) -> Result<(), Failure> {
+        let Some(due) = self.timers.borrow_mut().take_due(Instant::now()) else {
+            return Ok(());
+        };
+        self.ctx.with(|ctx| -> Result<(), Failure> {
+            let callback = due
+                .callback
+                .restore(&ctx)
+                .map_err(|e| Failure::engine(&e))?;
+            callback
+                .call::<_, ()>(())
+                .catch(&ctx)
+                .map_err(Failure::caught)
+        })
+    }
+}
+
 /// The activation's result as JSON: `undefined` becomes `null`; anything JSON cannot express
 /// (functions, symbols, BigInt, cycles) is an error, not a silent `{}`.
 fn result_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<String, Failure> {
@@ -476,9 +545,13 @@ fn result_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<String, Failure
     }
 }
 
-/// Installs `console`, the host function behind the SDK, the `ferrobase` module and a global
-/// `fetch`.
-fn install_globals<'js>(ctx: &Ctx<'js>, slot: &Rc<RefCell<Slot>>) -> rquickjs::Result<()> {
+/// Installs `console`, the host function behind the SDK, the `ferrobase` module, a global
+/// `fetch` and the web platform globals (see the `web` module).
+fn install_globals<'js>(
+    ctx: &Ctx<'js>,
+    slot: &Rc<RefCell<Slot>>,
+    timers: &Rc<RefCell<Timers>>,
+) -> rquickjs::Result<Function<'js>> {
     let globals = ctx.globals();
     let console = Object::new(ctx.clone())?;
     for level in ["log", "info", "warn", "error", "debug"] {
@@ -540,7 +613,7 @@ fn install_globals<'js>(ctx: &Ctx<'js>, slot: &Rc<RefCell<Slot>>) -> rquickjs::R
     let fetch: Function = module.get("fetch")?;
     globals.set("fetch", fetch)?;
     globals.remove("__ferrobase_host")?;
-    Ok(())
+    web::install(ctx, timers)
 }
 
 /// Parses one SDK request into the operation and the context it runs in.

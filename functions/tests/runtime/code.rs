@@ -163,7 +163,7 @@ async fn functions_never_see_each_others_globals_or_the_host() {
     f.deploy("setter", spec("export default () => { globalThis.secret = 'from setter'; return typeof globalThis.secret; }")).await;
     f.deploy(
         "reader",
-        spec("export default () => ({ secret: typeof globalThis.secret, process: typeof process, require: typeof require, host: typeof __ferrobase_host, std: typeof std, os: typeof os })"),
+        spec("export default () => ({ secret: typeof globalThis.secret, process: typeof process, env: JSON.stringify(process.env), node: typeof process.versions.node, require: typeof require, host: typeof __ferrobase_host, std: typeof std, os: typeof os })"),
     )
     .await;
     assert_eq!(
@@ -173,7 +173,9 @@ async fn functions_never_see_each_others_globals_or_the_host() {
     let seen = result(&f.invoke("reader", json!({})).await);
     assert_eq!(
         seen,
-        json!({"secret": "undefined", "process": "undefined", "require": "undefined", "host": "undefined", "std": "undefined", "os": "undefined"})
+        // `process` is the web glue's minimal one: the function's own env (none here), never
+        // the server's, and no claim to be Node.
+        json!({"secret": "undefined", "process": "object", "env": "{}", "node": "undefined", "require": "undefined", "host": "undefined", "std": "undefined", "os": "undefined"})
     );
 }
 

@@ -3,7 +3,7 @@
 //! boundary that keeps values in a map and can hold calls open to test concurrency.
 //!
 //! - `harness`: the test host, the fixture and shared helpers.
-//! - `code`, `deadlines`, `limits`, `pool`, `records`, `sdk`: the tests, by concept.
+//! - `code`, `deadlines`, `limits`, `pool`, `records`, `sdk`, `web`: the tests, by concept.
 
 mod code;
 mod deadlines;
@@ -12,3 +12,4 @@ mod limits;
 mod pool;
 mod records;
 mod sdk;
+mod web;
