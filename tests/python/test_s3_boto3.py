@@ -81,6 +81,21 @@ def events(subject_prefix):
         )
 
 
+def put_policy(policy):
+    """Replaces the namespace's policy through the HTTP API."""
+    request = urllib.request.Request(
+        f"{os.environ['FERROBASE_URL']}/v1/policies/{NS}",
+        data=json.dumps(policy).encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request).close()
+
+
+def alice():
+    return client(os.environ["FERROBASE_ALICE_KEY_ID"], os.environ["FERROBASE_ALICE_SECRET"])
+
+
 def pattern(size, seed):
     block = hashlib.sha256(str(seed).encode()).digest() * (MIB // 32)
     return (block * (size // len(block) + 1))[:size]
@@ -600,14 +615,7 @@ class AuthErrors(unittest.TestCase):
 
     def test_user_keys_with_a_subject_follow_sub_patterns(self):
         bucket = new_bucket()
-        policy = {"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{bucket}/{{sub}}/**"]}]}
-        request = urllib.request.Request(
-            f"{os.environ['FERROBASE_URL']}/v1/policies/{NS}",
-            data=json.dumps(policy).encode(),
-            method="PUT",
-            headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}", "Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(request).close()
+        put_policy({"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{bucket}/{{sub}}/**"]}]})
         S3.put_object(Bucket=bucket, Key="bob/me.png", Body=b"bob")
         alice = client(os.environ["FERROBASE_ALICE_KEY_ID"], os.environ["FERROBASE_ALICE_SECRET"])
         alice.put_object(Bucket=bucket, Key="alice/me.png", Body=b"alice")
@@ -617,6 +625,102 @@ class AuthErrors(unittest.TestCase):
         key_id = os.environ["FERROBASE_ALICE_KEY_ID"]
         self.assertEqual(error_code(alice.put_object, Bucket=bucket, Key=f"{key_id}/me.png", Body=b"x"), "AccessDenied")
         self.assertEqual(S3.get_object(Bucket=bucket, Key="bob/me.png")["Body"].read(), b"bob")
+
+
+class ListingsShowOnlyWhatTheCallerMayRead(unittest.TestCase):
+    """A user whose policy grants `users/{sub}/**` lists a shared bucket: other users' keys,
+    their prefixes and cursors naming them never appear."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+        cls.hidden = ["aaa/hidden.txt", "users/bob/secret-plan.txt", "users/bob/x/y.txt", "users/carol.txt", "zzz-top.txt"]
+        cls.mine = ["users/alice/a.txt", "users/alice/b/c.txt"]
+        for key in cls.hidden + cls.mine:
+            S3.put_object(Bucket=cls.bucket, Key=key, Body=b"x")
+        put_policy({"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{cls.bucket}/users/{{sub}}/**"]}]})
+
+    def assert_names_nothing_hidden(self, value):
+        if value is None:
+            return
+        texts = [value]
+        try:
+            texts.append(base64.urlsafe_b64decode(value.lstrip("~") + "=" * (-len(value.lstrip("~")) % 4)).decode("latin-1"))
+        except ValueError:
+            pass
+        for text in texts:
+            for word in ("bob", "carol", "aaa", "zzz"):
+                self.assertNotIn(word, text)
+
+    def test_v2_keys_prefixes_and_tokens(self):
+        user = alice()
+        listed = user.list_objects_v2(Bucket=self.bucket)
+        self.assertEqual([o["Key"] for o in listed["Contents"]], self.mine)
+        self.assertEqual(listed["KeyCount"], 2)
+        top = user.list_objects_v2(Bucket=self.bucket, Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in top.get("CommonPrefixes", [])], ["users/"])
+        self.assertNotIn("Contents", top)
+        users = user.list_objects_v2(Bucket=self.bucket, Prefix="users/", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in users.get("CommonPrefixes", [])], ["users/alice/"])
+        self.assertNotIn("Contents", users)
+        keys, token, pages = [], None, 0
+        while True:
+            page = user.list_objects_v2(Bucket=self.bucket, MaxKeys=1, **({"ContinuationToken": token} if token else {}))
+            keys += [o["Key"] for o in page.get("Contents", [])]
+            token = page.get("NextContinuationToken")
+            self.assert_names_nothing_hidden(token)
+            pages += 1
+            if not page["IsTruncated"]:
+                break
+            self.assertLess(pages, 20)
+        self.assertEqual(keys, self.mine)
+        # The paginator boto3 users reach for gives the same.
+        paged = [o["Key"] for page in user.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 1}) for o in page.get("Contents", [])]
+        self.assertEqual(paged, self.mine)
+        # A forged or foreign cursor is refused, not followed.
+        self.assertEqual(error_code(user.list_objects_v2, Bucket=self.bucket, ContinuationToken="~" + "A" * 80), "InvalidArgument")
+        # A service key still reads everything, with plain tokens that resume after a key.
+        everything = [o["Key"] for page in S3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 2}) for o in page.get("Contents", [])]
+        self.assertEqual(everything, sorted(self.hidden + self.mine))
+
+    def test_v1_keys_and_markers(self):
+        user = alice()
+        keys, marker, pages = [], "", 0
+        while True:
+            page = user.list_objects(Bucket=self.bucket, MaxKeys=1, Marker=marker)
+            contents = [o["Key"] for o in page.get("Contents", [])]
+            keys += contents
+            self.assert_names_nothing_hidden(page.get("NextMarker"))
+            pages += 1
+            if not page["IsTruncated"]:
+                break
+            self.assertLess(pages, 20)
+            marker = page.get("NextMarker") or contents[-1]
+        self.assertEqual(keys, self.mine)
+        users = user.list_objects(Bucket=self.bucket, Prefix="users/", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in users.get("CommonPrefixes", [])], ["users/alice/"])
+        paged = [o["Key"] for page in user.get_paginator("list_objects").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 1}) for o in page.get("Contents", [])]
+        self.assertEqual(paged, self.mine)
+
+    def test_multipart_uploads(self):
+        user = alice()
+        for key in ["users/bob/big.bin", "users/bob/dir/part.bin", "zzz.bin"]:
+            S3.create_multipart_upload(Bucket=self.bucket, Key=key)
+        mine = user.create_multipart_upload(Bucket=self.bucket, Key="users/alice/big.bin")["UploadId"]
+        listed = user.list_multipart_uploads(Bucket=self.bucket)
+        self.assertEqual([(u["Key"], u["UploadId"]) for u in listed.get("Uploads", [])], [("users/alice/big.bin", mine)])
+        rolled = user.list_multipart_uploads(Bucket=self.bucket, Prefix="users/", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in rolled.get("CommonPrefixes", [])], ["users/alice/"])
+        marker, pages = {}, 0
+        while True:
+            page = user.list_multipart_uploads(Bucket=self.bucket, MaxUploads=1, **marker)
+            self.assert_names_nothing_hidden(page.get("NextKeyMarker"))
+            pages += 1
+            if not page["IsTruncated"]:
+                break
+            self.assertLess(pages, 20)
+            marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+        self.assertEqual(len(S3.list_multipart_uploads(Bucket=self.bucket)["Uploads"]), 4)
 
 
 if __name__ == "__main__":

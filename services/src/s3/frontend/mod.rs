@@ -51,6 +51,16 @@ impl S3Frontend {
         action: Action,
         path: &str,
     ) -> S3Result<Namespace> {
+        let authorizer = self.authorizer(req).await?;
+        authorizer
+            .require(action, Resource::new(Service::Storage, path))
+            .map_err(api_to_s3)?;
+        Ok(authorizer.namespace().clone())
+    }
+
+    /// The decisions for the request's access key in its namespace, for operations that
+    /// decide about many resources (listings).
+    async fn authorizer<T>(&self, req: &S3Request<T>) -> S3Result<Authorizer> {
         let credentials = req
             .credentials
             .as_ref()
@@ -67,24 +77,30 @@ impl S3Frontend {
             role: key.role,
             scopes: None,
         };
-        let identity = Identity(claims);
-        let authorizer = Authorizer::for_namespace(&self.state, &identity, &key.ns)
+        Authorizer::for_namespace(&self.state, &Identity(claims), &key.ns)
             .await
-            .map_err(api_to_s3)?;
-        authorizer
-            .require(action, Resource::new(Service::Storage, path))
-            .map_err(api_to_s3)?;
-        Ok(key.ns)
+            .map_err(api_to_s3)
     }
 }
 
+/// The one mapping from the HTTP API's errors (authorisation, listings) to S3 error codes.
 fn api_to_s3(error: crate::error::ApiError) -> S3Error {
-    match error.code {
-        ErrorCode::PermissionDenied | ErrorCode::Unauthenticated => {
-            S3Error::with_message(S3ErrorCode::AccessDenied, error.message)
+    let code = match error.code {
+        ErrorCode::PermissionDenied | ErrorCode::Unauthenticated => S3ErrorCode::AccessDenied,
+        ErrorCode::InvalidArgument => S3ErrorCode::InvalidArgument,
+        // A listing meets no other missing thing than its bucket.
+        ErrorCode::NotFound => S3ErrorCode::NoSuchBucket,
+        ErrorCode::Conflict
+        | ErrorCode::PreconditionFailed
+        | ErrorCode::TooLarge
+        | ErrorCode::ResourceExhausted
+        | ErrorCode::Internal
+        | ErrorCode::Unavailable => {
+            tracing::error!(code = error.code.as_str(), message = %error.message, "S3 request failed");
+            return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
         }
-        _ => S3Error::with_message(S3ErrorCode::InternalError, "internal error"),
-    }
+    };
+    S3Error::with_message(code, error.message)
 }
 
 /// The one mapping from storage errors to S3 error codes.
