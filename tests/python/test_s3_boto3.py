@@ -81,6 +81,35 @@ def events(subject_prefix):
         )
 
 
+def signed(method, path, body=b"", headers=None):
+    """Sends a request signed with the service key as botocore signs it, without botocore
+    adding or fixing anything; answers the status and the S3 error code (None on success)."""
+    import re
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=ENDPOINT + path, data=body, headers=dict(headers or {}))
+    credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    S3SigV4Auth(credentials, "s3", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    url = urllib.parse.urlsplit(prepared.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    target = url.path + ("?" + url.query if url.query else "")
+    connection.request(method, target, body=body, headers=dict(prepared.headers))
+    response = connection.getresponse()
+    answer = response.read().decode(errors="replace")
+    connection.close()
+    code = re.search(r"<Code>(.*?)</Code>", answer)
+    return response.status, code.group(1) if code else None, answer
+
+
+def delete_xml(keys):
+    objects = "".join(f"<Object><Key>{key}</Key></Object>" for key in keys)
+    return f'<?xml version="1.0" encoding="UTF-8"?><Delete>{objects}</Delete>'.encode()
+
+
 def put_policy(policy):
     """Replaces the namespace's policy through the HTTP API."""
     request = urllib.request.Request(
@@ -625,6 +654,47 @@ class AuthErrors(unittest.TestCase):
         key_id = os.environ["FERROBASE_ALICE_KEY_ID"]
         self.assertEqual(error_code(alice.put_object, Bucket=bucket, Key=f"{key_id}/me.png", Body=b"x"), "AccessDenied")
         self.assertEqual(S3.get_object(Bucket=bucket, Key="bob/me.png")["Body"].read(), b"bob")
+
+
+class DeleteObjectsChecksItsBody(unittest.TestCase):
+    """DeleteObjects deletes nothing unless its body is the one the client vouched for."""
+
+    def setUp(self):
+        self.bucket = new_bucket()
+        for key in ("a", "b"):
+            S3.put_object(Bucket=self.bucket, Key=key, Body=b"x")
+
+    def keys(self):
+        return [o["Key"] for o in S3.list_objects_v2(Bucket=self.bucket).get("Contents", [])]
+
+    def test_a_wrong_or_malformed_digest_deletes_nothing(self):
+        body = delete_xml(["a", "b"])
+        md5 = lambda data: base64.b64encode(hashlib.md5(data).digest()).decode()
+        crc32 = lambda data: base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        path = f"/{self.bucket}?delete"
+        cases = [
+            ({"Content-MD5": md5(delete_xml(["other"]))}, "BadDigest"),
+            ({"Content-MD5": "not-an-md5!"}, "InvalidDigest"),
+            ({"Content-MD5": base64.b64encode(b"short").decode()}, "InvalidDigest"),
+            ({"x-amz-checksum-crc32": crc32(b"another body")}, "BadDigest"),
+            ({"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"x").digest()).decode()}, "BadDigest"),
+        ]
+        for headers, code in cases:
+            status, got, answer = signed("POST", path, body, headers)
+            self.assertEqual((status, got), (400, code), (headers, answer))
+            self.assertEqual(self.keys(), ["a", "b"], headers)
+        status, got, answer = signed("POST", path, body, {"Content-MD5": md5(body), "x-amz-checksum-crc32": crc32(body)})
+        self.assertEqual((status, got), (200, None), answer)
+        self.assertEqual(self.keys(), [])
+
+    def test_more_than_1000_keys_is_malformed(self):
+        body = delete_xml([f"k{i}" for i in range(1001)] + ["a"])
+        status, code, answer = signed("POST", f"/{self.bucket}?delete", body, {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()})
+        self.assertEqual((status, code), (400, "MalformedXML"), answer)
+        self.assertEqual(self.keys(), ["a", "b"])
+        # boto3, which sends its own checksum, deletes 1,000 at once.
+        S3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": f"k{i}"} for i in range(999)] + [{"Key": "a"}]})
+        self.assertEqual(self.keys(), ["b"])
 
 
 class ListingsShowOnlyWhatTheCallerMayRead(unittest.TestCase):

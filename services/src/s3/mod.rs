@@ -50,6 +50,13 @@ impl S3Auth for KeyAuth {
 }
 
 /// The S3 service over `state`'s storage.
+/// Most bytes of an XML request body s3s reads whole (CompleteMultipartUpload,
+/// DeleteObjects, ...): room for CompleteMultipartUpload's 10,000 parts, each with an ETag
+/// and every checksum field at up to 1 KiB, which also holds DeleteObjects' 1,000 keys of up to
+/// 1,024 bytes each escaped. Larger bodies are refused with MaxMessageLengthExceeded before
+/// they are read.
+pub const XML_BODY_MAX: usize = 10_000 * 1024;
+
 pub fn service(state: &AppState, keys: Arc<AccessKeys>) -> anyhow::Result<S3Service> {
     let storage = state
         .storage
@@ -57,6 +64,11 @@ pub fn service(state: &AppState, keys: Arc<AccessKeys>) -> anyhow::Result<S3Serv
         .context("the S3 endpoint needs the storage service")?;
     let mut builder = S3ServiceBuilder::new(S3Frontend::new(state.clone(), storage, keys.clone()));
     builder.set_auth(KeyAuth(keys));
+    let mut config = s3s::config::S3Config::default();
+    config.xml_max_body_size = XML_BODY_MAX;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     Ok(builder.build())
 }
 
@@ -68,7 +80,18 @@ async fn handle(State(service): State<S3Service>, request: Request) -> Response 
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|length| length != "0");
-    let request = request.map(s3s::Body::http_body_unsync);
+    let request = match whole_body(request).await {
+        Ok(request) => request,
+        Err(error) => {
+            return match error.to_http_response() {
+                Ok(response) => answer(Ok(response)),
+                Err(error) => {
+                    tracing::error!(%error, "writing an S3 error failed");
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            };
+        }
+    };
     let mut response = answer(service.call(request).await);
     // A request refused before its body was read (a failed precondition, a bad signature)
     // leaves that body, or a client's `Expect: 100-continue` exchange, unfinished on the
@@ -80,6 +103,41 @@ async fn handle(State(service): State<S3Service>, request: Request) -> Response 
         );
     }
     response
+}
+
+/// The request as s3s takes it. The body of DeleteObjects is read here, within
+/// [`XML_BODY_MAX`], and kept as a [`frontend::WholeBody`] for the checks of `Content-MD5` and
+/// `x-amz-checksum-*` that s3s does not make; s3s refuses a longer or unsized one itself. An
+/// `aws-chunked` body is left to s3s, which decodes it.
+async fn whole_body(request: Request) -> Result<s3s::HttpRequest, s3s::S3Error> {
+    use axum::http::header;
+    let deletes = request.method() == axum::http::Method::POST
+        && request.uri().query().is_some_and(|query| {
+            query
+                .split('&')
+                .any(|pair| pair.split('=').next() == Some("delete"))
+        });
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let chunked = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("aws-chunked"));
+    match declared {
+        Some(length) if deletes && !chunked && length <= XML_BODY_MAX => {
+            let (mut parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, XML_BODY_MAX)
+                .await
+                .map_err(|_| s3_error!(IncompleteBody, "the request body ended early"))?;
+            parts.extensions.insert(frontend::WholeBody(bytes.clone()));
+            Ok(s3s::HttpRequest::from_parts(parts, s3s::Body::from(bytes)))
+        }
+        _ => Ok(request.map(s3s::Body::http_body_unsync)),
+    }
 }
 
 fn answer(result: Result<s3s::HttpResponse, s3s::HttpError>) -> Response {

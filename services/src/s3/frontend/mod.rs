@@ -27,6 +27,11 @@ use super::keys::AccessKeys;
 use crate::auth::{Authorizer, Identity};
 use crate::state::AppState;
 
+/// The body of a request that `s3s` reads whole, as it arrived (see `s3::whole_body`), for
+/// operations that check it against the digests the client sent.
+#[derive(Debug, Clone)]
+pub struct WholeBody(pub bytes::Bytes);
+
 /// The S3 operations of one server.
 #[derive(Debug, Clone)]
 pub struct S3Frontend {
