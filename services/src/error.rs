@@ -122,7 +122,7 @@ impl From<ferrobase_storage::StorageError> for ApiError {
     fn from(error: ferrobase_storage::StorageError) -> Self {
         match error.code() {
             ErrorCode::Internal => ApiError::internal(error),
-            code => ApiError::new(code, error.to_string()),
+            code => ApiError::new(code, crate::routes::extract::bounded(&error.to_string())),
         }
     }
 }

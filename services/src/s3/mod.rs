@@ -105,39 +105,53 @@ async fn handle(State(service): State<S3Service>, request: Request) -> Response 
     response
 }
 
-/// The request as s3s takes it. The body of DeleteObjects is read here, within
-/// [`XML_BODY_MAX`], and kept as a [`frontend::WholeBody`] for the checks of `Content-MD5` and
-/// `x-amz-checksum-*` that s3s does not make; s3s refuses a longer or unsized one itself. An
-/// `aws-chunked` body is left to s3s, which decodes it.
+/// The request as s3s takes it. The XML bodies of DeleteObjects and
+/// CompleteMultipartUpload are read here, within [`XML_BODY_MAX`] (MaxMessageLengthExceeded
+/// past it, before more is read when the declared length says so), and kept as a
+/// [`frontend::WholeBody`] for the checks of `Content-MD5` and `x-amz-checksum-*` that s3s
+/// does not make. An `aws-chunked` body is left to s3s, which decodes it.
 async fn whole_body(request: Request) -> Result<s3s::HttpRequest, s3s::S3Error> {
     use axum::http::header;
-    let deletes = request.method() == axum::http::Method::POST
-        && request.uri().query().is_some_and(|query| {
+    let (mut parts, body) = request.into_parts();
+    let text = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let xml = parts.method == axum::http::Method::POST
+        && parts.uri.query().is_some_and(|query| {
             query
                 .split('&')
-                .any(|pair| pair.split('=').next() == Some("delete"))
+                .any(|pair| matches!(pair.split('=').next(), Some("delete") | Some("uploadId")))
         });
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    let chunked = request
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.contains("aws-chunked"));
-    match declared {
-        Some(length) if deletes && !chunked && length <= XML_BODY_MAX => {
-            let (mut parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(body, XML_BODY_MAX)
-                .await
-                .map_err(|_| s3_error!(IncompleteBody, "the request body ended early"))?;
-            parts.extensions.insert(frontend::WholeBody(bytes.clone()));
-            Ok(s3s::HttpRequest::from_parts(parts, s3s::Body::from(bytes)))
-        }
-        _ => Ok(request.map(s3s::Body::http_body_unsync)),
+    let chunked = text(header::CONTENT_ENCODING).is_some_and(|value| value.contains("aws-chunked"));
+    let declared = text(header::CONTENT_LENGTH).and_then(|value| value.parse::<u64>().ok());
+    if !xml || chunked {
+        return Ok(s3s::HttpRequest::from_parts(
+            parts,
+            s3s::Body::http_body_unsync(body),
+        ));
     }
+    let too_large = || {
+        s3_error!(
+            MaxMessageLengthExceeded,
+            "the XML body is larger than {XML_BODY_MAX} bytes"
+        )
+    };
+    if declared.is_some_and(|length| length > XML_BODY_MAX as u64) {
+        return Err(too_large());
+    }
+    let bytes =
+        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, XML_BODY_MAX))
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+            Err(_) => return Err(s3_error!(IncompleteBody, "the request body ended early")),
+        };
+    parts.extensions.insert(frontend::WholeBody(bytes.clone()));
+    Ok(s3s::HttpRequest::from_parts(parts, s3s::Body::from(bytes)))
 }
 
 fn answer(result: Result<s3s::HttpResponse, s3s::HttpError>) -> Response {

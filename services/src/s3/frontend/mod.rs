@@ -25,6 +25,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::keys::AccessKeys;
 use crate::auth::{Authorizer, Identity};
+use crate::routes::extract::bounded;
 use crate::state::AppState;
 
 /// The body of a request that `s3s` reads whole, as it arrived (see `s3::whole_body`), for
@@ -105,7 +106,7 @@ fn api_to_s3(error: crate::error::ApiError) -> S3Error {
             return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
         }
     };
-    S3Error::with_message(code, error.message)
+    S3Error::with_message(code, bounded(&error.message))
 }
 
 /// The one mapping from storage errors to S3 error codes.
@@ -135,7 +136,7 @@ pub fn storage_to_s3(error: StorageError) -> S3Error {
             return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
         }
     };
-    let mut s3_error = S3Error::with_message(code, error.to_string());
+    let mut s3_error = S3Error::with_message(code, bounded(&error.to_string()));
     if let StorageError::NotModified { etag, .. } = &error {
         let mut headers = http::HeaderMap::new();
         if let Ok(value) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {

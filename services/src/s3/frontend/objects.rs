@@ -255,10 +255,26 @@ pub(super) async fn copy_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
-    let replace = input
-        .metadata_directive
-        .as_ref()
-        .is_some_and(|directive| directive.as_str() == dto::MetadataDirective::REPLACE);
+    let replace = match input.metadata_directive.as_ref().map(|d| d.as_str()) {
+        None | Some(dto::MetadataDirective::COPY) => false,
+        Some(dto::MetadataDirective::REPLACE) => true,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Unknown metadata directive: x-amz-metadata-directive must be COPY or REPLACE"
+            ));
+        }
+    };
+    // As in S3: with nothing else to change here, a copy onto itself must replace the
+    // metadata, or it would be a costly no-op.
+    if !replace && source_bucket == input.bucket && source_key == input.key {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself \
+             without changing the object's metadata, storage class, website redirect location \
+             or encryption attributes."
+        ));
+    }
     let replace = replace.then(|| PutOptions {
         content_type: input.content_type.clone(),
         metadata: metadata(input.metadata.clone()),
