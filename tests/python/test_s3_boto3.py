@@ -824,8 +824,10 @@ class ListingsShowOnlyWhatTheCallerMayRead(unittest.TestCase):
 
     def test_multipart_uploads(self):
         user = alice()
-        for key in ["users/bob/big.bin", "users/bob/dir/part.bin", "zzz.bin"]:
-            S3.create_multipart_upload(Bucket=self.bucket, Key=key)
+        others = [S3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"] for key in ["users/bob/big.bin", "users/bob/dir/part.bin", "zzz.bin"]]
+        # ListParts answers only for a key the caller may read, and only that key's uploads.
+        self.assertEqual(error_code(user.list_parts, Bucket=self.bucket, Key="users/bob/big.bin", UploadId=others[0]), "AccessDenied")
+        self.assertEqual(error_code(user.list_parts, Bucket=self.bucket, Key="users/alice/big.bin", UploadId=others[0]), "NoSuchUpload")
         mine = user.create_multipart_upload(Bucket=self.bucket, Key="users/alice/big.bin")["UploadId"]
         listed = user.list_multipart_uploads(Bucket=self.bucket)
         self.assertEqual([(u["Key"], u["UploadId"]) for u in listed.get("Uploads", [])], [("users/alice/big.bin", mine)])
