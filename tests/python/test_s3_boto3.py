@@ -81,9 +81,10 @@ def events(subject_prefix):
         )
 
 
-def signed(method, path, body=b"", headers=None):
+def signed(method, path, body=b"", headers=None, chunked=False):
     """Sends a request signed with the service key as botocore signs it, without botocore
-    adding or fixing anything; answers the status and the S3 error code (None on success)."""
+    adding or fixing anything (`chunked`: with no length, in HTTP chunks); answers the
+    status, the S3 error code (None on success) and the body."""
     import re
 
     from botocore.auth import S3SigV4Auth
@@ -97,8 +98,13 @@ def signed(method, path, body=b"", headers=None):
     url = urllib.parse.urlsplit(prepared.url)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
     target = url.path + ("?" + url.query if url.query else "")
+    sent_headers = dict(prepared.headers)
+    if chunked:
+        sent_headers.pop("Content-Length", None)
+        whole = body
+        body = (whole[i : i + 65536] for i in range(0, len(whole), 65536))
     try:
-        connection.request(method, target, body=body, headers=dict(prepared.headers))
+        connection.request(method, target, body=body, headers=sent_headers, encode_chunked=chunked)
     except (BrokenPipeError, ConnectionResetError):
         pass  # The server may answer (and close) before reading all of a body it refuses.
     response = connection.getresponse()
@@ -713,6 +719,9 @@ class RequestsAreBounded(unittest.TestCase):
         body = ("<CompleteMultipartUpload>" + part * (20_000_000 // len(part)) + "</CompleteMultipartUpload>").encode()
         status, code, answer = signed("POST", f"/{self.bucket}/big-xml?uploadId={upload}", body)
         self.assertEqual((status, code), (400, "MaxMessageLengthExceeded"), answer[:300])
+        # Without a declared length it is refused too, as S3 does.
+        status, code, answer = signed("POST", f"/{self.bucket}/big-xml?uploadId={upload}", body, chunked=True)
+        self.assertEqual((status, code), (411, "MissingContentLength"), answer[:300])
 
     def test_a_huge_etag_is_not_echoed(self):
         upload = S3.create_multipart_upload(Bucket=self.bucket, Key="huge-etag")["UploadId"]

@@ -80,19 +80,10 @@ async fn handle(State(service): State<S3Service>, request: Request) -> Response 
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|length| length != "0");
-    let request = match whole_body(request).await {
-        Ok(request) => request,
-        Err(error) => {
-            return match error.to_http_response() {
-                Ok(response) => answer(Ok(response)),
-                Err(error) => {
-                    tracing::error!(%error, "writing an S3 error failed");
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-                }
-            };
-        }
+    let mut response = match prepare(request) {
+        Ok(request) => answer(service.call(request).await),
+        Err(error) => error_response(error),
     };
-    let mut response = answer(service.call(request).await);
     // A request refused before its body was read (a failed precondition, a bad signature)
     // leaves that body, or a client's `Expect: 100-continue` exchange, unfinished on the
     // connection; botocore then misreads the next response on it. Close such connections.
@@ -106,11 +97,12 @@ async fn handle(State(service): State<S3Service>, request: Request) -> Response 
 }
 
 /// The request as s3s takes it. The XML bodies of DeleteObjects and
-/// CompleteMultipartUpload are read here, within [`XML_BODY_MAX`] (MaxMessageLengthExceeded
-/// past it, before more is read when the declared length says so), and kept as a
-/// [`frontend::WholeBody`] for the checks of `Content-MD5` and `x-amz-checksum-*` that s3s
-/// does not make. An `aws-chunked` body is left to s3s, which decodes it.
-async fn whole_body(request: Request) -> Result<s3s::HttpRequest, s3s::S3Error> {
+/// CompleteMultipartUpload, which s3s reads whole once it has verified the request, are
+/// recorded as it reads them into a [`frontend::WholeBody`], for the checks of `Content-MD5`
+/// and `x-amz-checksum-*` that s3s does not make. One declared longer than [`XML_BODY_MAX`]
+/// is refused before it is read (s3s refuses one of no declared length). An `aws-chunked`
+/// body, which s3s decodes, is not recorded.
+fn prepare(request: Request) -> Result<s3s::HttpRequest, s3s::S3Error> {
     use axum::http::header;
     let (mut parts, body) = request.into_parts();
     let text = |name: header::HeaderName| {
@@ -133,25 +125,33 @@ async fn whole_body(request: Request) -> Result<s3s::HttpRequest, s3s::S3Error> 
             s3s::Body::http_body_unsync(body),
         ));
     }
-    let too_large = || {
-        s3_error!(
-            MaxMessageLengthExceeded,
-            "the XML body is larger than {XML_BODY_MAX} bytes"
-        )
-    };
     if declared.is_some_and(|length| length > XML_BODY_MAX as u64) {
         return Err(too_large());
     }
-    let bytes =
-        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, XML_BODY_MAX))
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-            Err(_) => return Err(s3_error!(IncompleteBody, "the request body ended early")),
-        };
-    parts.extensions.insert(frontend::WholeBody(bytes.clone()));
-    Ok(s3s::HttpRequest::from_parts(parts, s3s::Body::from(bytes)))
+    let whole = frontend::WholeBody::default();
+    parts.extensions.insert(whole.clone());
+    let body = frontend::Recording::new(body, whole);
+    Ok(s3s::HttpRequest::from_parts(
+        parts,
+        s3s::Body::http_body_unsync(body),
+    ))
+}
+
+fn too_large() -> s3s::S3Error {
+    s3_error!(
+        MaxMessageLengthExceeded,
+        "the XML body is larger than {XML_BODY_MAX} bytes"
+    )
+}
+
+fn error_response(error: s3s::S3Error) -> Response {
+    match error.to_http_response() {
+        Ok(response) => answer(Ok(response)),
+        Err(error) => {
+            tracing::error!(%error, "writing an S3 error failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn answer(result: Result<s3s::HttpResponse, s3s::HttpError>) -> Response {

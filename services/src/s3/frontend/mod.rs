@@ -14,7 +14,7 @@ mod listing;
 mod multipart;
 mod objects;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ferrobase_core::auth::Claims;
 use ferrobase_core::policy::{Action, Resource, Service};
@@ -28,10 +28,80 @@ use crate::auth::{Authorizer, Identity};
 use crate::routes::extract::bounded;
 use crate::state::AppState;
 
-/// The body of a request that `s3s` reads whole, as it arrived (see `s3::whole_body`), for
-/// operations that check it against the digests the client sent.
-#[derive(Debug, Clone)]
-pub struct WholeBody(pub bytes::Bytes);
+/// The body of a request that `s3s` reads whole, as it arrived, recorded by [`Recording`]
+/// while `s3s` reads it (after verifying the request), for operations that check it against
+/// the digests the client sent.
+#[derive(Debug, Clone, Default)]
+pub struct WholeBody(Arc<Mutex<Recorded>>);
+
+#[derive(Debug, Default)]
+struct Recorded {
+    chunks: Vec<bytes::Bytes>,
+    size: usize,
+    complete: bool,
+}
+
+impl WholeBody {
+    /// The body, once it has been read to its end.
+    pub fn bytes(&self) -> Option<bytes::Bytes> {
+        let recorded = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        (recorded.complete && recorded.size <= crate::s3::XML_BODY_MAX)
+            .then(|| recorded.chunks.concat().into())
+    }
+}
+
+/// A request body that records what passes through it into a [`WholeBody`], up to a little
+/// over [`crate::s3::XML_BODY_MAX`] (the reader stops there).
+#[derive(Debug)]
+pub struct Recording<B> {
+    inner: B,
+    whole: WholeBody,
+}
+
+impl<B> Recording<B> {
+    pub fn new(inner: B, whole: WholeBody) -> Self {
+        Recording { inner, whole }
+    }
+}
+
+impl<B> http_body::Body for Recording<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, B::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = self.inner.is_end_stream();
+        let mut recorded = self.whole.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    recorded.size = recorded.size.saturating_add(data.len());
+                    if recorded.size <= crate::s3::XML_BODY_MAX {
+                        recorded.chunks.push(data.clone());
+                    }
+                }
+                recorded.complete |= ended;
+            }
+            std::task::Poll::Ready(None) => recorded.complete = true,
+            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The S3 operations of one server.
 #[derive(Debug, Clone)]

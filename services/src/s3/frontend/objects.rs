@@ -228,8 +228,8 @@ fn check_delete_body(req: &S3Request<dto::DeleteObjectsInput>) -> S3Result<()> {
         req.trailing_headers.as_ref(),
     )?;
     let checks = body_checks(header("content-md5"), None, checksum)?;
-    match req.extensions.get::<WholeBody>() {
-        Some(WholeBody(body)) => check_body(body, &checks).map_err(storage_to_s3),
+    match req.extensions.get::<WholeBody>().and_then(WholeBody::bytes) {
+        Some(body) => check_body(&body, &checks).map_err(storage_to_s3),
         None if checks == BodyChecks::default() => Ok(()),
         // Only an `aws-chunked` body is not kept, and S3 clients do not send DeleteObjects so.
         None => Err(s3_error!(
