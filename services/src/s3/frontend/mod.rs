@@ -2,7 +2,10 @@
 //!
 //! `s3s` parses requests, checks SigV4 signatures (headers and presigned URLs, with the secret
 //! from [`super::keys::AccessKeys`]) and writes XML; this module maps each operation onto the
-//! storage API after authorising it with the namespace policy, exactly like the HTTP API.
+//! storage API after authorising it with the namespace policy, exactly like the HTTP API;
+//! listings show only what the caller may read, through `auth::listing` as the HTTP API's do.
+//! Errors become S3 codes in two places only, [`storage_to_s3`] and `api_to_s3`, which bound
+//! the user input a message echoes.
 //!
 //! The [`S3`] trait must be implemented in one block, so it lives here and hands each
 //! operation to the module of its concept: `buckets`, `objects`, `multipart` and
