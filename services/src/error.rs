@@ -122,7 +122,19 @@ impl From<ferrobase_storage::StorageError> for ApiError {
     fn from(error: ferrobase_storage::StorageError) -> Self {
         match error.code() {
             ErrorCode::Internal => ApiError::internal(error),
-            code => ApiError::new(code, error.to_string()),
+            code => ApiError::new(code, bounded(&error.to_string())),
         }
+    }
+}
+
+/// How many characters of client input an error message repeats at most.
+pub const MAX_ECHO: usize = 200;
+
+/// `text` cut to [`MAX_ECHO`] characters, marked when cut: the one way an error message
+/// repeats what a client sent.
+pub fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
     }
 }

@@ -332,6 +332,44 @@ impl BodyHasher {
     }
 }
 
+/// Checks a body held whole in memory (a request body such as DeleteObjects' XML) against
+/// what the client declared, as a stored body is checked: its length, `Content-MD5`
+/// (BadDigest) and the additional checksum (BadChecksum).
+pub fn check_body(body: &[u8], checks: &crate::BodyChecks) -> Result<(), StorageError> {
+    if let Some(declared) = checks
+        .content_length
+        .filter(|&declared| declared != body.len() as u64)
+    {
+        return Err(StorageError::IncompleteBody(format!(
+            "the body was {} bytes, not the {declared} declared",
+            body.len()
+        )));
+    }
+    let algorithm = checks.checksum.as_ref().map(|check| check.algorithm);
+    let mut hasher = BodyHasher::new(u64::MAX, None, algorithm);
+    hasher.update(body);
+    let (digest, computed) = hasher.finish();
+    if checks
+        .content_md5
+        .is_some_and(|md5| Some(md5) != digest.md5())
+    {
+        return Err(StorageError::BadDigest);
+    }
+    let expected = match checks.checksum.as_ref().map(|check| &check.expected) {
+        Some(crate::ExpectedChecksum::Value(value)) => Some(value.clone()),
+        Some(crate::ExpectedChecksum::AfterBody(read)) => read(),
+        Some(crate::ExpectedChecksum::Unknown) | None => None,
+    };
+    match expected.zip(computed) {
+        Some((expected, computed)) if expected.trim() != computed.value => {
+            Err(StorageError::BadChecksum {
+                algorithm: computed.algorithm.name().to_ascii_lowercase(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +416,47 @@ mod tests {
                 Some(algorithm)
             );
         }
+    }
+
+    #[test]
+    fn whole_bodies_are_checked_like_stored_ones() {
+        use crate::{BodyChecks, ChecksumCheck, ExpectedChecksum};
+        let md5: [u8; 16] = Md5::digest(b"hello world").into();
+        let crc32 = |value: &str| ChecksumCheck {
+            algorithm: ChecksumAlgorithm::Crc32,
+            expected: ExpectedChecksum::Value(value.to_owned()),
+        };
+        let check = |checks: BodyChecks| check_body(b"hello world", &checks);
+        assert!(check(BodyChecks::default()).is_ok());
+        assert!(
+            check(BodyChecks {
+                content_md5: Some(md5),
+                content_length: Some(11),
+                checksum: Some(crc32("DUoRhQ==")),
+            })
+            .is_ok()
+        );
+        assert!(matches!(
+            check(BodyChecks {
+                content_md5: Some([0; 16]),
+                ..BodyChecks::default()
+            }),
+            Err(StorageError::BadDigest)
+        ));
+        assert!(matches!(
+            check(BodyChecks {
+                checksum: Some(crc32("AAAAAA==")),
+                ..BodyChecks::default()
+            }),
+            Err(StorageError::BadChecksum { .. })
+        ));
+        assert!(matches!(
+            check(BodyChecks {
+                content_length: Some(3),
+                ..BodyChecks::default()
+            }),
+            Err(StorageError::IncompleteBody(_))
+        ));
     }
 
     #[test]

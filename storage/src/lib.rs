@@ -41,7 +41,7 @@ use ferrobase_core::{Clock, Namespace};
 use futures::stream::BoxStream;
 
 pub use backend::{Backend, BackendConfig, S3BackendConfig};
-pub use digest::{Checksum, ChecksumAlgorithm, EtagPolicy};
+pub use digest::{Checksum, ChecksumAlgorithm, EtagPolicy, check_body};
 pub use error::StorageError;
 pub use model::{
     BodyChecks, BucketInfo, ByteRange, ChecksumCheck, CompletedPart, ExpectedChecksum, GetOptions,

@@ -289,11 +289,15 @@ impl Storage {
     /// One page of the uploads in progress, by key then upload id, with keys sharing a
     /// prefix up to the delimiter rolled up into common prefixes. Reads every upload of the
     /// bucket per page: uploads in progress are few, and their records are keyed by upload id.
+    ///
+    /// Only uploads whose key is `visible` are listed or rolled up, so a caller who may see
+    /// some keys only learns nothing of the others, not even as a common prefix or a marker.
     pub async fn list_uploads_page(
         &self,
         ns: &Namespace,
         bucket: &str,
         query: &UploadQuery,
+        visible: impl Fn(&str) -> bool,
     ) -> Result<UploadPage, StorageError> {
         if !(1..=MAX_LIST_KEYS).contains(&query.max_uploads) {
             return Err(StorageError::InvalidArgument(format!(
@@ -312,6 +316,9 @@ impl Storage {
                 if !after {
                     continue;
                 }
+            }
+            if !visible(&upload.key) {
+                continue;
             }
             let rolled = delimiter.and_then(|d| {
                 upload.key[query.prefix.len()..]

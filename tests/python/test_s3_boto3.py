@@ -81,6 +81,59 @@ def events(subject_prefix):
         )
 
 
+def signed(method, path, body=b"", headers=None, chunked=False):
+    """Sends a request signed with the service key as botocore signs it, without botocore
+    adding or fixing anything (`chunked`: with no length, in HTTP chunks); answers the
+    status, the S3 error code (None on success) and the body."""
+    import re
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=ENDPOINT + path, data=body, headers=dict(headers or {}))
+    credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    S3SigV4Auth(credentials, "s3", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    url = urllib.parse.urlsplit(prepared.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    target = url.path + ("?" + url.query if url.query else "")
+    sent_headers = dict(prepared.headers)
+    if chunked:
+        sent_headers.pop("Content-Length", None)
+        whole = body
+        body = (whole[i : i + 65536] for i in range(0, len(whole), 65536))
+    try:
+        connection.request(method, target, body=body, headers=sent_headers, encode_chunked=chunked)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # The server may answer (and close) before reading all of a body it refuses.
+    response = connection.getresponse()
+    answer = response.read().decode(errors="replace")
+    connection.close()
+    code = re.search(r"<Code>(.*?)</Code>", answer)
+    return response.status, code.group(1) if code else None, answer
+
+
+def delete_xml(keys):
+    objects = "".join(f"<Object><Key>{key}</Key></Object>" for key in keys)
+    return f'<?xml version="1.0" encoding="UTF-8"?><Delete>{objects}</Delete>'.encode()
+
+
+def put_policy(policy):
+    """Replaces the namespace's policy through the HTTP API."""
+    request = urllib.request.Request(
+        f"{os.environ['FERROBASE_URL']}/v1/policies/{NS}",
+        data=json.dumps(policy).encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request).close()
+
+
+def alice():
+    return client(os.environ["FERROBASE_ALICE_KEY_ID"], os.environ["FERROBASE_ALICE_SECRET"])
+
+
 def pattern(size, seed):
     block = hashlib.sha256(str(seed).encode()).digest() * (MIB // 32)
     return (block * (size // len(block) + 1))[:size]
@@ -600,14 +653,7 @@ class AuthErrors(unittest.TestCase):
 
     def test_user_keys_with_a_subject_follow_sub_patterns(self):
         bucket = new_bucket()
-        policy = {"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{bucket}/{{sub}}/**"]}]}
-        request = urllib.request.Request(
-            f"{os.environ['FERROBASE_URL']}/v1/policies/{NS}",
-            data=json.dumps(policy).encode(),
-            method="PUT",
-            headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}", "Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(request).close()
+        put_policy({"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{bucket}/{{sub}}/**"]}]})
         S3.put_object(Bucket=bucket, Key="bob/me.png", Body=b"bob")
         alice = client(os.environ["FERROBASE_ALICE_KEY_ID"], os.environ["FERROBASE_ALICE_SECRET"])
         alice.put_object(Bucket=bucket, Key="alice/me.png", Body=b"alice")
@@ -617,6 +663,195 @@ class AuthErrors(unittest.TestCase):
         key_id = os.environ["FERROBASE_ALICE_KEY_ID"]
         self.assertEqual(error_code(alice.put_object, Bucket=bucket, Key=f"{key_id}/me.png", Body=b"x"), "AccessDenied")
         self.assertEqual(S3.get_object(Bucket=bucket, Key="bob/me.png")["Body"].read(), b"bob")
+
+
+class DeleteObjectsChecksItsBody(unittest.TestCase):
+    """DeleteObjects deletes nothing unless its body is the one the client vouched for."""
+
+    def setUp(self):
+        self.bucket = new_bucket()
+        for key in ("a", "b"):
+            S3.put_object(Bucket=self.bucket, Key=key, Body=b"x")
+
+    def keys(self):
+        return [o["Key"] for o in S3.list_objects_v2(Bucket=self.bucket).get("Contents", [])]
+
+    def test_a_wrong_or_malformed_digest_deletes_nothing(self):
+        body = delete_xml(["a", "b"])
+        md5 = lambda data: base64.b64encode(hashlib.md5(data).digest()).decode()
+        crc32 = lambda data: base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        path = f"/{self.bucket}?delete"
+        cases = [
+            ({"Content-MD5": md5(delete_xml(["other"]))}, "BadDigest"),
+            ({"Content-MD5": "not-an-md5!"}, "InvalidDigest"),
+            ({"Content-MD5": base64.b64encode(b"short").decode()}, "InvalidDigest"),
+            ({"x-amz-checksum-crc32": crc32(b"another body")}, "BadDigest"),
+            ({"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"x").digest()).decode()}, "BadDigest"),
+        ]
+        for headers, code in cases:
+            status, got, answer = signed("POST", path, body, headers)
+            self.assertEqual((status, got), (400, code), (headers, answer))
+            self.assertEqual(self.keys(), ["a", "b"], headers)
+        status, got, answer = signed("POST", path, body, {"Content-MD5": md5(body), "x-amz-checksum-crc32": crc32(body)})
+        self.assertEqual((status, got), (200, None), answer)
+        self.assertEqual(self.keys(), [])
+
+    def test_more_than_1000_keys_is_malformed(self):
+        body = delete_xml([f"k{i}" for i in range(1001)] + ["a"])
+        status, code, answer = signed("POST", f"/{self.bucket}?delete", body, {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()})
+        self.assertEqual((status, code), (400, "MalformedXML"), answer)
+        self.assertEqual(self.keys(), ["a", "b"])
+        # boto3, which sends its own checksum, deletes 1,000 at once.
+        S3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": f"k{i}"} for i in range(999)] + [{"Key": "a"}]})
+        self.assertEqual(self.keys(), ["b"])
+
+
+class RequestsAreBounded(unittest.TestCase):
+    """Oversized or malformed requests get S3 errors that echo little of what was sent."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+
+    def test_an_oversized_complete_multipart_upload_body(self):
+        upload = S3.create_multipart_upload(Bucket=self.bucket, Key="big-xml")["UploadId"]
+        part = '<Part><PartNumber>1</PartNumber><ETag>"%s"</ETag></Part>' % ("0" * 32)
+        body = ("<CompleteMultipartUpload>" + part * (20_000_000 // len(part)) + "</CompleteMultipartUpload>").encode()
+        status, code, answer = signed("POST", f"/{self.bucket}/big-xml?uploadId={upload}", body)
+        self.assertEqual((status, code), (400, "MaxMessageLengthExceeded"), answer[:300])
+        # Without a declared length it is refused too, as S3 does.
+        status, code, answer = signed("POST", f"/{self.bucket}/big-xml?uploadId={upload}", body, chunked=True)
+        self.assertEqual((status, code), (411, "MissingContentLength"), answer[:300])
+
+    def test_a_huge_etag_is_not_echoed(self):
+        upload = S3.create_multipart_upload(Bucket=self.bucket, Key="huge-etag")["UploadId"]
+        S3.upload_part(Bucket=self.bucket, Key="huge-etag", UploadId=upload, PartNumber=1, Body=b"x")
+        etag = "e" * 4_000_000
+        body = f'<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"{etag}"</ETag></Part></CompleteMultipartUpload>'.encode()
+        status, code, answer = signed("POST", f"/{self.bucket}/huge-etag?uploadId={upload}", body)
+        self.assertEqual((status, code), (400, "InvalidPart"), answer[:300])
+        self.assertLess(len(answer), 2000)
+
+    def test_a_bogus_metadata_directive(self):
+        S3.put_object(Bucket=self.bucket, Key="src", Body=b"x")
+        status, code, answer = signed(
+            "PUT",
+            f"/{self.bucket}/dst",
+            headers={"x-amz-copy-source": f"/{self.bucket}/src", "x-amz-metadata-directive": "BOGUS"},
+        )
+        self.assertEqual((status, code), (400, "InvalidArgument"), answer)
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key="dst"), "404")
+
+    def test_copying_an_object_onto_itself_must_change_its_metadata(self):
+        S3.put_object(Bucket=self.bucket, Key="self", Body=b"x", Metadata={"v": "1"})
+        source = {"Bucket": self.bucket, "Key": "self"}
+        try:
+            S3.copy_object(Bucket=self.bucket, Key="self", CopySource=source)
+            raise AssertionError("the copy succeeded")
+        except ClientError as error:
+            self.assertEqual(error.response["Error"]["Code"], "InvalidRequest")
+            self.assertIn("copy an object to itself without changing", error.response["Error"]["Message"])
+        self.assertEqual(error_code(S3.copy_object, Bucket=self.bucket, Key="self", CopySource=source, MetadataDirective="COPY"), "InvalidRequest")
+        S3.copy_object(Bucket=self.bucket, Key="self", CopySource=source, MetadataDirective="REPLACE", Metadata={"v": "2"})
+        self.assertEqual(S3.head_object(Bucket=self.bucket, Key="self")["Metadata"], {"v": "2"})
+
+
+class ListingsShowOnlyWhatTheCallerMayRead(unittest.TestCase):
+    """A user whose policy grants `users/{sub}/**` lists a shared bucket: other users' keys,
+    their prefixes and cursors naming them never appear."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+        cls.hidden = ["aaa/hidden.txt", "users/bob/secret-plan.txt", "users/bob/x/y.txt", "users/carol.txt", "zzz-top.txt"]
+        cls.mine = ["users/alice/a.txt", "users/alice/b/c.txt"]
+        for key in cls.hidden + cls.mine:
+            S3.put_object(Bucket=cls.bucket, Key=key, Body=b"x")
+        put_policy({"rules": [{"roles": ["user"], "actions": ["read", "write"], "resources": [f"storage:{cls.bucket}/users/{{sub}}/**"]}]})
+
+    def assert_names_nothing_hidden(self, value):
+        if value is None:
+            return
+        texts = [value]
+        try:
+            texts.append(base64.urlsafe_b64decode(value.lstrip("~") + "=" * (-len(value.lstrip("~")) % 4)).decode("latin-1"))
+        except ValueError:
+            pass
+        for text in texts:
+            for word in ("bob", "carol", "aaa", "zzz"):
+                self.assertNotIn(word, text)
+
+    def test_v2_keys_prefixes_and_tokens(self):
+        user = alice()
+        listed = user.list_objects_v2(Bucket=self.bucket)
+        self.assertEqual([o["Key"] for o in listed["Contents"]], self.mine)
+        self.assertEqual(listed["KeyCount"], 2)
+        top = user.list_objects_v2(Bucket=self.bucket, Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in top.get("CommonPrefixes", [])], ["users/"])
+        self.assertNotIn("Contents", top)
+        users = user.list_objects_v2(Bucket=self.bucket, Prefix="users/", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in users.get("CommonPrefixes", [])], ["users/alice/"])
+        self.assertNotIn("Contents", users)
+        keys, token, pages = [], None, 0
+        while True:
+            page = user.list_objects_v2(Bucket=self.bucket, MaxKeys=1, **({"ContinuationToken": token} if token else {}))
+            keys += [o["Key"] for o in page.get("Contents", [])]
+            token = page.get("NextContinuationToken")
+            self.assert_names_nothing_hidden(token)
+            pages += 1
+            if not page["IsTruncated"]:
+                break
+            self.assertLess(pages, 20)
+        self.assertEqual(keys, self.mine)
+        # The paginator boto3 users reach for gives the same.
+        paged = [o["Key"] for page in user.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 1}) for o in page.get("Contents", [])]
+        self.assertEqual(paged, self.mine)
+        # A forged or foreign cursor is refused, not followed.
+        self.assertEqual(error_code(user.list_objects_v2, Bucket=self.bucket, ContinuationToken="~" + "A" * 80), "InvalidArgument")
+        # A service key still reads everything, with plain tokens that resume after a key.
+        everything = [o["Key"] for page in S3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 2}) for o in page.get("Contents", [])]
+        self.assertEqual(everything, sorted(self.hidden + self.mine))
+
+    def test_v1_keys_and_markers(self):
+        user = alice()
+        keys, marker, pages = [], "", 0
+        while True:
+            page = user.list_objects(Bucket=self.bucket, MaxKeys=1, Marker=marker)
+            contents = [o["Key"] for o in page.get("Contents", [])]
+            keys += contents
+            self.assert_names_nothing_hidden(page.get("NextMarker"))
+            pages += 1
+            if not page["IsTruncated"]:
+                break
+            self.assertLess(pages, 20)
+            marker = page.get("NextMarker") or contents[-1]
+        self.assertEqual(keys, self.mine)
+        users = user.list_objects(Bucket=self.bucket, Prefix="users/", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in users.get("CommonPrefixes", [])], ["users/alice/"])
+        paged = [o["Key"] for page in user.get_paginator("list_objects").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 1}) for o in page.get("Contents", [])]
+        self.assertEqual(paged, self.mine)
+
+    def test_multipart_uploads(self):
+        user = alice()
+        others = [S3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"] for key in ["users/bob/big.bin", "users/bob/dir/part.bin", "zzz.bin"]]
+        # ListParts answers only for a key the caller may read, and only that key's uploads.
+        self.assertEqual(error_code(user.list_parts, Bucket=self.bucket, Key="users/bob/big.bin", UploadId=others[0]), "AccessDenied")
+        self.assertEqual(error_code(user.list_parts, Bucket=self.bucket, Key="users/alice/big.bin", UploadId=others[0]), "NoSuchUpload")
+        mine = user.create_multipart_upload(Bucket=self.bucket, Key="users/alice/big.bin")["UploadId"]
+        listed = user.list_multipart_uploads(Bucket=self.bucket)
+        self.assertEqual([(u["Key"], u["UploadId"]) for u in listed.get("Uploads", [])], [("users/alice/big.bin", mine)])
+        rolled = user.list_multipart_uploads(Bucket=self.bucket, Prefix="users/", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in rolled.get("CommonPrefixes", [])], ["users/alice/"])
+        marker, pages = {}, 0
+        while True:
+            page = user.list_multipart_uploads(Bucket=self.bucket, MaxUploads=1, **marker)
+            self.assert_names_nothing_hidden(page.get("NextKeyMarker"))
+            pages += 1
+            if not page["IsTruncated"]:
+                break
+            self.assertLess(pages, 20)
+            marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+        self.assertEqual(len(S3.list_multipart_uploads(Bucket=self.bucket)["Uploads"]), 4)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
 //!   keys the caller may not read is never disclosed, not even as a prefix.
 //! - **The cursor** never names a key the caller may not read. For callers who read everything
 //!   in the service (admin and service tokens whose scopes cover it) it is the last key or
-//!   prefix shown, as before. For everyone else it is sealed: the scan position encrypted and
+//!   prefix shown, as before (sealed too when it starts like a sealed cursor, so that it is
+//!   never mistaken for one). For everyone else it is sealed: the scan position encrypted and
 //!   authenticated with a per-process key ([`CursorSealer`]), bound to the listing, the
 //!   namespace and the subject, so it resumes exactly where the scan stopped (past hidden
 //!   keys, skipping no readable one) while saying nothing about what lies there. A sealed
@@ -133,6 +134,27 @@ pub struct SourceBatch<T> {
     pub exhausted: bool,
 }
 
+/// Where a listing request resumes.
+#[derive(Debug, Clone, Copy)]
+pub enum Resume<'a> {
+    /// From the first key.
+    Beginning,
+    /// `after` as the HTTP listings take it: a cursor one of this listing's pages handed out,
+    /// sealed or plain; 400 for a sealed one that does not open.
+    Cursor(&'a str),
+    /// After this key, taken as given (S3's `start-after`).
+    Key(&'a str),
+    /// S3's `marker`: a sealed cursor of this listing when it opens as one, otherwise a key,
+    /// because S3 clients also continue from the last key of a page, which may start with
+    /// the sealed mark.
+    CursorOrKey(&'a str),
+}
+
+/// Whether `cursor` is a sealed one (plain cursors never start like this).
+pub fn is_sealed(cursor: &str) -> bool {
+    cursor.starts_with(SEALED_MARK)
+}
+
 /// What the caller is shown.
 #[derive(Debug)]
 pub struct VisiblePage<T> {
@@ -194,21 +216,30 @@ impl<'a> Listing<'a> {
     /// or after `after` itself when it is a plain key (S3's start-after). 400 for a sealed
     /// cursor that is not this listing's.
     pub fn start(&self, after: Option<&str>) -> Result<Option<String>, ApiError> {
-        let Some(after) = after.filter(|after| !after.is_empty()) else {
-            return Ok(None);
+        self.resume(after.map_or(Resume::Beginning, Resume::Cursor))
+    }
+
+    /// Where the scan starts for `resume`.
+    pub fn resume(&self, resume: Resume<'_>) -> Result<Option<String>, ApiError> {
+        let (after, strict) = match resume {
+            Resume::Beginning => return Ok(None),
+            Resume::Key(key) => return Ok(Some(key.to_owned()).filter(|key| !key.is_empty())),
+            Resume::Cursor(after) => (after, true),
+            Resume::CursorOrKey(after) => (after, false),
         };
-        match after.strip_prefix(SEALED_MARK) {
-            Some(sealed) => self
-                .sealer
-                .open(&self.binding, sealed)
-                .map(Some)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "invalid listing cursor (cursors are only valid for the listing that \
-                         returned them, until the server restarts)",
-                    )
-                }),
-            None => Ok(Some(after.to_owned())),
+        if after.is_empty() {
+            return Ok(None);
+        }
+        let Some(sealed) = after.strip_prefix(SEALED_MARK) else {
+            return Ok(Some(after.to_owned()));
+        };
+        match self.sealer.open(&self.binding, sealed) {
+            Some(position) => Ok(Some(position)),
+            None if !strict => Ok(Some(after.to_owned())),
+            None => Err(ApiError::invalid(
+                "invalid listing cursor (cursors are only valid for the listing that \
+                 returned them, until the server restarts)",
+            )),
         }
     }
 
@@ -280,8 +311,9 @@ impl<'a> Listing<'a> {
 
     fn cursor(&self, position: Option<&str>, last_shown: Option<&str>) -> String {
         match (self.reads_all, last_shown) {
-            // Everything scanned was shown (or jumped over under a shown prefix).
-            (true, Some(shown)) => shown.to_owned(),
+            // Everything scanned was shown (or jumped over under a shown prefix). A key that
+            // looks sealed is sealed too, or it would not be taken back as plain.
+            (true, Some(shown)) if !is_sealed(shown) => shown.to_owned(),
             _ => self
                 .sealer
                 .seal(&self.binding, position.unwrap_or_default()),

@@ -122,6 +122,11 @@ impl Authorizer {
         })
     }
 
+    /// The namespace the decisions are for.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
     pub fn allows(&self, action: Action, resource: Resource<'_>) -> bool {
         policy::authorize(
             &self.claims,

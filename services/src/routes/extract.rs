@@ -8,9 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts};
 use crate::error::ApiError;
 use ferrobase_core::ErrorCode;
 
-/// The most characters of client input (a rejected path segment, a query value) an error
-/// message repeats.
-pub const MAX_ECHO: usize = 200;
+pub use crate::error::{MAX_ECHO, bounded};
 
 /// `axum::extract::Query` with JSON errors.
 #[derive(Debug, FromRequestParts)]
@@ -26,14 +24,6 @@ pub struct Path<T>(pub T);
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Json<T>(pub T);
-
-/// `text` cut to [`MAX_ECHO`] characters, marked when cut.
-pub fn bounded(text: &str) -> String {
-    match text.char_indices().nth(MAX_ECHO) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text.to_owned(),
-    }
-}
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {

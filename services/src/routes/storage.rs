@@ -28,7 +28,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::listing::{Listing, SourceBatch, VisiblePage};
+use crate::auth::listing::{Listing, Resume, SourceBatch, VisiblePage};
 use crate::auth::presign::{MAX_EXPIRY, PresignMethod};
 use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
@@ -387,7 +387,10 @@ async fn list(
         &bucket,
         &params.prefix,
         params.delimiter.as_deref(),
-        params.after.as_deref(),
+        params
+            .after
+            .as_deref()
+            .map_or(Resume::Beginning, Resume::Cursor),
         limit,
     )
     .await?;
@@ -409,7 +412,7 @@ pub(crate) async fn list_visible_objects(
     bucket: &str,
     prefix: &str,
     delimiter: Option<&str>,
-    after: Option<&str>,
+    after: Resume<'_>,
     limit: usize,
 ) -> Result<VisiblePage<ObjectInfo>, ApiError> {
     let storage = storage(state)?;
@@ -422,7 +425,7 @@ pub(crate) async fn list_visible_objects(
         delimiter,
         limit,
     )?;
-    let start = listing.start(after)?;
+    let start = listing.resume(after)?;
     // The listing rolls up common prefixes itself, from readable keys only, so the source
     // is asked for plain keys.
     let fetch = |after: Option<String>, max: usize| {

@@ -49,6 +49,13 @@ impl S3Auth for KeyAuth {
 }
 
 /// The S3 service over `state`'s storage.
+/// Most bytes of an XML request body s3s reads whole (CompleteMultipartUpload,
+/// DeleteObjects, ...): room for CompleteMultipartUpload's 10,000 parts, each with an ETag
+/// and every checksum field at up to 1 KiB, which also holds DeleteObjects' 1,000 keys of up to
+/// 1,024 bytes each escaped. Larger bodies are refused with MaxMessageLengthExceeded before
+/// they are read.
+pub const XML_BODY_MAX: usize = 10_000 * 1024;
+
 pub fn service(state: &AppState, keys: Arc<AccessKeys>) -> anyhow::Result<S3Service> {
     let storage = state
         .storage
@@ -56,6 +63,11 @@ pub fn service(state: &AppState, keys: Arc<AccessKeys>) -> anyhow::Result<S3Serv
         .context("the S3 endpoint needs the storage service")?;
     let mut builder = S3ServiceBuilder::new(S3Frontend::new(state.clone(), storage, keys.clone()));
     builder.set_auth(KeyAuth(keys));
+    let mut config = s3s::config::S3Config::default();
+    config.xml_max_body_size = XML_BODY_MAX;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     Ok(builder.build())
 }
 
@@ -67,8 +79,10 @@ async fn handle(State(service): State<S3Service>, request: Request) -> Response 
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|length| length != "0");
-    let request = request.map(s3s::Body::http_body_unsync);
-    let mut response = answer(service.call(request).await);
+    let mut response = match prepare(request) {
+        Ok(request) => answer(service.call(request).await),
+        Err(error) => error_response(error),
+    };
     // A request refused before its body was read (a failed precondition, a bad signature)
     // leaves that body, or a client's `Expect: 100-continue` exchange, unfinished on the
     // connection; botocore then misreads the next response on it. Close such connections.
@@ -79,6 +93,64 @@ async fn handle(State(service): State<S3Service>, request: Request) -> Response 
         );
     }
     response
+}
+
+/// The request as s3s takes it. The XML bodies of DeleteObjects and
+/// CompleteMultipartUpload, which s3s reads whole once it has verified the request, are
+/// recorded as it reads them into a [`frontend::WholeBody`], for the checks of `Content-MD5`
+/// and `x-amz-checksum-*` that s3s does not make. One declared longer than [`XML_BODY_MAX`]
+/// is refused before it is read (s3s refuses one of no declared length). An `aws-chunked`
+/// body, which s3s decodes, is not recorded.
+fn prepare(request: Request) -> Result<s3s::HttpRequest, s3s::S3Error> {
+    use axum::http::header;
+    let (mut parts, body) = request.into_parts();
+    let text = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let xml = parts.method == axum::http::Method::POST
+        && parts.uri.query().is_some_and(|query| {
+            query
+                .split('&')
+                .any(|pair| matches!(pair.split('=').next(), Some("delete") | Some("uploadId")))
+        });
+    let chunked = text(header::CONTENT_ENCODING).is_some_and(|value| value.contains("aws-chunked"));
+    let declared = text(header::CONTENT_LENGTH).and_then(|value| value.parse::<u64>().ok());
+    if !xml || chunked {
+        return Ok(s3s::HttpRequest::from_parts(
+            parts,
+            s3s::Body::http_body_unsync(body),
+        ));
+    }
+    if declared.is_some_and(|length| length > XML_BODY_MAX as u64) {
+        return Err(too_large());
+    }
+    let whole = frontend::WholeBody::default();
+    parts.extensions.insert(whole.clone());
+    let body = frontend::Recording::new(body, whole);
+    Ok(s3s::HttpRequest::from_parts(
+        parts,
+        s3s::Body::http_body_unsync(body),
+    ))
+}
+
+fn too_large() -> s3s::S3Error {
+    s3_error!(
+        MaxMessageLengthExceeded,
+        "the XML body is larger than {XML_BODY_MAX} bytes"
+    )
+}
+
+fn error_response(error: s3s::S3Error) -> Response {
+    match error.to_http_response() {
+        Ok(response) => answer(Ok(response)),
+        Err(error) => {
+            tracing::error!(%error, "writing an S3 error failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn answer(result: Result<s3s::HttpResponse, s3s::HttpError>) -> Response {

@@ -291,3 +291,14 @@ async fn a_token_scoped_to_another_service_lists_nothing() {
     let resp = app.get("/v1/kv/a").token(&kv_reader).send().await;
     assert_eq!(resp.json()["items"][0]["key"], "orders/1");
 }
+
+#[tokio::test]
+async fn keys_that_start_like_a_sealed_cursor_page_for_full_readers_too() {
+    let app = app().await;
+    create_bucket(&app, "tilde").await;
+    for key in ["plain", "~a", "~b"] {
+        put_object(&app, "tilde", key).await;
+    }
+    let (keys, _) = page_through(&app, &app.admin(), "/v1/storage/a/tilde?limit=1", &[]).await;
+    assert_eq!(keys, ["plain", "~a", "~b"]);
+}

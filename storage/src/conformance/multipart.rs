@@ -273,7 +273,7 @@ pub async fn multipart_upload_listing(h: Harness) {
     let list = |query: UploadQuery| {
         let storage = h.storage.clone();
         let a = a.clone();
-        async move { storage.list_uploads_page(&a, "ups", &query).await }
+        async move { storage.list_uploads_page(&a, "ups", &query, |_| true).await }
     };
     let keys = |page: &UploadPage| -> Vec<String> {
         page.uploads
@@ -356,6 +356,50 @@ pub async fn multipart_upload_listing(h: Harness) {
         .await,
         Err(StorageError::InvalidArgument(_))
     ));
+    // Keys that are not visible are neither listed nor rolled up, on any page.
+    let visible = |key: &str| key.starts_with("mp/a") || key == "other";
+    let hidden = UploadQuery {
+        delimiter: Some("/".to_owned()),
+        max_uploads: 1,
+        ..UploadQuery::default()
+    };
+    let first = h
+        .storage
+        .list_uploads_page(&a, "ups", &hidden, visible)
+        .await
+        .unwrap();
+    assert_eq!(first.common_prefixes, ["mp/"]);
+    let second = h
+        .storage
+        .list_uploads_page(
+            &a,
+            "ups",
+            &UploadQuery {
+                after: first.next.clone(),
+                ..hidden.clone()
+            },
+            visible,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys(&second), second.next),
+        (vec!["other".to_owned()], None)
+    );
+    let only_mp = UploadQuery {
+        prefix: "mp/".to_owned(),
+        delimiter: Some("/".to_owned()),
+        ..UploadQuery::default()
+    };
+    let page = h
+        .storage
+        .list_uploads_page(&a, "ups", &only_mp, visible)
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys(&page), page.common_prefixes),
+        (vec!["mp/a".to_owned(), "mp/a".to_owned()], vec![])
+    );
 }
 
 /// An upload left incomplete longer than the upload lifetime is aborted by the sweep, with

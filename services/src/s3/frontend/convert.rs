@@ -144,7 +144,8 @@ pub(super) fn checksum_check(
         let algorithm = ChecksumAlgorithm::parse(&name).ok_or_else(|| {
             s3_error!(
                 InvalidRequest,
-                "unknown checksum trailer x-amz-checksum-{name}"
+                "unknown checksum trailer x-amz-checksum-{}",
+                crate::routes::extract::bounded(&name)
             )
         })?;
         let trailers = trailers
@@ -189,7 +190,7 @@ pub(super) fn checksum_algorithm(name: &dto::ChecksumAlgorithm) -> S3Result<Chec
         s3_error!(
             InvalidRequest,
             "unknown checksum algorithm {:?}",
-            name.as_str()
+            crate::routes::extract::bounded(name.as_str())
         )
     })
 }

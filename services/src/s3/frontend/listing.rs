@@ -1,21 +1,25 @@
-//! Listings: the objects of a bucket and its multipart uploads in progress.
+//! Listings: the objects of a bucket and its multipart uploads in progress, showing only
+//! what the caller may read, by the rules of `auth::listing` that the HTTP API follows too.
 
 use base64::Engine as _;
-use ferrobase_core::Namespace;
-use ferrobase_core::policy::Action;
+use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_storage::model::MAX_LIST_KEYS;
-use ferrobase_storage::{ListQuery, UploadMarker, UploadQuery};
+use ferrobase_storage::{UploadMarker, UploadQuery};
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{etag, timestamp};
-use super::{S3Frontend, storage_to_s3};
+use super::{S3Frontend, api_to_s3, storage_to_s3};
+use crate::auth::Authorizer;
+use crate::auth::listing::{Resume, VisiblePage, is_sealed};
+use crate::routes::storage::list_visible_objects;
 
 /// One page of objects as `s3s` writes them, for both versions of ListObjects.
 struct ObjectsPage {
     contents: Vec<dto::Object>,
     common_prefixes: Vec<dto::CommonPrefix>,
-    /// The last key or common prefix of a truncated page.
+    /// Where a truncated page continues: the last key or common prefix shown, or a sealed
+    /// cursor (`auth::listing`).
     next: Option<String>,
 }
 
@@ -25,34 +29,50 @@ impl ObjectsPage {
     }
 }
 
-/// Lists up to `max` keys and common prefixes after `after` (none when `max` is 0, which S3
-/// allows).
+/// Lists up to `max` keys and common prefixes the caller may read, from `resume` (none when
+/// `max` is 0, which S3 allows), through the listing rules the HTTP API follows.
+#[allow(clippy::too_many_arguments)]
 async fn objects_page(
     frontend: &S3Frontend,
-    ns: &Namespace,
+    authorizer: &Authorizer,
     bucket: &str,
     prefix: Option<&str>,
     delimiter: Option<&str>,
-    after: Option<String>,
+    resume: Resume<'_>,
     max: usize,
 ) -> S3Result<ObjectsPage> {
-    let query = ListQuery {
-        prefix: prefix.unwrap_or_default().to_owned(),
-        delimiter: delimiter.map(str::to_owned),
-        after,
-        max_keys: max.max(1),
-    };
+    let ns = authorizer.namespace();
+    // Answered first so a missing bucket is NoSuchBucket whatever the caller may read.
+    frontend
+        .storage
+        .head_bucket(ns, bucket)
+        .await
+        .map_err(storage_to_s3)?;
     let page = if max == 0 {
-        ferrobase_storage::ListPage::default()
+        authorizer
+            .require_scope(Service::Storage, Action::Read)
+            .map_err(api_to_s3)?;
+        VisiblePage {
+            items: Vec::new(),
+            prefixes: Vec::new(),
+            next: None,
+        }
     } else {
-        frontend
-            .storage
-            .list_objects(ns, bucket, &query)
-            .await
-            .map_err(storage_to_s3)?
+        list_visible_objects(
+            &frontend.state,
+            authorizer,
+            ns,
+            bucket,
+            prefix.unwrap_or_default(),
+            delimiter,
+            resume,
+            max,
+        )
+        .await
+        .map_err(api_to_s3)?
     };
     let contents = page
-        .objects
+        .items
         .into_iter()
         .map(|object| dto::Object {
             e_tag: Some(etag(&object.etag)),
@@ -66,7 +86,7 @@ async fn objects_page(
         })
         .collect();
     let common_prefixes = page
-        .common_prefixes
+        .prefixes
         .into_iter()
         .map(|prefix| dto::CommonPrefix {
             prefix: Some(prefix),
@@ -79,91 +99,110 @@ async fn objects_page(
     })
 }
 
+/// ListObjectsV2. Continuation tokens are sealed cursors as the listing hands them out, or
+/// the base64 of a plain one (the last key or prefix, for callers who read everything).
 pub(super) async fn list_objects_v2(
     frontend: &S3Frontend,
     req: S3Request<dto::ListObjectsV2Input>,
 ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
-    let bucket = req.input.bucket.clone();
-    let ns = frontend.authorize(&req, Action::Read, &bucket).await?;
+    let authorizer = frontend.authorizer(&req).await?;
     let input = req.input;
-    let after = match (&input.continuation_token, &input.start_after) {
-        (Some(token), _) => Some(decode_token(token)?),
-        (None, Some(start)) if !start.is_empty() => Some(start.clone()),
-        _ => None,
+    let token = input
+        .continuation_token
+        .as_deref()
+        .map(decode_token)
+        .transpose()?;
+    let resume = match (&token, &input.start_after) {
+        (Some(Token::Sealed(cursor)), _) => Resume::Cursor(cursor),
+        (Some(Token::Key(key)), _) => Resume::Key(key),
+        (None, Some(start)) => Resume::Key(start),
+        (None, None) => Resume::Beginning,
     };
     let max = max_keys(input.max_keys);
     let page = objects_page(
         frontend,
-        &ns,
-        &bucket,
+        &authorizer,
+        &input.bucket,
         input.prefix.as_deref(),
         input.delimiter.as_deref(),
-        after,
+        resume,
         max,
     )
     .await?;
     Ok(S3Response::new(dto::ListObjectsV2Output {
-        name: Some(bucket),
+        key_count: Some(page.key_count() as i32),
+        is_truncated: Some(page.next.is_some()),
+        next_continuation_token: page.next.as_deref().map(encode_token),
+        contents: Some(page.contents),
+        common_prefixes: Some(page.common_prefixes),
+        name: Some(input.bucket),
         prefix: input.prefix,
         delimiter: input.delimiter,
         max_keys: Some(max as i32),
-        key_count: Some(page.key_count() as i32),
-        is_truncated: Some(page.next.is_some()),
         continuation_token: input.continuation_token,
-        next_continuation_token: page.next.as_deref().map(encode_token),
         start_after: input.start_after,
-        contents: Some(page.contents),
-        common_prefixes: Some(page.common_prefixes),
         ..Default::default()
     }))
 }
 
 /// ListObjects, the first version, which some clients still use: pages continue after
-/// `marker` (a key or common prefix). As in S3, `NextMarker` is given only with a delimiter;
-/// without one, clients continue from the last key of the page.
+/// `marker` (a key or common prefix). As in S3, `NextMarker` is given only with a delimiter,
+/// and clients otherwise continue from the last key of the page, except to callers who may
+/// not read every key: a page of theirs may end on keys they do not see (or show none), so
+/// they always get a `NextMarker`, sealed.
 pub(super) async fn list_objects(
     frontend: &S3Frontend,
     req: S3Request<dto::ListObjectsInput>,
 ) -> S3Result<S3Response<dto::ListObjectsOutput>> {
-    let bucket = req.input.bucket.clone();
-    let ns = frontend.authorize(&req, Action::Read, &bucket).await?;
+    let authorizer = frontend.authorizer(&req).await?;
     let input = req.input;
     let max = max_keys(input.max_keys);
-    let after = input.marker.clone().filter(|marker| !marker.is_empty());
+    let resume = input
+        .marker
+        .as_deref()
+        .map_or(Resume::Beginning, Resume::CursorOrKey);
     let delimited = input.delimiter.as_deref().is_some_and(|d| !d.is_empty());
     let page = objects_page(
         frontend,
-        &ns,
-        &bucket,
+        &authorizer,
+        &input.bucket,
         input.prefix.as_deref(),
         input.delimiter.as_deref(),
-        after,
+        resume,
         max,
     )
     .await?;
+    let marked = delimited || page.next.as_deref().is_some_and(is_sealed);
     Ok(S3Response::new(dto::ListObjectsOutput {
-        name: Some(bucket),
+        is_truncated: Some(page.next.is_some()),
+        next_marker: page.next.filter(|_| marked),
+        contents: Some(page.contents),
+        common_prefixes: Some(page.common_prefixes),
+        name: Some(input.bucket),
         prefix: input.prefix,
         // S3 always answers the marker it was given, empty for the first page.
         marker: Some(input.marker.unwrap_or_default()),
         delimiter: input.delimiter,
         max_keys: Some(max as i32),
-        is_truncated: Some(page.next.is_some()),
-        next_marker: page.next.filter(|_| delimited),
-        contents: Some(page.contents),
-        common_prefixes: Some(page.common_prefixes),
         ..Default::default()
     }))
 }
 
 /// ListMultipartUploads, in pages: by key, then upload id (which grows with initiation time,
-/// as S3 orders them), resuming after `key-marker` and `upload-id-marker`.
+/// as S3 orders them), resuming after `key-marker` and `upload-id-marker`. Only uploads of
+/// keys the caller may read are listed or rolled up, so the markers, which are the last
+/// upload or prefix shown, name nothing else.
 pub(super) async fn list_multipart_uploads(
     frontend: &S3Frontend,
     req: S3Request<dto::ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
+    let authorizer = frontend.authorizer(&req).await?;
+    authorizer
+        .require_scope(Service::Storage, Action::Read)
+        .map_err(api_to_s3)?;
+    let reads_all = authorizer.reads_all(Service::Storage);
+    let ns = authorizer.namespace();
     let bucket = req.input.bucket.clone();
-    let ns = frontend.authorize(&req, Action::Read, &bucket).await?;
     let input = req.input;
     let max = max_keys(input.max_uploads).max(1);
     // As in S3, an upload id marker means nothing without a key marker.
@@ -183,7 +222,13 @@ pub(super) async fn list_multipart_uploads(
     };
     let page = frontend
         .storage
-        .list_uploads_page(&ns, &bucket, &query)
+        .list_uploads_page(ns, &bucket, &query, |key| {
+            reads_all
+                || authorizer.allows(
+                    Action::Read,
+                    Resource::new(Service::Storage, &format!("{bucket}/{key}")),
+                )
+        })
         .await
         .map_err(storage_to_s3)?;
     let uploads = page
@@ -223,16 +268,29 @@ pub(super) async fn list_multipart_uploads(
     }))
 }
 
-/// Continuation tokens are the base64 of the last key (or prefix) returned.
-fn encode_token(after: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after)
+/// A decoded continuation token.
+enum Token {
+    Sealed(String),
+    Key(String),
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+fn encode_token(next: &str) -> String {
+    if is_sealed(next) {
+        next.to_owned()
+    } else {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next)
+    }
+}
+
+fn decode_token(token: &str) -> S3Result<Token> {
+    if is_sealed(token) {
+        return Ok(Token::Sealed(token.to_owned()));
+    }
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Token::Key)
         .ok_or_else(|| s3_error!(InvalidArgument, "invalid continuation token"))
 }
 

@@ -1,8 +1,11 @@
 //! The S3 operations, over [`Storage`], for the `s3s` protocol layer.
 //!
 //! `s3s` parses requests, checks SigV4 signatures (headers and presigned URLs, with the secret
-//! from [`crate::auth::access_keys::AccessKeys`]) and writes XML; this module maps each operation onto the
-//! storage API after authorising it with the namespace policy, exactly like the HTTP API.
+//! from [`crate::auth::access_keys::AccessKeys`]) and writes XML; this module maps each
+//! operation onto the storage API after authorising it with the namespace policy, exactly like
+//! the HTTP API; listings show only what the caller may read, through `auth::listing` as the
+//! HTTP API's do. Errors become S3 codes in two places only, [`storage_to_s3`] and `api_to_s3`,
+//! which bound the user input a message echoes.
 //!
 //! The [`S3`] trait must be implemented in one block, so it lives here and hands each
 //! operation to the module of its concept: `buckets`, `objects`, `multipart` and
@@ -14,7 +17,7 @@ mod listing;
 mod multipart;
 mod objects;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ferrobase_core::auth::Claims;
 use ferrobase_core::policy::{Action, Resource, Service};
@@ -25,7 +28,83 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::auth::access_keys::AccessKeys;
 use crate::auth::{Authorizer, Identity};
+use crate::routes::extract::bounded;
 use crate::state::AppState;
+
+/// The body of a request that `s3s` reads whole, as it arrived, recorded by [`Recording`]
+/// while `s3s` reads it (after verifying the request), for operations that check it against
+/// the digests the client sent.
+#[derive(Debug, Clone, Default)]
+pub struct WholeBody(Arc<Mutex<Recorded>>);
+
+#[derive(Debug, Default)]
+struct Recorded {
+    chunks: Vec<bytes::Bytes>,
+    size: usize,
+    complete: bool,
+}
+
+impl WholeBody {
+    /// The body, once it has been read to its end.
+    pub fn bytes(&self) -> Option<bytes::Bytes> {
+        let recorded = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        (recorded.complete && recorded.size <= crate::s3::XML_BODY_MAX)
+            .then(|| recorded.chunks.concat().into())
+    }
+}
+
+/// A request body that records what passes through it into a [`WholeBody`], up to a little
+/// over [`crate::s3::XML_BODY_MAX`] (the reader stops there).
+#[derive(Debug)]
+pub struct Recording<B> {
+    inner: B,
+    whole: WholeBody,
+}
+
+impl<B> Recording<B> {
+    pub fn new(inner: B, whole: WholeBody) -> Self {
+        Recording { inner, whole }
+    }
+}
+
+impl<B> http_body::Body for Recording<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, B::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = self.inner.is_end_stream();
+        let mut recorded = self.whole.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    recorded.size = recorded.size.saturating_add(data.len());
+                    if recorded.size <= crate::s3::XML_BODY_MAX {
+                        recorded.chunks.push(data.clone());
+                    }
+                }
+                recorded.complete |= ended;
+            }
+            std::task::Poll::Ready(None) => recorded.complete = true,
+            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The S3 operations of one server.
 #[derive(Debug, Clone)]
@@ -51,6 +130,16 @@ impl S3Frontend {
         action: Action,
         path: &str,
     ) -> S3Result<Namespace> {
+        let authorizer = self.authorizer(req).await?;
+        authorizer
+            .require(action, Resource::new(Service::Storage, path))
+            .map_err(api_to_s3)?;
+        Ok(authorizer.namespace().clone())
+    }
+
+    /// The decisions for the request's access key in its namespace, for operations that
+    /// decide about many resources (listings).
+    async fn authorizer<T>(&self, req: &S3Request<T>) -> S3Result<Authorizer> {
         let credentials = req
             .credentials
             .as_ref()
@@ -67,24 +156,30 @@ impl S3Frontend {
             role: key.role,
             scopes: None,
         };
-        let identity = Identity(claims);
-        let authorizer = Authorizer::for_namespace(&self.state, &identity, &key.ns)
+        Authorizer::for_namespace(&self.state, &Identity(claims), &key.ns)
             .await
-            .map_err(api_to_s3)?;
-        authorizer
-            .require(action, Resource::new(Service::Storage, path))
-            .map_err(api_to_s3)?;
-        Ok(key.ns)
+            .map_err(api_to_s3)
     }
 }
 
+/// The one mapping from the HTTP API's errors (authorisation, listings) to S3 error codes.
 fn api_to_s3(error: crate::error::ApiError) -> S3Error {
-    match error.code {
-        ErrorCode::PermissionDenied | ErrorCode::Unauthenticated => {
-            S3Error::with_message(S3ErrorCode::AccessDenied, error.message)
+    let code = match error.code {
+        ErrorCode::PermissionDenied | ErrorCode::Unauthenticated => S3ErrorCode::AccessDenied,
+        ErrorCode::InvalidArgument => S3ErrorCode::InvalidArgument,
+        // A listing meets no other missing thing than its bucket.
+        ErrorCode::NotFound => S3ErrorCode::NoSuchBucket,
+        ErrorCode::Conflict
+        | ErrorCode::PreconditionFailed
+        | ErrorCode::TooLarge
+        | ErrorCode::ResourceExhausted
+        | ErrorCode::Internal
+        | ErrorCode::Unavailable => {
+            tracing::error!(code = error.code.as_str(), message = %error.message, "S3 request failed");
+            return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
         }
-        _ => S3Error::with_message(S3ErrorCode::InternalError, "internal error"),
-    }
+    };
+    S3Error::with_message(code, bounded(&error.message))
 }
 
 /// The one mapping from storage errors to S3 error codes.
@@ -114,7 +209,7 @@ pub fn storage_to_s3(error: StorageError) -> S3Error {
             return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
         }
     };
-    let mut s3_error = S3Error::with_message(code, error.to_string());
+    let mut s3_error = S3Error::with_message(code, bounded(&error.to_string()));
     if let StorageError::NotModified { etag, .. } = &error {
         let mut headers = http::HeaderMap::new();
         if let Ok(value) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {

@@ -2,15 +2,16 @@
 
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::Action;
-use ferrobase_storage::{GetOptions, PutOptions};
+use ferrobase_storage::{BodyChecks, ChecksumAlgorithm, GetOptions, PutOptions, check_body};
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    blob, body_checks, body_stream, checksum_type, checksum_wanted, etag, metadata, out_metadata,
-    range, read_conditions, requested_checksum, set_checksum_fields, timestamp, write_conditions,
+    blob, body_checks, body_stream, checksum_check, checksum_type, checksum_wanted, etag, metadata,
+    out_metadata, range, read_conditions, requested_checksum, set_checksum_fields, timestamp,
+    write_conditions,
 };
-use super::{S3Frontend, storage_to_s3};
+use super::{S3Frontend, WholeBody, storage_to_s3};
 
 pub(super) async fn put_object(
     frontend: &S3Frontend,
@@ -163,6 +164,13 @@ pub(super) async fn delete_objects(
 ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
     let bucket = req.input.bucket.clone();
     let ns = frontend.authorize(&req, Action::Write, &bucket).await?;
+    check_delete_body(&req)?;
+    if req.input.delete.objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "a DeleteObjects request names at most {MAX_DELETE_KEYS} keys"
+        ));
+    }
     let quiet = req.input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
@@ -200,6 +208,37 @@ pub(super) async fn delete_objects(
     }))
 }
 
+/// Most keys one DeleteObjects request may name, as in S3.
+const MAX_DELETE_KEYS: usize = 1000;
+
+/// Checks the body of a DeleteObjects request against its `Content-MD5` and
+/// `x-amz-checksum-*` headers, before anything is deleted.
+fn check_delete_body(req: &S3Request<dto::DeleteObjectsInput>) -> S3Result<()> {
+    let header = |name: &str| {
+        req.headers
+            .get(name)
+            .map(|value| value.to_str().unwrap_or_default())
+    };
+    let names = ChecksumAlgorithm::ALL.map(ChecksumAlgorithm::header_name);
+    let values = [0, 1, 2, 3, 4].map(|i| header(&names[i]));
+    let checksum = checksum_check(
+        values,
+        req.input.checksum_algorithm.as_ref(),
+        &req.headers,
+        req.trailing_headers.as_ref(),
+    )?;
+    let checks = body_checks(header("content-md5"), None, checksum)?;
+    match req.extensions.get::<WholeBody>().and_then(WholeBody::bytes) {
+        Some(body) => check_body(&body, &checks).map_err(storage_to_s3),
+        None if checks == BodyChecks::default() => Ok(()),
+        // Only an `aws-chunked` body is not kept, and S3 clients do not send DeleteObjects so.
+        None => Err(s3_error!(
+            NotImplemented,
+            "digests of an aws-chunked DeleteObjects body are not checked; send the body whole"
+        )),
+    }
+}
+
 pub(super) async fn copy_object(
     frontend: &S3Frontend,
     req: S3Request<dto::CopyObjectInput>,
@@ -216,10 +255,26 @@ pub(super) async fn copy_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
-    let replace = input
-        .metadata_directive
-        .as_ref()
-        .is_some_and(|directive| directive.as_str() == dto::MetadataDirective::REPLACE);
+    let replace = match input.metadata_directive.as_ref().map(|d| d.as_str()) {
+        None | Some(dto::MetadataDirective::COPY) => false,
+        Some(dto::MetadataDirective::REPLACE) => true,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Unknown metadata directive: x-amz-metadata-directive must be COPY or REPLACE"
+            ));
+        }
+    };
+    // As in S3: with nothing else to change here, a copy onto itself must replace the
+    // metadata, or it would be a costly no-op.
+    if !replace && source_bucket == input.bucket && source_key == input.key {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself \
+             without changing the object's metadata, storage class, website redirect location \
+             or encryption attributes."
+        ));
+    }
     let replace = replace.then(|| PutOptions {
         content_type: input.content_type.clone(),
         metadata: metadata(input.metadata.clone()),
