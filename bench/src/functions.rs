@@ -91,7 +91,10 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         Arc::new(SystemClock),
         KvLimits::default(),
     ));
-    let host = Arc::new(ServiceHost::new(kv.clone()));
+    let host = Arc::new(ServiceHost::new(
+        kv.clone(),
+        Arc::new(FetchPolicy::default()),
+    ));
     let service = FunctionService::start(
         Arc::new(KvRecordStore::new(kv.clone())),
         host.clone(),

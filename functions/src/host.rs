@@ -132,9 +132,12 @@ pub enum HostOp {
         #[serde(default)]
         limit: Option<usize>,
     },
+    /// An outbound request. The URL is parsed here, once ([`crate::fetch::parse_url`]); the
+    /// engine checks this value against the [`crate::FetchPolicy`] and the host sends it.
     #[serde(rename = "fetch")]
     Fetch {
-        url: String,
+        #[serde(deserialize_with = "crate::fetch::deserialize_url")]
+        url: url::Url,
         #[serde(default = "default_method")]
         method: String,
         #[serde(default)]

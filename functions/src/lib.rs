@@ -10,12 +10,14 @@
 //! - [`service`]: [`FunctionService`], what the HTTP layer calls: deploy, invoke, records.
 //! - [`triggers`]: triggers, rules, at-least-once delivery with retries and dead letters.
 //! - [`host`]: the [`HostApi`] trait through which functions reach the services.
+//! - [`fetch`]: [`FetchPolicy`], the one rule for which URLs and addresses `fetch` may reach.
 //! - [`model`]: specs, versions, outcomes, records.
 //! - [`web`]: what a web action's result may become on the wire.
 
 pub mod activations;
 pub mod engine;
 pub mod error;
+pub mod fetch;
 pub mod host;
 pub mod model;
 pub mod pool;
@@ -25,6 +27,7 @@ pub mod triggers;
 pub mod web;
 
 pub use error::FunctionError;
+pub use fetch::{FetchPolicy, FetchRefused, PrivateAddresses};
 pub use host::{BodyEncoding, HostApi, HostContext, HostError, HostOp};
 pub use model::{ActivationRecord, FunctionSpec, FunctionVersion, OutcomeKind, StartKind};
 pub use service::{FunctionService, FunctionsConfig, Invocation};

@@ -36,7 +36,8 @@ pub struct FunctionsConfig {
     pub max_record_result_bytes: usize,
     /// Most bytes a result may have at all.
     pub max_result_bytes: usize,
-    pub fetch: FetchPolicy,
+    /// What `fetch` may reach; the server's HTTP client shares this same policy.
+    pub fetch: Arc<FetchPolicy>,
 }
 
 impl Default for FunctionsConfig {
@@ -47,7 +48,7 @@ impl Default for FunctionsConfig {
             retention: ActivationRetention::default(),
             max_record_result_bytes: 64 * 1024,
             max_result_bytes: 6 * 1024 * 1024,
-            fetch: FetchPolicy::default(),
+            fetch: Arc::new(FetchPolicy::default()),
         }
     }
 }
@@ -139,7 +140,7 @@ impl FunctionService {
             activations: ActivationStore::start(records, config.retention),
             pool: Pool::start(config.pool.clone())?,
             host,
-            fetch: Arc::new(config.fetch.clone()),
+            fetch: config.fetch.clone(),
             limiters: Mutex::default(),
             usage: Mutex::default(),
             config,

@@ -112,7 +112,11 @@ declare module "ferrobase" {
     json<T = unknown>(): Promise<T>;
   }
 
-  /** Outbound HTTP to hosts on the server's allow-list; bodies are text. */
+  /**
+   * Outbound HTTP to hosts on the server's allow-list (public addresses only, unless the
+   * server allows private ones); redirects are followed, each hop checked. Bodies are text.
+   * A refusal rejects with `code` "permission_denied" and a message starting "fetch refused:".
+   */
   export function fetch(
     url: string,
     init?: { method?: string; headers?: Record<string, string>; body?: string },

@@ -118,8 +118,15 @@ pub struct FunctionsSettings {
     pub memory_budget_mb: usize,
     /// Activations that may wait for a busy function before 429. Default 64.
     pub max_waiting: usize,
-    /// Hosts functions may `fetch` from (exact, or `*.example.com`). Default none.
+    /// Hosts functions may `fetch` from: exact hosts (names are matched after IDNA mapping
+    /// and lowercasing; IP addresses in any notation), or `*.example.com` for the names below
+    /// `example.com`; any port. Default none.
     pub fetch_allowed_hosts: Vec<String>,
+    /// Refuse `fetch` connections to addresses that are not public (loopback, private
+    /// networks, link-local and cloud metadata, CGNAT, multicast, ...), checked on the
+    /// addresses a name resolves to and on every redirect hop. Default true; set false only
+    /// where functions must reach such hosts (development, tests).
+    pub fetch_deny_private: bool,
     /// Activation records kept per namespace. Default 10000.
     pub activations_max_per_namespace: usize,
     /// Activation records older than this are dropped. Default 7 days.
@@ -136,6 +143,7 @@ impl Default for FunctionsSettings {
             memory_budget_mb: 1024,
             max_waiting: 64,
             fetch_allowed_hosts: Vec::new(),
+            fetch_deny_private: true,
             activations_max_per_namespace: 10_000,
             activations_max_age: Duration::from_secs(7 * 24 * 3600),
         }
@@ -143,9 +151,23 @@ impl Default for FunctionsSettings {
 }
 
 impl FunctionsSettings {
-    pub fn runtime_config(&self) -> ferrobase_functions::FunctionsConfig {
+    /// The rule of functions' `fetch`, shared by the runtime and the server's HTTP client.
+    pub fn fetch_policy(&self) -> anyhow::Result<ferrobase_functions::FetchPolicy> {
+        use ferrobase_functions::PrivateAddresses;
+        let private = if self.fetch_deny_private {
+            PrivateAddresses::Deny
+        } else {
+            PrivateAddresses::Allow
+        };
+        ferrobase_functions::FetchPolicy::new(&self.fetch_allowed_hosts, private)
+            .context("functions.fetch_allowed_hosts")
+    }
+
+    pub fn runtime_config(
+        &self,
+        fetch: std::sync::Arc<ferrobase_functions::FetchPolicy>,
+    ) -> ferrobase_functions::FunctionsConfig {
         use ferrobase_functions::activations::ActivationRetention;
-        use ferrobase_functions::engine::FetchPolicy;
         use ferrobase_functions::pool::PoolConfig;
         ferrobase_functions::FunctionsConfig {
             pool: PoolConfig {
@@ -161,9 +183,7 @@ impl FunctionsSettings {
                 max_age: self.activations_max_age,
                 ..ActivationRetention::default()
             },
-            fetch: FetchPolicy {
-                allowed_hosts: self.fetch_allowed_hosts.clone(),
-            },
+            fetch,
             ..ferrobase_functions::FunctionsConfig::default()
         }
     }
@@ -181,6 +201,7 @@ impl FunctionsSettings {
         if self.activations_max_per_namespace == 0 {
             bail!("functions.activations_max_per_namespace must be at least 1");
         }
+        self.fetch_policy()?;
         Ok(())
     }
 }

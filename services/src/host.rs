@@ -1,5 +1,10 @@
 //! The [`HostApi`] functions call: their SDK's KV operations on the function's own namespace
 //! (with the activation as the cause of the events they write) and allow-listed `fetch`.
+//!
+//! `fetch` sends the `Url` the engine checked, with an HTTP client that applies the same
+//! [`FetchPolicy`] where the engine cannot: its resolver drops the addresses the policy
+//! refuses (a name is checked on what it resolves to, at every connection), and its redirect
+//! policy checks every hop. The client uses no proxy, since a proxy would resolve names itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,9 +14,14 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use bytes::Bytes;
-use ferrobase_functions::{BodyEncoding, HostApi, HostContext, HostError, HostOp};
+use ferrobase_functions::fetch::Url;
+use ferrobase_functions::{
+    BodyEncoding, FetchPolicy, FetchRefused, HostApi, HostContext, HostError, HostOp,
+};
 use ferrobase_kv::{Check, Key, KvEngine, KvError, ListQuery, MutationResult, Txn};
 use serde_json::{Value, json};
+
+use crate::routes::extract::bounded;
 
 /// Most bytes of a fetched body handed to a function.
 const MAX_FETCH_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -23,22 +33,69 @@ pub struct ServiceHost {
     kv: Arc<dyn KvEngine>,
     queue: Option<Arc<dyn ferrobase_queue::Queue>>,
     storage: Option<Arc<ferrobase_storage::Storage>>,
+    fetch: Arc<FetchPolicy>,
     http: reqwest::Client,
 }
 
+/// Resolves names for `fetch`, keeping only the addresses the policy allows.
+#[derive(Debug)]
+struct PolicyResolver {
+    policy: Arc<FetchPolicy>,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // The port is the URL's: the client replaces this 0.
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed = policy.filter_addresses(&host, resolved)?;
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client of `fetch`: addresses and redirect hops go through `policy`.
+fn fetch_client(policy: &Arc<FetchPolicy>) -> reqwest::Client {
+    let redirects = policy.clone();
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .no_proxy()
+        .dns_resolver(PolicyResolver {
+            policy: policy.clone(),
+        })
+        .redirect(reqwest::redirect::Policy::custom(
+            move |attempt| match redirects.check_redirect(attempt.previous().len(), attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            },
+        ))
+        .build()
+        .expect("an HTTP client without TLS options builds")
+}
+
+/// The policy's refusal behind a failed request (a resolved address or a redirect hop).
+fn refusal(error: &reqwest::Error) -> Option<&FetchRefused> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if let Some(refused) = error.downcast_ref::<FetchRefused>() {
+            return Some(refused);
+        }
+        cause = error.source();
+    }
+    None
+}
+
 impl ServiceHost {
-    pub fn new(kv: Arc<dyn KvEngine>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            // Redirects could lead off the allow-list; the function sees the 3xx instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client without TLS options builds");
+    /// Functions' fetches are limited by `fetch`, the policy the engine checks them with.
+    pub fn new(kv: Arc<dyn KvEngine>, fetch: Arc<FetchPolicy>) -> Self {
         ServiceHost {
             kv,
             queue: None,
             storage: None,
-            http,
+            http: fetch_client(&fetch),
+            fetch,
         }
     }
 
@@ -71,25 +128,39 @@ impl ServiceHost {
 
     async fn fetch(
         &self,
-        url: String,
+        url: Url,
         method: String,
         headers: BTreeMap<String, String>,
         body: Option<String>,
     ) -> Result<Value, HostError> {
+        // The engine checked this URL already; checking here too keeps the host safe on its
+        // own, and covers IP-literal hosts, which the client connects to without resolving.
+        self.fetch.check(&url)?;
         let method =
             reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                HostError::new("invalid_argument", format!("invalid method {method:?}"))
+                HostError::new(
+                    "invalid_argument",
+                    format!("invalid method {:?}", bounded(&method)),
+                )
             })?;
-        let mut request = self.http.request(method, &url);
+        let shown = bounded(url.as_str());
+        let mut request = self.http.request(method, url);
         for (name, value) in headers {
             request = request.header(name, value);
         }
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request.send().await.map_err(|error| {
-            HostError::new("unavailable", format!("fetch {url} failed: {error}"))
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|error| match refusal(&error) {
+                Some(refused) => HostError::from(refused.clone()),
+                None => HostError::new(
+                    "unavailable",
+                    format!("fetch {shown} failed: {}", error.without_url()),
+                ),
+            })?;
         let status = response.status().as_u16();
         let headers: BTreeMap<String, String> = response
             .headers()
@@ -97,12 +168,15 @@ impl ServiceHost {
             .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
             .collect();
         let bytes = response.bytes().await.map_err(|error| {
-            HostError::new("unavailable", format!("reading {url} failed: {error}"))
+            HostError::new(
+                "unavailable",
+                format!("reading {shown} failed: {}", error.without_url()),
+            )
         })?;
         if bytes.len() > MAX_FETCH_BODY_BYTES {
             return Err(HostError::new(
                 "too_large",
-                format!("the response of {url} is larger than {MAX_FETCH_BODY_BYTES} bytes"),
+                format!("the response of {shown} is larger than {MAX_FETCH_BODY_BYTES} bytes"),
             ));
         }
         Ok(json!({"status": status, "headers": headers, "body": String::from_utf8_lossy(&bytes)}))

@@ -78,13 +78,14 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         .with_etag_policy(config.storage.etag_policy())
         .with_upload_lifetime(config.storage.upload_lifetime()),
     );
-    let host = crate::host::ServiceHost::new(kv.clone())
+    let fetch = Arc::new(config.functions.fetch_policy()?);
+    let host = crate::host::ServiceHost::new(kv.clone(), fetch.clone())
         .with_queue(queue.clone())
         .with_storage(storage.clone());
     let functions = ferrobase_functions::FunctionService::start(
         Arc::new(KvRecordStore::new(kv.clone())),
         Arc::new(host),
-        config.functions.runtime_config(),
+        config.functions.runtime_config(fetch),
     )
     .context("starting the function runtime")?;
     let triggers = ferrobase_functions::triggers::TriggerService::start(

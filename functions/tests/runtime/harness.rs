@@ -14,7 +14,7 @@ pub use ferrobase_functions::pool::PoolConfig;
 pub use ferrobase_functions::service::{Completed, Invocation};
 pub use ferrobase_functions::{
     FunctionError, FunctionService, FunctionSpec, FunctionsConfig, HostApi, HostContext, HostError,
-    HostOp, OutcomeKind, StartKind,
+    HostOp, OutcomeKind, PrivateAddresses, StartKind,
 };
 pub use ferrobase_kv::{KvLimits, KvRecordStore, MemoryEngine};
 pub use serde_json::{Value, json};
@@ -85,9 +85,7 @@ pub fn config() -> FunctionsConfig {
             stems_per_thread: 1,
             ..PoolConfig::default()
         },
-        fetch: FetchPolicy {
-            allowed_hosts: vec!["api.example.com".into()],
-        },
+        fetch: Arc::new(FetchPolicy::new(&["api.example.com"], PrivateAddresses::Deny).unwrap()),
         ..FunctionsConfig::default()
     }
 }

@@ -28,11 +28,69 @@ async fn sdk_calls_reach_the_host_as_the_function_and_fetch_is_allow_listed() {
             .all(|(ctx, _)| ctx.causation.cause.as_deref() == Some(done.record.id.as_str()))
     );
     assert!(
-        !calls
-            .iter()
-            .any(|(_, op)| matches!(op, HostOp::Fetch { url, .. } if url.contains("evil"))),
+        !calls.iter().any(
+            |(_, op)| matches!(op, HostOp::Fetch { url, .. } if url.as_str().contains("evil"))
+        ),
         "denied fetches never reach the host"
     );
+}
+
+/// The engine refuses on the URL the host would send: tricks that an ad-hoc parser reads as
+/// the allowed host, credentials, other schemes and private IP literals never reach the host,
+/// and the function is told why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_fetches_say_why_and_never_reach_the_host() {
+    let f = fixture_with(config());
+    f.deploy(
+        "probe",
+        spec("export default async (e) => {\n  const out = [];\n  for (const url of e.urls) {\n    try { await fetch(url); out.push('sent'); } catch (err) { out.push(err.code + ': ' + err.message); }\n  }\n  return out;\n};"),
+    )
+    .await;
+    let urls = [
+        "http://127.0.0.1:8080\\@api.example.com/",
+        "http://user:pw@api.example.com/",
+        "ftp://api.example.com/",
+        "not a url",
+        "https://API.example.com./ok",
+    ];
+    let done = f.invoke("probe", json!({ "urls": urls })).await;
+    let value = result(&done);
+    let said: Vec<&str> = value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        said[0].starts_with("permission_denied: fetch refused: host not allowed: 127.0.0.1"),
+        "{}",
+        said[0]
+    );
+    assert!(
+        said[1].starts_with("permission_denied: fetch refused: credentials"),
+        "{}",
+        said[1]
+    );
+    assert!(
+        said[2].starts_with("permission_denied: fetch refused: scheme \"ftp\""),
+        "{}",
+        said[2]
+    );
+    assert!(
+        said[3].starts_with("invalid_argument: ") && said[3].contains("invalid URL"),
+        "{}",
+        said[3]
+    );
+    assert_eq!(said[4], "sent");
+    let calls = f.host.calls.lock().unwrap();
+    let fetched: Vec<&str> = calls
+        .iter()
+        .filter_map(|(_, op)| match op {
+            HostOp::Fetch { url, .. } => Some(url.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fetched, ["https://api.example.com./ok"]);
 }
 
 /// Idempotency keys belong to writes in the order the function makes them, whatever order the

@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// NATS server of the jetstream queue engine, e.g. nats://127.0.0.1:4222.
     #[arg(long, env = "FERROBASE_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Whether functions' `fetch` refuses private addresses (loopback, private networks,
+    /// link-local, metadata services...): true (default) or false.
+    #[arg(long, env = "FERROBASE_FUNCTIONS_FETCH_DENY_PRIVATE")]
+    pub functions_fetch_deny_private: Option<bool>,
 }
 
 impl ServeArgs {
@@ -179,6 +183,9 @@ impl ServeArgs {
         }
         if let Some(url) = &self.nats_url {
             config.queue.nats_url = Some(url.clone());
+        }
+        if let Some(deny) = self.functions_fetch_deny_private {
+            config.functions.fetch_deny_private = deny;
         }
         config.validate()?;
         Ok(config)
@@ -269,5 +276,59 @@ mod tests {
             "file beats default"
         );
         assert_eq!(config.kv.max_value_bytes, 5);
+    }
+
+    #[test]
+    fn fetch_settings_come_from_file_and_flag_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ferrobase.toml");
+        let serve = |extra: &[&str]| {
+            let mut argv = vec!["ferrobase", "serve", "--config", file.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("serve expected")
+            };
+            args.config()
+        };
+        std::fs::write(
+            &file,
+            "[functions]\nfetch_allowed_hosts = [\"api.example.com\"]\n",
+        )
+        .unwrap();
+        assert!(
+            serve(&[]).unwrap().functions.fetch_deny_private,
+            "denied by default"
+        );
+        let allowed = serve(&["--functions-fetch-deny-private", "false"]).unwrap();
+        assert!(
+            !allowed.functions.fetch_deny_private,
+            "the flag beats the default"
+        );
+        assert_eq!(
+            allowed
+                .functions
+                .fetch_policy()
+                .unwrap()
+                .private_addresses(),
+            ferrobase_functions::PrivateAddresses::Allow
+        );
+
+        std::fs::write(&file, "[functions]\nfetch_deny_private = false\n").unwrap();
+        let flagged = serve(&["--functions-fetch-deny-private", "true"]).unwrap();
+        assert!(
+            flagged.functions.fetch_deny_private,
+            "the flag beats the file"
+        );
+
+        std::fs::write(
+            &file,
+            "[functions]\nfetch_allowed_hosts = [\"api.example.com:443\"]\n",
+        )
+        .unwrap();
+        let error = serve(&[]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("functions.fetch_allowed_hosts"),
+            "{error:#}"
+        );
     }
 }

@@ -179,7 +179,10 @@ impl TestApp {
         if services.functions || services.triggers {
             let functions = FunctionService::start(
                 records.clone(),
-                Arc::new(ServiceHost::new(base.engine.clone())),
+                Arc::new(ServiceHost::new(
+                    base.engine.clone(),
+                    Arc::new(ferrobase_functions::FetchPolicy::default()),
+                )),
                 FunctionsConfig {
                     pool: PoolConfig {
                         threads: 2,

@@ -144,7 +144,10 @@ pub fn standalone_services() -> (Arc<dyn KvEngine>, Arc<KvRecordStore>, Arc<Func
     let records = Arc::new(KvRecordStore::new(kv.clone()));
     let functions = FunctionService::start(
         records.clone(),
-        Arc::new(ServiceHost::new(kv.clone())),
+        Arc::new(ServiceHost::new(
+            kv.clone(),
+            Arc::new(ferrobase_functions::FetchPolicy::default()),
+        )),
         FunctionsConfig {
             pool: PoolConfig {
                 threads: 1,
