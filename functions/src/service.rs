@@ -385,7 +385,7 @@ impl FunctionService {
             steps: step_ids,
         };
         self.account(&record, duration);
-        self.activations.record(record.clone());
+        self.activations.record(record.clone()).await;
         Completed {
             record,
             result_json,
@@ -531,7 +531,7 @@ impl FunctionService {
             steps: Vec::new(),
         };
         self.account(&record, duration);
-        self.activations.record(record.clone());
+        self.activations.record(record.clone()).await;
         Completed {
             record,
             result_json: output.result_json,

@@ -13,8 +13,9 @@ use crate::KvError;
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Longest TTL accepted: about ten years, far beyond any cache use, short of overflow.
 pub const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
-/// Most checks plus mutations one transaction may carry.
-pub const MAX_TXN_OPERATIONS: usize = 128;
+/// Most checks plus mutations (plus extra events) one transaction may carry: the record
+/// store's published bound, since record commits are transactions.
+pub const MAX_TXN_OPERATIONS: usize = ferrobase_core::records::MAX_COMMIT_OPERATIONS;
 /// Longest content type accepted, in bytes. Every entry point (the PUT route, transactions,
 /// functions' writes) meets this one check in [`Txn::validate`].
 pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
