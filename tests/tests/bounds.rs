@@ -81,3 +81,73 @@ async fn txn_refuses_a_content_type_longer_than_255_bytes() {
         "an acknowledged write reads back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_config_refuses_durations_and_counts_past_their_maximum() {
+    let server = Server::start().unwrap();
+    let api = Api::new(&server);
+    let put = reqwest::Method::PUT;
+    let (status, body) = api
+        .send(put.clone(), "/v1/queues/a/ret", Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let refused = [
+        // 2^64 ms and a bit: it wrapped to 384 ms, and published messages vanished.
+        json!({"retention": {"max_age_s": 18_446_744_073_709_552u64}}),
+        json!({"retention": {"max_age_s": u64::MAX}}),
+        json!({"retention": {"max_messages": u64::MAX}}),
+        json!({"dedup_window_s": u64::MAX}),
+        json!({"max_deliver": 1001}),
+        json!([]),
+    ];
+    for config in refused {
+        let (status, body) = api
+            .send(put.clone(), "/v1/queues/a/ret", Some(config))
+            .await;
+        assert_invalid(status, &body);
+    }
+    let message = json!({"messages": [{"body": {"n": 1}}]});
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/a/ret/messages",
+            Some(message),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api
+        .send(reqwest::Method::GET, "/v1/queues/a/ret", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"], 1, "the published message is kept: {body}");
+    let pull = json!({"max": 10, "wait_ms": 0});
+    let (status, body) = api
+        .send(reqwest::Method::POST, "/v1/queues/a/ret/pull", Some(pull))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"].as_array().map(Vec::len), Some(1), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_refuse_version_zero() {
+    let server = Server::start().unwrap();
+    let api = Api::new(&server);
+    let put = reqwest::Method::PUT;
+    let code = json!({"code": "export default () => 'hi';"});
+    let trigger = json!({"source": {"kind": "manual"}});
+    for (path, body) in [
+        ("/v1/functions/a/hello", code),
+        ("/v1/triggers/a/go", trigger),
+    ] {
+        let (status, reply) = api.send(put.clone(), path, Some(body)).await;
+        assert_eq!(status, 200, "{path}: {reply}");
+    }
+    for function in ["hello@0", "hello@", "hello@x"] {
+        let rule = json!({"trigger": "go", "function": function});
+        let (status, body) = api.send(put.clone(), "/v1/rules/a/r", Some(rule)).await;
+        assert_invalid(status, &body);
+    }
+    let rule = json!({"trigger": "go", "function": "hello@1"});
+    let (status, body) = api.send(put, "/v1/rules/a/r", Some(rule)).await;
+    assert_eq!(status, 200, "{body}");
+}

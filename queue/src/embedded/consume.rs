@@ -16,6 +16,7 @@ use super::keys::{
     DEAD, Pending, PendingState, Scope, StoredDead, StoredMessage, decode_u64, trailing_u64,
 };
 use super::writes::WriteSet;
+use crate::model::SaturatingMillis;
 use crate::model::{ReceiptParts, bounded_error};
 use crate::{
     DeadLetter, DeadLetterPage, DeadLetterSelection, Delivery, GroupName, MessageId, Nack,
@@ -39,11 +40,11 @@ impl Inner {
         now: u64,
     ) -> Result<Vec<Delivery>, QueueError> {
         let group = &request.group;
-        let lease_ms = request.lease.as_millis() as u64;
+        let lease_ms = request.lease.saturating_ms();
         let oldest_kept = config
             .retention
             .max_age
-            .map(|age| now.saturating_sub(age.as_millis() as u64));
+            .map(|age| now.saturating_sub(age.saturating_ms()));
         let too_old =
             |message: &StoredMessage| oldest_kept.is_some_and(|t| message.published_at < t);
         let mut out = Vec::new();
@@ -291,7 +292,7 @@ impl Inner {
             }
             writes.due_remove(scope, &part.group, pending.due_at, seq);
             pending.state = PendingState::Waiting;
-            pending.due_at = now.saturating_add(nack.delay.as_millis() as u64);
+            pending.due_at = now.saturating_add(nack.delay.saturating_ms());
             if error.is_some() {
                 pending.last_error = error;
             }

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use ferrobase_core::Namespace;
 use serde::{Deserialize, Serialize};
 
+use crate::model::SaturatingMillis;
 use crate::{EventEmission, GroupName, QueueConfig, QueueName, Retention};
 
 pub(super) const CONFIG: u8 = b'c';
@@ -378,10 +379,10 @@ impl From<&QueueConfig> for StoredConfig {
     fn from(config: &QueueConfig) -> Self {
         StoredConfig {
             max_deliver: config.max_deliver,
-            max_age_ms: config.retention.max_age.map(|age| age.as_millis() as u64),
+            max_age_ms: config.retention.max_age.map(|age| age.saturating_ms()),
             max_messages: config.retention.max_messages,
             emit_events: config.events == EventEmission::On,
-            dedup_window_ms: config.dedup_window.as_millis() as u64,
+            dedup_window_ms: config.dedup_window.saturating_ms(),
         }
     }
 }
