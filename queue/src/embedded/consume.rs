@@ -85,7 +85,7 @@ impl Inner {
                 continue;
             }
             writes.due_remove(scope, group, due_at, seq);
-            out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms));
+            out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms)?);
         }
 
         // 2. New messages past the cursor.
@@ -120,16 +120,16 @@ impl Inner {
                     writes.insert(scope.key_queue(group, key, seq), Vec::new());
                     if blocked {
                         pending.state = PendingState::Blocked;
-                        writes.insert(scope.pending(group, seq), pending.encode());
+                        writes.insert(scope.pending(group, seq), pending.encode()?);
                         continue;
                     }
                 }
                 if message.deliver_at > now {
                     writes.due_insert(scope, group, pending.due_at, seq);
-                    writes.insert(scope.pending(group, seq), pending.encode());
+                    writes.insert(scope.pending(group, seq), pending.encode()?);
                     continue;
                 }
-                out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms));
+                out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms)?);
             }
             if cursor != Some(next_cursor) {
                 writes.insert(group_key, next_cursor.to_be_bytes().to_vec());
@@ -150,21 +150,21 @@ impl Inner {
         message: StoredMessage,
         now: u64,
         lease_ms: u64,
-    ) -> Delivery {
+    ) -> Result<Delivery, QueueError> {
         pending.state = PendingState::Leased;
         pending.attempt += 1;
         pending.lease += 1;
         pending.due_at = now.saturating_add(lease_ms);
         writes.due_insert(scope, group, pending.due_at, seq);
-        writes.insert(scope.pending(group, seq), pending.encode());
-        Delivery {
+        writes.insert(scope.pending(group, seq), pending.encode()?);
+        Ok(Delivery {
             id: MessageId(seq),
             receipt: Receipt::new(group, MessageId(seq), pending.lease),
             body: message.body,
             attempt: pending.attempt,
             key: message.key,
             published_at_ms: message.published_at,
-        }
+        })
     }
 
     /// Removes a pending entry (acked, dead-lettered or dropped) and, when it was the active
@@ -201,7 +201,7 @@ impl Inner {
             Some(mut next) if next.state == PendingState::Blocked => {
                 next.state = PendingState::Waiting;
                 writes.due_insert(scope, group, next.due_at, next_seq);
-                writes.insert(next_pending_key, next.encode());
+                writes.insert(next_pending_key, next.encode()?);
             }
             Some(_) => {}
             // A key-queue entry without its pending entry: drop it and look further.
@@ -233,7 +233,7 @@ impl Inner {
             last_error: bounded_error(&error),
             body: message.body.clone(),
         };
-        writes.insert(scope.dead(group, seq), dead.encode());
+        writes.insert(scope.dead(group, seq), dead.encode()?);
         self.finish(writes, scope, group, seq, pending)
     }
 
@@ -297,7 +297,7 @@ impl Inner {
                 pending.last_error = error;
             }
             writes.due_insert(scope, &part.group, pending.due_at, seq);
-            writes.insert(pending_key, pending.encode());
+            writes.insert(pending_key, pending.encode()?);
         }
         Ok(outcome)
     }
@@ -390,7 +390,7 @@ impl Inner {
                     key: dead.key.clone(),
                     body: Bytes::clone(&dead.body),
                 };
-                writes.insert(scope.message(seq), message.encode());
+                writes.insert(scope.message(seq), message.encode()?);
             }
             let mut pending = Pending {
                 state: PendingState::Waiting,
@@ -412,7 +412,7 @@ impl Inner {
             if pending.in_due_index() {
                 writes.due_insert(scope, group, now, seq);
             }
-            writes.insert(scope.pending(group, seq), pending.encode());
+            writes.insert(scope.pending(group, seq), pending.encode()?);
         }
         Ok(selected.len() as u64)
     }

@@ -203,7 +203,7 @@ impl Inner {
                 });
                 writes.insert(scope.outbox(last), data.to_string().into_bytes());
             }
-            writes.insert(scope.message(last), stored.encode());
+            writes.insert(scope.message(last), stored.encode()?);
             if let Some(dedup_id) = message.dedup_id {
                 let mut value = last.to_be_bytes().to_vec();
                 value.extend_from_slice(&now.to_be_bytes());

@@ -163,7 +163,7 @@ impl Inner {
         events: bool,
         items: Vec<Item>,
     ) -> Result<u64, QueueError> {
-        let payload = Envelope::encode(now, events, &items);
+        let payload = Envelope::encode(now, events, &items)?;
         let max_payload = self.client.server_info().max_payload;
         if payload.len() + 1024 > max_payload {
             return Err(QueueError::TooLarge(format!(
