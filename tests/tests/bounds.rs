@@ -151,3 +151,80 @@ async fn rules_refuse_version_zero() {
     let (status, body) = api.send(put, "/v1/rules/a/r", Some(rule)).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Completion events of namespace `a`, by activation id.
+async fn completed(api: &Api) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut after = 0;
+    loop {
+        let path =
+            format!("/v1/events/a?type=ferrobase.function.completed&after={after}&limit=1000");
+        let (status, body) = api.send(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        for event in body["events"].as_array().unwrap() {
+            seen.insert(event["data"]["activation_id"].as_str().unwrap().to_owned());
+        }
+        let next = body["next_after"].as_u64().unwrap();
+        if next == after {
+            return seen;
+        }
+        after = next;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_async_invocation_of_a_burst_completes_with_its_event() {
+    let server = Server::start().unwrap();
+    let api = std::sync::Arc::new(Api::new(&server));
+    let spec = json!({"code": "export default (e) => e.n;", "concurrency": 500});
+    let (status, body) = api
+        .send(reqwest::Method::PUT, "/v1/functions/a/burst", Some(spec))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let count = 1000;
+    let senders: Vec<_> = (0..50)
+        .map(|sender| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in (sender..count).step_by(50) {
+                    let path = "/v1/functions/a/burst/invoke?blocking=false";
+                    let (status, body) = api
+                        .send(reqwest::Method::POST, path, Some(json!({"n": n})))
+                        .await;
+                    assert_eq!(status, 202, "{body}");
+                    ids.push(body["activation_id"].as_str().expect("an id").to_owned());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut accepted = std::collections::HashSet::new();
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
+    }
+    assert_eq!(accepted.len(), count);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let seen = completed(&api).await;
+        if seen == accepted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {count} completion events after two minutes",
+            seen.intersection(&accepted).count()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for id in accepted.iter().take(20) {
+        let (status, body) = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1/activations/a/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
