@@ -385,7 +385,9 @@ fn web_response(completed: Completed) -> Response {
     let status = object
         .get("status")
         .and_then(Value::as_u64)
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        // 65,736 must not wrap to 200: a status outside u16 is not a status.
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
     let mut headers = HeaderMap::new();
     if let Some(map) = object.get("headers").and_then(Value::as_object) {
