@@ -16,6 +16,11 @@ use bytes::Bytes;
 use crate::event::Causation;
 use crate::{EventType, Namespace};
 
+/// Most conditions plus writes plus events one [`RecordCommit`] may carry; every
+/// [`RecordStore`] accepts at least this many, and refuses more with [`RecordError::Invalid`].
+/// Writers that batch records size their batches from it.
+pub const MAX_COMMIT_OPERATIONS: usize = 128;
+
 /// An event to append: the store assigns its id, offset and time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventDraft {
@@ -46,6 +51,13 @@ pub struct RecordCommit {
     pub conditions: Vec<(String, RecordCondition)>,
     pub writes: Vec<(String, Option<Bytes>)>,
     pub events: Vec<EventDraft>,
+}
+
+impl RecordCommit {
+    /// What the commit counts against [`MAX_COMMIT_OPERATIONS`].
+    pub fn operations(&self) -> usize {
+        self.conditions.len() + self.writes.len() + self.events.len()
+    }
 }
 
 /// What a commit did: the version of each written record (0 for deletes) and the offset of

@@ -92,7 +92,7 @@ impl FunctionSpec {
                     return invalid(format!("a sequence needs 1 to {MAX_SEQUENCE_STEPS} steps"));
                 }
                 for step in &self.steps {
-                    validate_name(step.split('@').next().unwrap_or_default())?;
+                    Target::parse(step)?;
                 }
             }
         }
@@ -165,6 +165,43 @@ pub fn validate_name_of(kind: NameKind, name: &str) -> Result<(), FunctionError>
         "invalid {} name {shown:?}{ellipsis}: 1 to {MAX_NAME_LEN} of a-z, A-Z, 0-9, '-', '_'",
         kind.as_str()
     )))
+}
+
+/// A function reference: `name` (the latest version) or `name@version`, versions from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub name: &'a str,
+    pub version: Option<u32>,
+}
+
+impl<'a> Target<'a> {
+    /// The one parser of function references, used by invocations, sequences' steps and
+    /// rules alike: a valid name, then optionally `@` and a version from 1 to `u32::MAX`.
+    pub fn parse(target: &'a str) -> Result<Self, FunctionError> {
+        let (name, version) = match target.split_once('@') {
+            None => (target, None),
+            Some((name, version)) => {
+                let version = version
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| {
+                        FunctionError::Invalid(format!(
+                            "invalid version in {:?}: versions are whole numbers from 1",
+                            bounded(target)
+                        ))
+                    })?;
+                (name, Some(version))
+            }
+        };
+        validate_name(name)?;
+        Ok(Target { name, version })
+    }
+}
+
+/// At most 80 characters of `text`, for echoing user input in messages.
+fn bounded(text: &str) -> String {
+    text.chars().take(80).collect()
 }
 
 /// One immutable deployed version, `name@version`.

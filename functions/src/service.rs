@@ -17,7 +17,7 @@ use crate::engine::{FetchPolicy, HostBinding};
 use crate::host::{HostApi, HostContext, Idempotency};
 use crate::model::{
     ActivationError, ActivationRecord, Cause, FunctionKind, FunctionSpec, FunctionVersion,
-    OutcomeKind, StartKind, billed_gb_seconds, validate_name,
+    OutcomeKind, StartKind, Target, billed_gb_seconds, validate_name,
 };
 use crate::pool::{Execution, Pool, PoolConfig, PoolStats};
 use crate::store::FunctionStore;
@@ -115,19 +115,6 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Splits `name@3` into the name and version.
-fn parse_target(target: &str) -> Result<(&str, Option<u32>), FunctionError> {
-    match target.split_once('@') {
-        None => Ok((target, None)),
-        Some((name, version)) => version
-            .parse::<u32>()
-            .ok()
-            .filter(|v| *v > 0)
-            .map(|v| (name, Some(v)))
-            .ok_or_else(|| FunctionError::Invalid(format!("invalid version in {target:?}"))),
-    }
-}
-
 impl FunctionService {
     /// Starts the executor threads and the activation recorder (on the current runtime).
     pub fn start(
@@ -200,8 +187,7 @@ impl FunctionService {
         ns: &Namespace,
         target: &str,
     ) -> Result<Arc<FunctionVersion>, FunctionError> {
-        let (name, version) = parse_target(target)?;
-        validate_name(name)?;
+        let Target { name, version } = Target::parse(target)?;
         self.store.get(ns, name, version).await
     }
 
@@ -397,7 +383,7 @@ impl FunctionService {
             steps: step_ids,
         };
         self.account(&record, duration);
-        self.activations.record(record.clone());
+        self.activations.record(record.clone()).await;
         Completed {
             record,
             result_json,
@@ -551,7 +537,7 @@ impl FunctionService {
             steps: Vec::new(),
         };
         self.account(&record, duration);
-        self.activations.record(record.clone());
+        self.activations.record(record.clone()).await;
         Completed {
             record,
             result_json: output.result_json,

@@ -293,6 +293,52 @@ pub async fn invalid_transactions_write_nothing(h: Harness) {
     assert!(events(&h, "a").await.is_empty());
 }
 
+/// A content type is 1 to 255 bytes of visible ASCII; a longer one (whatever its width once
+/// encoded) is refused before anything is written, and the longest accepted reads back whole.
+pub async fn content_types_are_bounded(h: Harness) {
+    let a = ns("a");
+    let longest = "a".repeat(crate::model::MAX_CONTENT_TYPE_BYTES);
+    let txn = Txn::put(key("ct-ok"), Bytes::from_static(b"v"), longest.clone());
+    h.engine
+        .commit(&a, txn)
+        .await
+        .expect("255 bytes are accepted");
+    let entry = h
+        .engine
+        .get(&a, &key("ct-ok"))
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(entry.meta.content_type, longest);
+    assert_eq!(entry.value, Bytes::from_static(b"v"));
+
+    let too_long = [
+        "a".repeat(crate::model::MAX_CONTENT_TYPE_BYTES + 1),
+        "a".repeat(70_000),
+        // 65,537 bytes: wraps to 1 in a 16-bit length.
+        format!("{}a", "\u{e9}".repeat(32_768)),
+        String::new(),
+        "text/\u{e9}".to_owned(),
+    ];
+    for content_type in too_long {
+        let len = content_type.len();
+        let txn = Txn::put(key("ct-demo"), Bytes::from_static(b"v"), content_type);
+        assert!(
+            matches!(
+                h.engine.commit(&a, txn).await,
+                Err(KvError::InvalidArgument(_))
+            ),
+            "a content type of {len} bytes is refused"
+        );
+    }
+    assert!(h.engine.get(&a, &key("ct-demo")).await.unwrap().is_none());
+    assert_eq!(
+        events(&h, "a").await.len(),
+        1,
+        "only the accepted put is logged"
+    );
+}
+
 /// A TTL'd entry vanishes the moment it expires; the sweep removes it with an expire event.
 pub async fn ttl_expiry(h: Harness) {
     let a = ns("a");
@@ -730,6 +776,7 @@ macro_rules! kv_conformance_tests {
         $crate::kv_conformance_tests!(@tests $make;
             put_get_and_event, versions_strictly_increase, delete_and_missing_delete,
             compare_and_set, transaction_all_or_nothing, invalid_transactions_write_nothing,
+            content_types_are_bounded,
             ttl_expiry, ttl_overwrite, write_over_expired_key, list_prefix_and_pagination,
             namespaces_are_isolated, log_paging_and_type_filter, wait_beyond_wakes_on_commit,
             retention_by_count_and_age, concurrent_writers_get_contiguous_offsets,

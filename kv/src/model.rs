@@ -13,8 +13,28 @@ use crate::KvError;
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Longest TTL accepted: about ten years, far beyond any cache use, short of overflow.
 pub const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
-/// Most checks plus mutations one transaction may carry.
-pub const MAX_TXN_OPERATIONS: usize = 128;
+/// Most checks plus mutations (plus extra events) one transaction may carry: the record
+/// store's published bound, since record commits are transactions.
+pub const MAX_TXN_OPERATIONS: usize = ferrobase_core::records::MAX_COMMIT_OPERATIONS;
+/// Longest content type accepted, in bytes. Every entry point (the PUT route, transactions,
+/// functions' writes) meets this one check in [`Txn::validate`].
+pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
+
+/// Checks a stored value's content type: 1 to [`MAX_CONTENT_TYPE_BYTES`] bytes of visible
+/// ASCII, spaces and tabs, which is what an HTTP `Content-Type` header can carry back.
+pub fn validate_content_type(content_type: &str) -> Result<(), KvError> {
+    let visible = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
+    if content_type.is_empty()
+        || content_type.len() > MAX_CONTENT_TYPE_BYTES
+        || !content_type.bytes().all(visible)
+    {
+        return Err(KvError::InvalidArgument(format!(
+            "content type must be 1 to {MAX_CONTENT_TYPE_BYTES} bytes of visible ASCII (got {} bytes)",
+            content_type.len()
+        )));
+    }
+    Ok(())
+}
 
 /// A validated key: 1 to 1024 bytes of UTF-8 without control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -219,8 +239,8 @@ impl Txn {
         self
     }
 
-    /// Rejects transactions no engine should attempt: empty, oversized, over-long TTLs, or
-    /// several mutations of one key (their order would be a guess).
+    /// Rejects transactions no engine should attempt: empty, oversized, over-long TTLs or
+    /// content types, or several mutations of one key (their order would be a guess).
     pub fn validate(&self, limits: &KvLimits) -> Result<(), KvError> {
         if self.mutations.is_empty() && self.events.is_empty() {
             return Err(KvError::InvalidArgument(
@@ -241,7 +261,14 @@ impl Txn {
                     mutation.key().as_str()
                 )));
             }
-            if let Mutation::Put { value, ttl, .. } = mutation {
+            if let Mutation::Put {
+                value,
+                ttl,
+                content_type,
+                ..
+            } = mutation
+            {
+                validate_content_type(content_type)?;
                 if value.len() > limits.max_value_bytes {
                     return Err(KvError::ValueTooLarge {
                         size: value.len(),

@@ -165,8 +165,10 @@ impl TxnStore for SledStore<'_> {
                 if let Some(at) = entry.meta.expires_at_ms {
                     self.ttl.insert(ttl_key(at, self.ns, key), &[][..])?;
                 }
-                self.data
-                    .insert(data_key(self.ns, key), encode_entry(entry))?;
+                // Refused before this write; the failed sled transaction keeps none of the others.
+                let raw = encode_entry(entry)
+                    .map_err(|error| sled::Error::Unsupported(error.to_string()))?;
+                self.data.insert(data_key(self.ns, key), raw)?;
             }
             None => {
                 self.data.remove(data_key(self.ns, key))?;
@@ -432,20 +434,30 @@ fn decode_u64(bytes: &[u8]) -> u64 {
 
 /// Entry layout: format(1) version(8) updated_at(8) expires_at(8, 0 = none)
 /// content_type_len(2) content_type value.
-fn encode_entry(entry: &Entry) -> Vec<u8> {
+///
+/// A content type whose length does not fit the 16-bit field is refused, never truncated
+/// (`Txn::validate` allows far less; this keeps the codec sound on its own).
+pub(crate) fn encode_entry(entry: &Entry) -> Result<Vec<u8>, KvError> {
     let content_type = entry.meta.content_type.as_bytes();
+    let ct_len = u16::try_from(content_type.len()).map_err(|_| {
+        KvError::InvalidArgument(format!(
+            "a content type of {} bytes does not fit the entry format (at most {})",
+            content_type.len(),
+            u16::MAX
+        ))
+    })?;
     let mut raw = Vec::with_capacity(27 + content_type.len() + entry.value.len());
     raw.push(ENTRY_FORMAT);
     raw.extend_from_slice(&entry.meta.version.to_be_bytes());
     raw.extend_from_slice(&entry.meta.updated_at_ms.to_be_bytes());
     raw.extend_from_slice(&entry.meta.expires_at_ms.unwrap_or(0).to_be_bytes());
-    raw.extend_from_slice(&(content_type.len() as u16).to_be_bytes());
+    raw.extend_from_slice(&ct_len.to_be_bytes());
     raw.extend_from_slice(content_type);
     raw.extend_from_slice(&entry.value);
-    raw
+    Ok(raw)
 }
 
-fn decode_entry(raw: &[u8]) -> Option<Entry> {
+pub(crate) fn decode_entry(raw: &[u8]) -> Option<Entry> {
     if raw.first() != Some(&ENTRY_FORMAT) || raw.len() < 27 {
         return None;
     }
@@ -467,4 +479,47 @@ fn decode_entry(raw: &[u8]) -> Option<Entry> {
         },
         value,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn entry(content_type: String, value: Vec<u8>, expires_at_ms: Option<u64>) -> Entry {
+        Entry {
+            meta: EntryMeta {
+                version: 7,
+                size: value.len() as u64,
+                content_type,
+                updated_at_ms: 1_700_000_000_000,
+                expires_at_ms,
+            },
+            value: Bytes::from(value),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every content-type length the 16-bit field can hold reads back exactly.
+        #[test]
+        fn entry_round_trips(
+            ct_len in 0usize..=u16::MAX as usize,
+            value in proptest::collection::vec(any::<u8>(), 0..64),
+            expires in proptest::option::of(1u64..),
+        ) {
+            let original = entry("a".repeat(ct_len), value, expires);
+            let raw = encode_entry(&original).expect("fits");
+            prop_assert_eq!(decode_entry(&raw), Some(original));
+        }
+
+        /// A content type past the field's range is refused, never wrapped.
+        #[test]
+        fn oversized_content_type_is_refused(extra in 1usize..70_000) {
+            let original = entry("a".repeat(u16::MAX as usize + extra), vec![1], None);
+            prop_assert!(encode_entry(&original).is_err());
+        }
+    }
 }

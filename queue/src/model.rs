@@ -106,14 +106,38 @@ pub enum EventEmission {
     On,
 }
 
+/// Most deliveries a message may get before it is dead-lettered.
+pub const MAX_DELIVER: u32 = 1000;
+/// Longest dedup window: one day.
+pub const MAX_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Longest retention age: about ten years. Ages are kept in milliseconds; this bound keeps
+/// every sum with a timestamp far from overflow.
+pub const MAX_RETENTION_AGE: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+/// Most messages a retention count may name: 10^12.
+pub const MAX_RETENTION_MESSAGES: u64 = 1_000_000_000_000;
+
+/// A duration in whole milliseconds, saturating where `as_millis()` does not fit 64 bits
+/// (validated durations are far below that; this keeps an unvalidated one from wrapping).
+pub trait SaturatingMillis {
+    fn saturating_ms(&self) -> u64;
+}
+
+impl SaturatingMillis for Duration {
+    fn saturating_ms(&self) -> u64 {
+        u64::try_from(self.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// A queue's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueConfig {
-    /// Deliveries a message gets before it moves to the group's dead-letter list. 1 to 1000.
+    /// Deliveries a message gets before it moves to the group's dead-letter list. 1 to
+    /// [`MAX_DELIVER`].
     pub max_deliver: u32,
     pub retention: Retention,
     pub events: EventEmission,
-    /// A repeated `dedup_id` within this window is accepted once. At most 1 day.
+    /// A repeated `dedup_id` within this window is accepted once. At most
+    /// [`MAX_DEDUP_WINDOW`].
     pub dedup_window: Duration,
 }
 
@@ -130,23 +154,31 @@ impl Default for QueueConfig {
 
 impl QueueConfig {
     pub fn validate(&self) -> Result<(), QueueError> {
-        if !(1..=1000).contains(&self.max_deliver) {
-            return Err(QueueError::invalid(
-                "max_deliver must be between 1 and 1000",
-            ));
+        if !(1..=MAX_DELIVER).contains(&self.max_deliver) {
+            return Err(QueueError::invalid(format!(
+                "max_deliver must be between 1 and {MAX_DELIVER}"
+            )));
         }
-        if self.dedup_window > Duration::from_secs(24 * 3600) {
-            return Err(QueueError::invalid("the dedup window is at most one day"));
+        if self.dedup_window > MAX_DEDUP_WINDOW {
+            return Err(QueueError::invalid(format!(
+                "the dedup window is at most {} seconds",
+                MAX_DEDUP_WINDOW.as_secs()
+            )));
         }
-        if self.retention.max_messages == Some(0) {
-            return Err(QueueError::invalid(
-                "retention.max_messages must be at least 1 (leave it unset for no limit)",
-            ));
+        if let Some(count) = self.retention.max_messages
+            && !(1..=MAX_RETENTION_MESSAGES).contains(&count)
+        {
+            return Err(QueueError::invalid(format!(
+                "retention.max_messages must be between 1 and {MAX_RETENTION_MESSAGES} (leave it unset for no limit)"
+            )));
         }
-        if self.retention.max_age == Some(Duration::ZERO) {
-            return Err(QueueError::invalid(
-                "retention.max_age must be positive (leave it unset for no limit)",
-            ));
+        if let Some(age) = self.retention.max_age
+            && (age.is_zero() || age > MAX_RETENTION_AGE)
+        {
+            return Err(QueueError::invalid(format!(
+                "retention.max_age must be between 1 ms and {} seconds (leave it unset for no limit)",
+                MAX_RETENTION_AGE.as_secs()
+            )));
         }
         Ok(())
     }
@@ -488,6 +520,71 @@ pub fn bounded_error(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_retention(max_age: Option<Duration>, max_messages: Option<u64>) -> QueueConfig {
+        QueueConfig {
+            retention: Retention {
+                max_age,
+                max_messages,
+            },
+            ..QueueConfig::default()
+        }
+    }
+
+    #[test]
+    fn config_durations_and_counts_are_bounded() {
+        let accepted = [
+            with_retention(Some(MAX_RETENTION_AGE), Some(MAX_RETENTION_MESSAGES)),
+            with_retention(Some(Duration::from_millis(1)), Some(1)),
+            QueueConfig {
+                dedup_window: MAX_DEDUP_WINDOW,
+                max_deliver: MAX_DELIVER,
+                ..QueueConfig::default()
+            },
+        ];
+        for config in accepted {
+            assert!(config.validate().is_ok(), "{config:?}");
+        }
+        let refused = [
+            // 18446744073709552 s is 2^64 ms and a bit: as milliseconds it wrapped to 384.
+            with_retention(Some(Duration::from_secs(18_446_744_073_709_552)), None),
+            with_retention(Some(Duration::from_secs(u64::MAX)), None),
+            with_retention(Some(MAX_RETENTION_AGE + Duration::from_secs(1)), None),
+            with_retention(Some(Duration::ZERO), None),
+            with_retention(None, Some(MAX_RETENTION_MESSAGES + 1)),
+            with_retention(None, Some(u64::MAX)),
+            with_retention(None, Some(0)),
+            QueueConfig {
+                dedup_window: MAX_DEDUP_WINDOW + Duration::from_secs(1),
+                ..QueueConfig::default()
+            },
+            QueueConfig {
+                max_deliver: MAX_DELIVER + 1,
+                ..QueueConfig::default()
+            },
+            QueueConfig {
+                max_deliver: 0,
+                ..QueueConfig::default()
+            },
+        ];
+        for config in refused {
+            let error = config.validate().expect_err("refused");
+            assert_eq!(error.code(), ferrobase_core::ErrorCode::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn milliseconds_saturate_instead_of_wrapping() {
+        assert_eq!(
+            Duration::from_secs(18_446_744_073_709_552).saturating_ms(),
+            u64::MAX
+        );
+        assert_eq!(Duration::MAX.saturating_ms(), u64::MAX);
+        assert_eq!(
+            MAX_RETENTION_AGE.saturating_ms(),
+            MAX_RETENTION_AGE.as_secs() * 1000
+        );
+    }
 
     #[test]
     fn receipts_round_trip_and_reject_garbage() {

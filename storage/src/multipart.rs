@@ -434,7 +434,11 @@ impl Storage {
             metadata: upload.metadata,
             last_modified_ms: self.now_ms(),
             blobs,
-            parts: Some(parts.len() as u32),
+            // Part numbers ascend strictly and each names a stored part (1 to 10,000).
+            parts: Some(
+                u32::try_from(parts.len())
+                    .map_err(|_| StorageError::InvalidPart("too many parts".to_owned()))?,
+            ),
             checksum,
         };
         let upload_key = keys::upload(bucket, upload_id);

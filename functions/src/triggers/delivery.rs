@@ -393,7 +393,9 @@ impl TriggerService {
             ordered: true,
             concurrency: 1,
         };
-        let attempt = letter.attempts.len() as u32 + 1;
+        let attempt = u32::try_from(letter.attempts.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         let (write, answer) = match self.invoke(ns, &rule, &letter.event, attempt).await {
             Ok(()) => (None, None),
             Err(attempt) => {

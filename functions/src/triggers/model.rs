@@ -7,7 +7,7 @@ use ferrobase_core::{Event, EventType};
 use serde::{Deserialize, Serialize};
 
 use crate::FunctionError;
-use crate::model::{NameKind, validate_name, validate_name_of};
+use crate::model::{NameKind, Target, validate_name, validate_name_of};
 
 /// KV operations a KV trigger can select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +236,13 @@ impl TriggerSpec {
     }
 }
 
+/// Most deliveries of one rule running at once.
+pub const MAX_RULE_CONCURRENCY: usize = 256;
+/// Most attempts a rule makes at one event before dead-lettering it.
+pub const MAX_RULE_ATTEMPTS: u32 = 100;
+/// Longest pause between attempts: one hour.
+pub const MAX_BACKOFF_MS: u64 = 3_600_000;
+
 /// Exponential backoff between attempts, with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,7 +290,7 @@ pub struct RuleSpec {
     /// order. `false`: any events may run at once. Either way at most `concurrency` at once.
     #[serde(default = "yes")]
     pub ordered: bool,
-    /// Most deliveries of this rule running at once. Default 8; 1 to 256.
+    /// Most deliveries of this rule running at once. Default 8; 1 to [`MAX_RULE_CONCURRENCY`].
     #[serde(default = "default_rule_concurrency")]
     pub concurrency: usize,
 }
@@ -303,24 +310,24 @@ fn default_attempts() -> u32 {
 impl RuleSpec {
     pub fn validate(&self) -> Result<(), FunctionError> {
         validate_name_of(NameKind::Trigger, &self.trigger)?;
-        validate_name(self.function.split('@').next().unwrap_or_default())?;
-        if !(1..=256).contains(&self.concurrency) {
-            return Err(FunctionError::Invalid(
-                "concurrency must be between 1 and 256".into(),
-            ));
+        Target::parse(&self.function)?;
+        if !(1..=MAX_RULE_CONCURRENCY).contains(&self.concurrency) {
+            return Err(FunctionError::Invalid(format!(
+                "concurrency must be between 1 and {MAX_RULE_CONCURRENCY}"
+            )));
         }
-        if !(1..=100).contains(&self.max_attempts) {
-            return Err(FunctionError::Invalid(
-                "max_attempts must be between 1 and 100".into(),
-            ));
+        if !(1..=MAX_RULE_ATTEMPTS).contains(&self.max_attempts) {
+            return Err(FunctionError::Invalid(format!(
+                "max_attempts must be between 1 and {MAX_RULE_ATTEMPTS}"
+            )));
         }
         if self.backoff.initial_ms == 0
             || self.backoff.max_ms < self.backoff.initial_ms
-            || self.backoff.max_ms > 3_600_000
+            || self.backoff.max_ms > MAX_BACKOFF_MS
         {
-            return Err(FunctionError::Invalid(
-                "backoff needs 0 < initial_ms <= max_ms <= 3600000".into(),
-            ));
+            return Err(FunctionError::Invalid(format!(
+                "backoff needs 0 < initial_ms <= max_ms <= {MAX_BACKOFF_MS}"
+            )));
         }
         Ok(())
     }
@@ -347,6 +354,61 @@ pub struct DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rule(function: &str) -> RuleSpec {
+        RuleSpec {
+            trigger: "t".into(),
+            function: function.into(),
+            enabled: true,
+            max_attempts: default_attempts(),
+            backoff: Backoff::default(),
+            ordered: true,
+            concurrency: default_rule_concurrency(),
+        }
+    }
+
+    #[test]
+    fn rules_name_a_real_version() {
+        for good in ["hello", "hello@1", "hello@4294967295"] {
+            assert!(rule(good).validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "hello@0",
+            "hello@",
+            "hello@-1",
+            "hello@x",
+            "hello@4294967296",
+            "@1",
+            "",
+        ] {
+            assert!(rule(bad).validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rule_counts_and_backoff_are_bounded() {
+        let mut spec = rule("hello");
+        spec.concurrency = MAX_RULE_CONCURRENCY + 1;
+        assert!(spec.validate().is_err());
+        let mut spec = rule("hello");
+        spec.max_attempts = MAX_RULE_ATTEMPTS + 1;
+        assert!(spec.validate().is_err());
+        let mut spec = rule("hello");
+        spec.backoff.max_ms = MAX_BACKOFF_MS + 1;
+        assert!(spec.validate().is_err());
+        let mut spec = rule("hello");
+        spec.backoff = Backoff {
+            initial_ms: MAX_BACKOFF_MS,
+            max_ms: MAX_BACKOFF_MS,
+        };
+        spec.max_attempts = MAX_RULE_ATTEMPTS;
+        spec.concurrency = MAX_RULE_CONCURRENCY;
+        assert!(spec.validate().is_ok());
+        assert_eq!(
+            spec.backoff.delay(MAX_RULE_ATTEMPTS, 1.0),
+            Duration::from_millis(MAX_BACKOFF_MS * 6 / 5)
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {

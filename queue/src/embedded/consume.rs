@@ -16,6 +16,7 @@ use super::keys::{
     DEAD, Pending, PendingState, Scope, StoredDead, StoredMessage, decode_u64, trailing_u64,
 };
 use super::writes::WriteSet;
+use crate::model::SaturatingMillis;
 use crate::model::{ReceiptParts, bounded_error};
 use crate::{
     DeadLetter, DeadLetterPage, DeadLetterSelection, Delivery, GroupName, MessageId, Nack,
@@ -39,11 +40,11 @@ impl Inner {
         now: u64,
     ) -> Result<Vec<Delivery>, QueueError> {
         let group = &request.group;
-        let lease_ms = request.lease.as_millis() as u64;
+        let lease_ms = request.lease.saturating_ms();
         let oldest_kept = config
             .retention
             .max_age
-            .map(|age| now.saturating_sub(age.as_millis() as u64));
+            .map(|age| now.saturating_sub(age.saturating_ms()));
         let too_old =
             |message: &StoredMessage| oldest_kept.is_some_and(|t| message.published_at < t);
         let mut out = Vec::new();
@@ -84,7 +85,7 @@ impl Inner {
                 continue;
             }
             writes.due_remove(scope, group, due_at, seq);
-            out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms));
+            out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms)?);
         }
 
         // 2. New messages past the cursor.
@@ -119,16 +120,16 @@ impl Inner {
                     writes.insert(scope.key_queue(group, key, seq), Vec::new());
                     if blocked {
                         pending.state = PendingState::Blocked;
-                        writes.insert(scope.pending(group, seq), pending.encode());
+                        writes.insert(scope.pending(group, seq), pending.encode()?);
                         continue;
                     }
                 }
                 if message.deliver_at > now {
                     writes.due_insert(scope, group, pending.due_at, seq);
-                    writes.insert(scope.pending(group, seq), pending.encode());
+                    writes.insert(scope.pending(group, seq), pending.encode()?);
                     continue;
                 }
-                out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms));
+                out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms)?);
             }
             if cursor != Some(next_cursor) {
                 writes.insert(group_key, next_cursor.to_be_bytes().to_vec());
@@ -149,21 +150,21 @@ impl Inner {
         message: StoredMessage,
         now: u64,
         lease_ms: u64,
-    ) -> Delivery {
+    ) -> Result<Delivery, QueueError> {
         pending.state = PendingState::Leased;
         pending.attempt += 1;
         pending.lease += 1;
         pending.due_at = now.saturating_add(lease_ms);
         writes.due_insert(scope, group, pending.due_at, seq);
-        writes.insert(scope.pending(group, seq), pending.encode());
-        Delivery {
+        writes.insert(scope.pending(group, seq), pending.encode()?);
+        Ok(Delivery {
             id: MessageId(seq),
             receipt: Receipt::new(group, MessageId(seq), pending.lease),
             body: message.body,
             attempt: pending.attempt,
             key: message.key,
             published_at_ms: message.published_at,
-        }
+        })
     }
 
     /// Removes a pending entry (acked, dead-lettered or dropped) and, when it was the active
@@ -200,7 +201,7 @@ impl Inner {
             Some(mut next) if next.state == PendingState::Blocked => {
                 next.state = PendingState::Waiting;
                 writes.due_insert(scope, group, next.due_at, next_seq);
-                writes.insert(next_pending_key, next.encode());
+                writes.insert(next_pending_key, next.encode()?);
             }
             Some(_) => {}
             // A key-queue entry without its pending entry: drop it and look further.
@@ -232,7 +233,7 @@ impl Inner {
             last_error: bounded_error(&error),
             body: message.body.clone(),
         };
-        writes.insert(scope.dead(group, seq), dead.encode());
+        writes.insert(scope.dead(group, seq), dead.encode()?);
         self.finish(writes, scope, group, seq, pending)
     }
 
@@ -291,12 +292,12 @@ impl Inner {
             }
             writes.due_remove(scope, &part.group, pending.due_at, seq);
             pending.state = PendingState::Waiting;
-            pending.due_at = now.saturating_add(nack.delay.as_millis() as u64);
+            pending.due_at = now.saturating_add(nack.delay.saturating_ms());
             if error.is_some() {
                 pending.last_error = error;
             }
             writes.due_insert(scope, &part.group, pending.due_at, seq);
-            writes.insert(pending_key, pending.encode());
+            writes.insert(pending_key, pending.encode()?);
         }
         Ok(outcome)
     }
@@ -389,7 +390,7 @@ impl Inner {
                     key: dead.key.clone(),
                     body: Bytes::clone(&dead.body),
                 };
-                writes.insert(scope.message(seq), message.encode());
+                writes.insert(scope.message(seq), message.encode()?);
             }
             let mut pending = Pending {
                 state: PendingState::Waiting,
@@ -411,7 +412,7 @@ impl Inner {
             if pending.in_due_index() {
                 writes.due_insert(scope, group, now, seq);
             }
-            writes.insert(scope.pending(group, seq), pending.encode());
+            writes.insert(scope.pending(group, seq), pending.encode()?);
         }
         Ok(selected.len() as u64)
     }

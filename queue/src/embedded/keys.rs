@@ -24,7 +24,8 @@ use bytes::Bytes;
 use ferrobase_core::Namespace;
 use serde::{Deserialize, Serialize};
 
-use crate::{EventEmission, GroupName, QueueConfig, QueueName, Retention};
+use crate::model::SaturatingMillis;
+use crate::{EventEmission, GroupName, QueueConfig, QueueError, QueueName, Retention};
 
 pub(super) const CONFIG: u8 = b'c';
 pub(super) const SEQ: u8 = b's';
@@ -194,10 +195,20 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_short_text(out: &mut Vec<u8>, text: Option<&str>) {
+/// Refuses a text longer than its 16-bit length field holds, rather than wrapping it (keys are
+/// validated to far less before they get here).
+fn put_short_text(out: &mut Vec<u8>, text: Option<&str>) -> Result<(), QueueError> {
     let bytes = text.unwrap_or("").as_bytes();
-    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    let len = u16::try_from(bytes.len()).map_err(|_| too_long("a key", bytes.len()))?;
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn too_long(what: &str, len: usize) -> QueueError {
+    QueueError::invalid(format!(
+        "{what} of {len} bytes does not fit the stored format"
+    ))
 }
 
 /// A published message.
@@ -211,13 +222,13 @@ pub(super) struct StoredMessage {
 }
 
 impl StoredMessage {
-    pub(super) fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Result<Vec<u8>, QueueError> {
         let mut out = Vec::with_capacity(18 + self.body.len() + 16);
         out.extend_from_slice(&self.published_at.to_be_bytes());
         out.extend_from_slice(&self.deliver_at.to_be_bytes());
-        put_short_text(&mut out, self.key.as_deref());
+        put_short_text(&mut out, self.key.as_deref())?;
         out.extend_from_slice(&self.body);
-        out
+        Ok(out)
     }
 
     pub(super) fn decode(raw: &[u8]) -> Option<Self> {
@@ -260,7 +271,7 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    pub(super) fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Result<Vec<u8>, QueueError> {
         let mut out = Vec::with_capacity(32);
         out.push(match self.state {
             PendingState::Waiting => 0,
@@ -270,11 +281,11 @@ impl Pending {
         out.extend_from_slice(&self.due_at.to_be_bytes());
         out.extend_from_slice(&self.attempt.to_be_bytes());
         out.extend_from_slice(&self.lease.to_be_bytes());
-        put_short_text(&mut out, self.key.as_deref());
+        put_short_text(&mut out, self.key.as_deref())?;
         if let Some(error) = &self.last_error {
             out.extend_from_slice(error.as_bytes());
         }
-        out
+        Ok(out)
     }
 
     pub(super) fn decode(raw: &[u8]) -> Option<Self> {
@@ -324,17 +335,19 @@ pub(super) struct StoredDead {
 }
 
 impl StoredDead {
-    pub(super) fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Result<Vec<u8>, QueueError> {
+        let error_len = u32::try_from(self.last_error.len())
+            .map_err(|_| too_long("an error", self.last_error.len()))?;
         let mut out = Vec::with_capacity(48 + self.last_error.len() + self.body.len());
         out.extend_from_slice(&self.dead_at.to_be_bytes());
         out.extend_from_slice(&self.published_at.to_be_bytes());
         out.extend_from_slice(&self.attempts.to_be_bytes());
         out.extend_from_slice(&self.lease.to_be_bytes());
-        put_short_text(&mut out, self.key.as_deref());
-        out.extend_from_slice(&(self.last_error.len() as u32).to_be_bytes());
+        put_short_text(&mut out, self.key.as_deref())?;
+        out.extend_from_slice(&error_len.to_be_bytes());
         out.extend_from_slice(self.last_error.as_bytes());
         out.extend_from_slice(&self.body);
-        out
+        Ok(out)
     }
 
     pub(super) fn decode(raw: &[u8]) -> Option<Self> {
@@ -378,10 +391,10 @@ impl From<&QueueConfig> for StoredConfig {
     fn from(config: &QueueConfig) -> Self {
         StoredConfig {
             max_deliver: config.max_deliver,
-            max_age_ms: config.retention.max_age.map(|age| age.as_millis() as u64),
+            max_age_ms: config.retention.max_age.map(|age| age.saturating_ms()),
             max_messages: config.retention.max_messages,
             emit_events: config.events == EventEmission::On,
-            dedup_window_ms: config.dedup_window.as_millis() as u64,
+            dedup_window_ms: config.dedup_window.saturating_ms(),
         }
     }
 }
@@ -406,7 +419,32 @@ impl From<StoredConfig> for QueueConfig {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every key length the 16-bit field holds reads back (0 is "no key": keys are never
+        /// empty).
+        #[test]
+        fn messages_round_trip(
+            key_len in 1usize..=u16::MAX as usize,
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            published_at in any::<u64>(),
+            deliver_at in any::<u64>(),
+        ) {
+            let message = StoredMessage { published_at, deliver_at, key: Some("k".repeat(key_len)), body: Bytes::from(body) };
+            prop_assert_eq!(StoredMessage::decode(&message.encode().unwrap()), Some(message));
+        }
+
+        #[test]
+        fn oversized_keys_are_refused(key_len in u16::MAX as usize + 1..140_000) {
+            let message = StoredMessage { published_at: 0, deliver_at: 0, key: Some("k".repeat(key_len)), body: Bytes::new() };
+            prop_assert!(message.encode().is_err());
+        }
+    }
 
     #[test]
     fn records_round_trip() {
@@ -416,7 +454,10 @@ mod tests {
             key: Some("k".into()),
             body: Bytes::from_static(b"{\"a\":1}"),
         };
-        assert_eq!(StoredMessage::decode(&message.encode()), Some(message));
+        assert_eq!(
+            StoredMessage::decode(&message.encode().unwrap()),
+            Some(message)
+        );
         let pending = Pending {
             state: PendingState::Leased,
             due_at: 9,
@@ -425,7 +466,7 @@ mod tests {
             key: None,
             last_error: Some("boom".into()),
         };
-        assert_eq!(Pending::decode(&pending.encode()), Some(pending));
+        assert_eq!(Pending::decode(&pending.encode().unwrap()), Some(pending));
         let dead = StoredDead {
             dead_at: 5,
             published_at: 1,
@@ -435,7 +476,7 @@ mod tests {
             last_error: "lease expired".into(),
             body: Bytes::from_static(b"x"),
         };
-        assert_eq!(StoredDead::decode(&dead.encode()), Some(dead));
+        assert_eq!(StoredDead::decode(&dead.encode().unwrap()), Some(dead));
         assert_eq!(Pending::decode(&[7]), None);
     }
 

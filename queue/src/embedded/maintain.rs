@@ -13,6 +13,7 @@ use super::keys::{
 };
 use super::writes::WriteSet;
 use crate::engine::MaintenanceReport;
+use crate::model::SaturatingMillis;
 use crate::{GroupInfo, GroupName, QueueConfig, QueueError, QueueInfo};
 
 /// Most deletions of one kind one pass makes in one queue, so that a pass never builds a huge
@@ -92,7 +93,7 @@ impl Inner {
         let oldest_kept = config
             .retention
             .max_age
-            .map(|age| now.saturating_sub(age.as_millis() as u64));
+            .map(|age| now.saturating_sub(age.saturating_ms()));
 
         for item in self
             .tree
@@ -121,7 +122,7 @@ impl Inner {
 
         // Dedup ids in the order they expire; an id published again since has a newer time
         // entry and keeps its dedup entry.
-        let window = config.dedup_window.as_millis() as u64;
+        let window = config.dedup_window.saturating_ms();
         let times = scope.prefix(DEDUP_TIME);
         for item in self.tree.scan_prefix(&times).take(PASS_LIMIT) {
             let (raw_key, _) = item?;

@@ -36,6 +36,7 @@ pub(crate) use self::keys::StoredConfig;
 use self::keys::{Scope, StoredMessage, decode_u64};
 use self::writes::{Stripe, WriteSet};
 use crate::engine::MaintenanceReport;
+use crate::model::SaturatingMillis;
 use crate::model::validate_batch;
 use crate::{
     DeadLetterPage, DeadLetterSelection, Delivery, EventEmission, GroupName, MessageId, Nack,
@@ -165,7 +166,7 @@ impl Inner {
         now: u64,
     ) -> Result<(Vec<MessageId>, bool), QueueError> {
         let config = self.require_config(scope, queue)?;
-        let window = config.dedup_window.as_millis() as u64;
+        let window = config.dedup_window.saturating_ms();
         let mut last = writes.get(&scope.last_seq())?.map_or(0, |v| decode_u64(&v));
         let first_new = last + 1;
         let mut ids = Vec::with_capacity(messages.len());
@@ -188,7 +189,7 @@ impl Inner {
             last += 1;
             let stored = StoredMessage {
                 published_at: now,
-                deliver_at: now.saturating_add(message.delay.as_millis() as u64),
+                deliver_at: now.saturating_add(message.delay.saturating_ms()),
                 key: message.key,
                 body: message.body,
             };
@@ -198,11 +199,11 @@ impl Inner {
                     "id": last.to_string(),
                     "key": stored.key,
                     "size": stored.body.len(),
-                    "delay_ms": message.delay.as_millis() as u64,
+                    "delay_ms": message.delay.saturating_ms(),
                 });
                 writes.insert(scope.outbox(last), data.to_string().into_bytes());
             }
-            writes.insert(scope.message(last), stored.encode());
+            writes.insert(scope.message(last), stored.encode()?);
             if let Some(dedup_id) = message.dedup_id {
                 let mut value = last.to_be_bytes().to_vec();
                 value.extend_from_slice(&now.to_be_bytes());

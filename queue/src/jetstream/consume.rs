@@ -18,6 +18,7 @@ use super::envelope::{Item, message_id, split};
 use super::handle::Handle;
 use super::lane::{GroupStep, SideEffects};
 use super::records::{GroupState, Pending, PendingState, StoredDead, read, storage};
+use crate::model::SaturatingMillis;
 use crate::model::{ReceiptParts, bounded_error};
 use crate::{
     Delivery, GroupName, MessageId, Nack, PullRequest, QueueConfig, QueueError, QueueName, Receipt,
@@ -150,11 +151,11 @@ impl Inner {
         let (config, floor, request) = (&step.config, step.floor, &step.request);
         let group = &request.group;
         let now = self.clock.now_ms();
-        let lease_ms = request.lease.as_millis() as u64;
+        let lease_ms = request.lease.saturating_ms();
         let oldest_kept = config
             .retention
             .max_age
-            .map(|age| now.saturating_sub(age.as_millis() as u64));
+            .map(|age| now.saturating_sub(age.saturating_ms()));
         let too_old = |published_at: u64| oldest_kept.is_some_and(|t| published_at < t);
         let mut out = Vec::new();
 
@@ -376,7 +377,7 @@ impl Inner {
                 continue;
             }
             pending.state = PendingState::Waiting;
-            pending.due_at = now.saturating_add(nack.delay.as_millis() as u64);
+            pending.due_at = now.saturating_add(nack.delay.saturating_ms());
             if let Some(error) = error {
                 pending.last_error = Some(truncate(&error, MAX_PENDING_ERROR));
             }

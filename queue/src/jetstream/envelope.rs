@@ -11,7 +11,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::MessageId;
+use crate::{MessageId, QueueError};
 
 /// Bits of a message id that hold the index within its envelope.
 pub(super) const INDEX_BITS: u32 = 20;
@@ -48,7 +48,16 @@ pub(super) struct Envelope {
 }
 
 impl Envelope {
-    pub(super) fn encode(published_at: u64, events: bool, items: &[Item]) -> Bytes {
+    /// Refuses counts and lengths beyond their fields (a key of `u16::MAX` bytes would read as
+    /// no key) rather than wrapping them.
+    pub(super) fn encode(
+        published_at: u64,
+        events: bool,
+        items: &[Item],
+    ) -> Result<Bytes, QueueError> {
+        let too_long = |what: &str, len: usize| {
+            QueueError::invalid(format!("{what} of {len} does not fit the envelope format"))
+        };
         let size: usize = items
             .iter()
             .map(|i| 14 + i.key.as_ref().map_or(0, String::len) + i.body.len())
@@ -57,21 +66,27 @@ impl Envelope {
         out.put_u8(VERSION);
         out.put_u64(published_at);
         out.put_u8(u8::from(events));
-        out.put_u32(items.len() as u32);
+        out.put_u32(u32::try_from(items.len()).map_err(|_| too_long("a batch", items.len()))?);
         for item in items {
             out.put_u64(item.delay_ms);
             match &item.key {
                 // Keys are at most 256 bytes (validated before publishing).
                 Some(key) => {
-                    out.put_u16(key.len() as u16);
+                    let len = u16::try_from(key.len())
+                        .ok()
+                        .filter(|len| *len != NO_KEY)
+                        .ok_or_else(|| too_long("a key", key.len()))?;
+                    out.put_u16(len);
                     out.put_slice(key.as_bytes());
                 }
                 None => out.put_u16(NO_KEY),
             }
-            out.put_u32(item.body.len() as u32);
+            let body_len =
+                u32::try_from(item.body.len()).map_err(|_| too_long("a body", item.body.len()))?;
+            out.put_u32(body_len);
             out.put_slice(&item.body);
         }
-        out.freeze()
+        Ok(out.freeze())
     }
 
     /// Decodes a payload; bodies share its buffer. `None` when it is not an envelope.
@@ -124,7 +139,35 @@ impl Envelope {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every key length the field can carry (all but the no-key marker) reads back.
+        #[test]
+        fn envelope_round_trips(
+            key_len in proptest::option::of(0usize..NO_KEY as usize),
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            delay_ms in any::<u64>(),
+            published_at in any::<u64>(),
+        ) {
+            let items = vec![Item { delay_ms, key: key_len.map(|n| "k".repeat(n)), body: Bytes::from(body) }];
+            let raw = Envelope::encode(published_at, false, &items).unwrap();
+            let envelope = Envelope::decode(1, &raw).expect("decodes");
+            prop_assert_eq!(envelope.items, items);
+            prop_assert_eq!(envelope.published_at, published_at);
+        }
+
+        /// A key the field cannot carry is refused, never wrapped or read as "no key".
+        #[test]
+        fn oversized_keys_are_refused(key_len in NO_KEY as usize..70_000) {
+            let items = vec![Item { delay_ms: 0, key: Some("k".repeat(key_len)), body: Bytes::new() }];
+            prop_assert!(Envelope::encode(0, false, &items).is_err());
+        }
+    }
 
     #[test]
     fn envelopes_round_trip() {
@@ -140,7 +183,7 @@ mod tests {
                 body: Bytes::new(),
             },
         ];
-        let raw = Envelope::encode(42, true, &items);
+        let raw = Envelope::encode(42, true, &items).unwrap();
         let envelope = Envelope::decode(7, &raw).expect("decodes");
         assert_eq!(envelope.items, items);
         assert_eq!(

@@ -14,6 +14,7 @@ use super::envelope::{message_id, split};
 use super::handle::Handle;
 use super::records::{QueueRecord, from_json, storage};
 use crate::engine::MaintenanceReport;
+use crate::model::SaturatingMillis;
 use crate::{GroupInfo, GroupName, QueueConfig, QueueError, QueueInfo};
 
 /// Most envelopes one pass walks in one queue; the next pass continues.
@@ -73,7 +74,7 @@ impl Inner {
         let oldest_kept = config
             .retention
             .max_age
-            .map(|age| now.saturating_sub(age.as_millis() as u64));
+            .map(|age| now.saturating_sub(age.saturating_ms()));
         let stored = self.stored_messages(handle, record.floor).await?;
         let excess = config
             .retention

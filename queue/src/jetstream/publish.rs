@@ -16,6 +16,7 @@ use super::Inner;
 use super::envelope::{Envelope, Item, message_id};
 use super::handle::Handle;
 use super::records::{DedupEntry, Versioned, Written, from_json, read, storage, to_json, write};
+use crate::model::SaturatingMillis;
 use crate::{MessageId, NewMessage, QueueConfig, QueueError};
 
 /// Attempts of one envelope publish; the `Nats-Msg-Id` makes retries store it once.
@@ -77,7 +78,7 @@ impl Inner {
             }
             slots.push(Slot::Stored(items.len()));
             items.push(Item {
-                delay_ms: message.delay.as_millis() as u64,
+                delay_ms: message.delay.saturating_ms(),
                 key: message.key.clone(),
                 body: message.body.clone(),
             });
@@ -136,7 +137,7 @@ impl Inner {
                 .map(|id| async move { read(&self.dedup, &handle.names.dedup_key(id)).await }),
         )
         .await?;
-        let window = config.dedup_window.as_millis() as u64;
+        let window = config.dedup_window.saturating_ms();
         let mut seen = HashMap::with_capacity(ids.len());
         for (id, found) in ids.into_iter().zip(found) {
             let entry = match &found.value {
@@ -162,7 +163,7 @@ impl Inner {
         events: bool,
         items: Vec<Item>,
     ) -> Result<u64, QueueError> {
-        let payload = Envelope::encode(now, events, &items);
+        let payload = Envelope::encode(now, events, &items)?;
         let max_payload = self.client.server_info().max_payload;
         if payload.len() + 1024 > max_payload {
             return Err(QueueError::TooLarge(format!(

@@ -179,7 +179,9 @@ impl StoredDead {
     pub(super) fn encode(&self) -> Result<Bytes, QueueError> {
         let meta = to_json(&self.meta)?;
         let mut out = BytesMut::with_capacity(4 + meta.len() + self.body.len());
-        out.put_u32(meta.len() as u32);
+        let meta_len = u32::try_from(meta.len())
+            .map_err(|_| QueueError::Storage("a dead letter's metadata exceeds 4 GiB".into()))?;
+        out.put_u32(meta_len);
         out.put_slice(&meta);
         out.put_slice(&self.body);
         Ok(out.freeze())

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_core::{ErrorCode, Namespace};
-use ferrobase_functions::model::Cause;
+use ferrobase_functions::model::{Cause, Target};
 use ferrobase_functions::service::{Completed, Invocation};
 use ferrobase_functions::{
     FunctionError, FunctionService, FunctionSpec, FunctionVersion, OutcomeKind,
@@ -64,7 +64,9 @@ fn service(state: &AppState) -> Result<&Arc<FunctionService>, ApiError> {
 
 /// The function name of a `name` or `name@version` target, for policy checks.
 fn base_name(target: &str) -> &str {
-    target.split('@').next().unwrap_or(target)
+    // An invalid target is refused by the service with the parser's message; the policy
+    // check before it sees the name part.
+    Target::parse(target).map_or_else(|_| target.split('@').next().unwrap_or(target), |t| t.name)
 }
 
 fn function(name: &str) -> Resource<'_> {

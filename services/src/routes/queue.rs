@@ -95,7 +95,13 @@ async fn authorize(
 async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let bytes = read_body(body, MAX_REQUEST_BYTES, "the request").await?;
     let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-    serde_json::from_slice(text)
+    let value: Value = serde_json::from_slice(text)
+        .map_err(|error| ApiError::invalid(format!("invalid body: {error}")))?;
+    // serde would read a struct from an array of its fields too (`[]` for all defaults).
+    if !value.is_object() {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    }
+    serde_json::from_value(value)
         .map_err(|error| ApiError::invalid(format!("invalid body: {error}")))
 }
 
