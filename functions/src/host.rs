@@ -144,6 +144,10 @@ pub enum HostOp {
         headers: BTreeMap<String, String>,
         #[serde(default)]
         body: Option<String>,
+        /// How `body` is written, and how the answer's body is to be: the SDK's `fetch`
+        /// sends and takes base64, so that bytes survive both ways.
+        #[serde(default)]
+        encoding: BodyEncoding,
     },
 }
 

@@ -132,6 +132,7 @@ impl ServiceHost {
         method: String,
         headers: BTreeMap<String, String>,
         body: Option<String>,
+        encoding: BodyEncoding,
     ) -> Result<Value, HostError> {
         // The engine checked this URL already; checking here too keeps the host safe on its
         // own, and covers IP-literal hosts, which the client connects to without resolving.
@@ -149,7 +150,7 @@ impl ServiceHost {
             request = request.header(name, value);
         }
         if let Some(body) = body {
-            request = request.body(body);
+            request = request.body(decode_body(body, encoding)?);
         }
         let response = request
             .send()
@@ -162,7 +163,9 @@ impl ServiceHost {
                 ),
             })?;
         let status = response.status().as_u16();
-        let headers: BTreeMap<String, String> = response
+        let status_text = response.status().canonical_reason().unwrap_or("");
+        // Pairs, not a map: a response may repeat a header (`set-cookie`).
+        let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
@@ -179,7 +182,33 @@ impl ServiceHost {
                 format!("the response of {shown} is larger than {MAX_FETCH_BODY_BYTES} bytes"),
             ));
         }
-        Ok(json!({"status": status, "headers": headers, "body": String::from_utf8_lossy(&bytes)}))
+        let body = match encoding {
+            BodyEncoding::Text => String::from_utf8_lossy(&bytes).into_owned(),
+            BodyEncoding::Base64 => BASE64_STANDARD.encode(&bytes),
+        };
+        Ok(json!({
+            "status": status,
+            "status_text": status_text,
+            "headers": headers,
+            "body": body,
+            "encoding": encoding,
+        }))
+    }
+}
+
+/// A body from the isolate, as the bytes it stands for.
+fn decode_body(body: String, encoding: BodyEncoding) -> Result<Bytes, HostError> {
+    match encoding {
+        BodyEncoding::Text => Ok(Bytes::from(body)),
+        BodyEncoding::Base64 => BASE64_STANDARD
+            .decode(body)
+            .map(Bytes::from)
+            .map_err(|error| {
+                HostError::new(
+                    "invalid_argument",
+                    format!("the body is not valid base64: {error}"),
+                )
+            }),
     }
 }
 
@@ -404,17 +433,7 @@ impl HostApi for ServiceHost {
                 encoding,
                 content_type,
             } => {
-                let body = match encoding {
-                    BodyEncoding::Text => Bytes::from(body),
-                    BodyEncoding::Base64 => {
-                        Bytes::from(BASE64_STANDARD.decode(body).map_err(|error| {
-                            HostError::new(
-                                "invalid_argument",
-                                format!("the body is not valid base64: {error}"),
-                            )
-                        })?)
-                    }
-                };
+                let body = decode_body(body, encoding)?;
                 let options = ferrobase_storage::PutOptions {
                     content_type: Some(content_type),
                     checks: ferrobase_storage::BodyChecks {
@@ -471,7 +490,8 @@ impl HostApi for ServiceHost {
                 method,
                 headers,
                 body,
-            } => self.fetch(url, method, headers, body).await,
+                encoding,
+            } => self.fetch(url, method, headers, body, encoding).await,
         }
     }
 }

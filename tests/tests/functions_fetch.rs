@@ -20,11 +20,30 @@ struct Peer {
 
 async fn answer(
     State(hits): State<Arc<Mutex<Vec<String>>>>,
+    method: axum::http::Method,
     uri: Uri,
     Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> axum::response::Response {
     hits.lock().unwrap().push(uri.path().to_owned());
     match (uri.path(), query.get("to")) {
+        // The request's body back as bytes, with its method and one header, and two cookies.
+        ("/echo", _) => {
+            let mut response = body.into_response();
+            let out = response.headers_mut();
+            out.insert(
+                header::CONTENT_TYPE,
+                "application/octet-stream".parse().unwrap(),
+            );
+            out.insert("x-method", method.as_str().parse().unwrap());
+            if let Some(sig) = headers.get("x-sig") {
+                out.insert("x-sig", sig.clone());
+            }
+            out.append(header::SET_COOKIE, "a=1".parse().unwrap());
+            out.append(header::SET_COOKIE, "b=2".parse().unwrap());
+            response
+        }
         ("/redirect", Some(to)) => {
             (StatusCode::FOUND, [(header::LOCATION, to.clone())], "").into_response()
         }
@@ -177,4 +196,45 @@ async fn with_private_addresses_allowed_the_allow_list_still_holds_on_every_hop(
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_takes_a_request_and_answers_a_response_with_bytes_both_ways() {
+    let peer = start_peer().await;
+    let (server, _config) =
+        start("[functions]\nfetch_allowed_hosts = [\"127.0.0.1\"]\nfetch_deny_private = false\n");
+    let token = server.token("admin", Some("shop"), "tests").unwrap();
+    let http = reqwest::Client::new();
+    let code = "export default async (e) => {\n  const bytes = new Uint8Array([0, 255, 1, 128, 10, 13]);\n  const request = new Request(e.url, { method: 'POST', headers: { 'x-sig': 'abc' }, body: bytes });\n  const r = await fetch(request);\n  const back = Array.from(new Uint8Array(await r.arrayBuffer()));\n  const text = await fetch(e.url, { method: 'PUT', body: 'h\\u00e9llo' });\n  return { isResponse: r instanceof Response, status: r.status, ok: r.ok, back, method: r.headers.get('x-method'), sig: r.headers.get('x-sig'), cookies: r.headers.getSetCookie(), type: r.headers.get('content-type'), text: await text.text(), textMethod: text.headers.get('x-method') };\n};";
+    let deployed = http
+        .put(format!("{}/v1/functions/shop/bytes", server.url))
+        .bearer_auth(&token)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deployed.status().as_u16(),
+        200,
+        "{}",
+        deployed.text().await.unwrap()
+    );
+    let invoked = http
+        .post(format!("{}/v1/functions/shop/bytes/invoke", server.url))
+        .bearer_auth(&token)
+        .json(&json!({ "url": format!("http://127.0.0.1:{}/echo", peer.port) }))
+        .send()
+        .await
+        .unwrap();
+    let status = invoked.status().as_u16();
+    let body: Value = invoked.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "isResponse": true, "status": 200, "ok": true, "back": [0, 255, 1, 128, 10, 13],
+            "method": "POST", "sig": "abc", "cookies": ["a=1", "b=2"],
+            "type": "application/octet-stream", "text": "h\u{e9}llo", "textMethod": "PUT"
+        })
+    );
 }

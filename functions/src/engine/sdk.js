@@ -211,23 +211,62 @@ export const storage = {
   },
 };
 
-/** Outbound HTTP, limited to the hosts the server allows. The body is text. */
-export async function fetch(url, init = {}) {
+/** Bytes as a binary string (one char per byte), the form `btoa` takes. */
+function binaryString(bytes) {
+  const parts = [];
+  for (let i = 0; i < bytes.length; i += 8192) {
+    parts.push(String.fromCharCode.apply(null, bytes.subarray(i, i + 8192)));
+  }
+  return parts.join("");
+}
+
+const NULL_BODY_STATUS = [101, 103, 204, 205, 304];
+
+/**
+ * Outbound HTTP, limited to the hosts the server allows: `fetch(input, init)` as in browsers,
+ * where `input` is a URL, a string or a `Request`, and the answer is a `Response`. Bodies of
+ * either direction may be text or bytes (they travel to the host as base64). The host parses
+ * and checks the URL again and sends exactly what it checked.
+ */
+export async function fetch(input, init = undefined) {
+  if (!(input instanceof Request) && !URL.canParse(String(input))) {
+    // The host's parser says why, with the SDK's `invalid_argument` code.
+    await call("fetch", { url: String(input) });
+  }
+  const request = new Request(input, init);
+  if (request.signal.aborted) throw request.signal.reason;
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  const body = hasBody ? new Uint8Array(await request.arrayBuffer()) : null;
   const headers = {};
-  for (const [name, value] of Object.entries(init.headers || {})) headers[name] = String(value);
-  const response = await call("fetch", {
-    url: String(url),
-    method: init.method || "GET",
+  for (const [name, value] of request.headers) headers[name] = value;
+  const pending = call("fetch", {
+    url: request.url,
+    method: request.method,
     headers,
-    body: init.body == null ? null : String(init.body),
+    body: body === null || body.length === 0 ? null : btoa(binaryString(body)),
+    encoding: "base64",
   });
-  return {
-    status: response.status,
-    ok: response.status >= 200 && response.status < 300,
-    headers: response.headers,
-    text: async () => response.body,
-    json: async () => JSON.parse(response.body),
-  };
+  const answer = await (request.signal
+    ? Promise.race([
+        pending,
+        new Promise((_, reject) => {
+          request.signal.addEventListener("abort", () => reject(request.signal.reason), { once: true });
+        }),
+      ])
+    : pending);
+  // The host says how it wrote the body: base64 for bytes as asked, or plain text.
+  let bytes = answer.body;
+  if (answer.encoding === "base64") {
+    const decoded = atob(answer.body);
+    bytes = new Uint8Array(decoded.length);
+    for (let i = 0; i < decoded.length; i++) bytes[i] = decoded.charCodeAt(i);
+  }
+  const nullBody = NULL_BODY_STATUS.includes(answer.status) || request.method === "HEAD";
+  return new Response(nullBody ? null : bytes, {
+    status: answer.status,
+    statusText: answer.status_text || "",
+    headers: answer.headers,
+  });
 }
 
 export default { kv, queue, storage, fetch };
