@@ -118,6 +118,10 @@ pub struct FunctionsSettings {
     pub memory_budget_mb: usize,
     /// Activations that may wait for a busy function before 429. Default 64.
     pub max_waiting: usize,
+    /// Executor threads stuck in native code past a deadline that are replaced by fresh ones
+    /// while they finish; beyond this many, stuck threads are not replaced, so the pool never
+    /// runs more than `threads + max_abandoned_threads` OS threads. Default 8; at most 256.
+    pub max_abandoned_threads: usize,
     /// Hosts functions may `fetch` from: exact hosts (names are matched after IDNA mapping
     /// and lowercasing; IP addresses in any notation), or `*.example.com` for the names below
     /// `example.com`; any port. Default none.
@@ -142,6 +146,7 @@ impl Default for FunctionsSettings {
             idle_ttl: Duration::from_secs(600),
             memory_budget_mb: 1024,
             max_waiting: 64,
+            max_abandoned_threads: 8,
             fetch_allowed_hosts: Vec::new(),
             fetch_deny_private: true,
             activations_max_per_namespace: 10_000,
@@ -175,6 +180,7 @@ impl FunctionsSettings {
                 stems_per_thread: self.prewarmed_per_thread,
                 idle_ttl: self.idle_ttl,
                 memory_budget_bytes: self.memory_budget_mb * 1024 * 1024,
+                max_abandoned_threads: self.max_abandoned_threads,
                 ..PoolConfig::default()
             },
             max_waiting: self.max_waiting,
@@ -191,6 +197,9 @@ impl FunctionsSettings {
     fn validate(&self) -> anyhow::Result<()> {
         if self.threads > 256 {
             bail!("functions.threads must be at most 256");
+        }
+        if self.max_abandoned_threads > 256 {
+            bail!("functions.max_abandoned_threads must be at most 256");
         }
         if self.prewarmed_per_thread > 64 {
             bail!("functions.prewarmed_per_thread must be at most 64");
@@ -560,6 +569,62 @@ impl Config {
     }
 }
 
+/// Default allowed clock skew for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Largest accepted `leeway`.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// How tokens are verified (`[auth]` in the config file).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 shared secret (at least 32 bytes); when unset a random 256-bit secret is generated
+    /// into `{data_dir}/auth/hs256.secret` (mode 0600) on first use and reused afterwards.
+    pub hs256_secret: Option<String>,
+    /// PEM files with RSA (RS256) or EC P-256 (ES256) public keys, one key per file.
+    pub public_key_files: Vec<PathBuf>,
+    /// A JWKS (RFC 7517) JSON file with RS256/ES256 public keys, selected by `kid`.
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss`: when set, tokens without this issuer are refused.
+    pub issuer: Option<String>,
+    /// Required `aud`: when set, tokens without this audience are refused. When unset, tokens
+    /// carrying any `aud` are refused (RFC 7519 §4.1.3).
+    pub audience: Option<String>,
+    /// Allowed clock skew for `exp` and `nbf`: default 30 s, at most 5 min (e.g. "30s").
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            hs256_secret: None,
+            public_key_files: Vec::new(),
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+            leeway: DEFAULT_LEEWAY,
+        }
+    }
+}
+
+// Written by hand so that logging the configuration never logs the secret.
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("public_key_files", &self.public_key_files)
+            .field("jwks_file", &self.jwks_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,6 +721,25 @@ mod tests {
                 .to_string()
                 .contains("header_read_timeout")
         );
+        let config: Config = toml::from_str("[functions]\nmax_abandoned_threads = 257\n").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_abandoned_threads")
+        );
+        let config: Config = toml::from_str("[functions]\nmax_abandoned_threads = 3\n").unwrap();
+        config.validate().unwrap();
+        let policy = std::sync::Arc::new(config.functions.fetch_policy().unwrap());
+        assert_eq!(
+            config
+                .functions
+                .runtime_config(policy)
+                .pool
+                .max_abandoned_threads,
+            3
+        );
         let config: Config = toml::from_str("[http]\nmax_connections_per_ip = 0\n").unwrap();
         assert!(
             config
@@ -664,61 +748,5 @@ mod tests {
                 .to_string()
                 .contains("max_connections_per_ip")
         );
-    }
-}
-
-/// Default allowed clock skew for `exp` and `nbf`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-/// Largest accepted `leeway`.
-pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
-
-/// How tokens are verified (`[auth]` in the config file).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// HS256 shared secret (at least 32 bytes); when unset a random 256-bit secret is generated
-    /// into `{data_dir}/auth/hs256.secret` (mode 0600) on first use and reused afterwards.
-    pub hs256_secret: Option<String>,
-    /// PEM files with RSA (RS256) or EC P-256 (ES256) public keys, one key per file.
-    pub public_key_files: Vec<PathBuf>,
-    /// A JWKS (RFC 7517) JSON file with RS256/ES256 public keys, selected by `kid`.
-    pub jwks_file: Option<PathBuf>,
-    /// Required `iss`: when set, tokens without this issuer are refused.
-    pub issuer: Option<String>,
-    /// Required `aud`: when set, tokens without this audience are refused. When unset, tokens
-    /// carrying any `aud` are refused (RFC 7519 §4.1.3).
-    pub audience: Option<String>,
-    /// Allowed clock skew for `exp` and `nbf`: default 30 s, at most 5 min (e.g. "30s").
-    #[serde(with = "humantime_serde")]
-    pub leeway: Duration,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            hs256_secret: None,
-            public_key_files: Vec::new(),
-            jwks_file: None,
-            issuer: None,
-            audience: None,
-            leeway: DEFAULT_LEEWAY,
-        }
-    }
-}
-
-// Written by hand so that logging the configuration never logs the secret.
-impl fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field(
-                "hs256_secret",
-                &self.hs256_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("public_key_files", &self.public_key_files)
-            .field("jwks_file", &self.jwks_file)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("leeway", &self.leeway)
-            .finish()
     }
 }

@@ -283,6 +283,29 @@ pub fn append_function_metrics(
         "ferrobase_function_evictions_total {}",
         stats.evicted.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_abandoned_threads Executor threads abandoned past a deadline (stuck in native code)."
+    );
+    let _ = writeln!(out, "# TYPE ferrobase_function_abandoned_threads counter");
+    let _ = writeln!(
+        out,
+        "ferrobase_function_abandoned_threads_total {}",
+        stats.abandoned.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrobase_function_abandoned_threads_running Abandoned executor threads that have not exited yet."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE ferrobase_function_abandoned_threads_running gauge"
+    );
+    let _ = writeln!(
+        out,
+        "ferrobase_function_abandoned_threads_running {}",
+        stats.abandoned_running.load(Ordering::Relaxed)
+    );
     out.push_str(&tail);
 }
 

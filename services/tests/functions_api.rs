@@ -447,6 +447,11 @@ async fn metrics_count_activations_and_pool_state() {
         "{metrics}"
     );
     assert!(metrics.contains("ferrobase_function_gb_seconds_total{namespace=\"shop\"}"));
+    assert!(
+        metrics.contains("ferrobase_function_abandoned_threads_total 0")
+            && metrics.contains("ferrobase_function_abandoned_threads_running 0"),
+        "{metrics}"
+    );
     assert!(metrics.contains("ferrobase_function_duration_seconds_count{namespace=\"shop\"} 2"));
     assert!(
         metrics.trim_end().ends_with("# EOF"),
