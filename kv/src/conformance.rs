@@ -293,6 +293,36 @@ pub async fn invalid_transactions_write_nothing(h: Harness) {
     assert!(events(&h, "a").await.is_empty());
 }
 
+/// A content type is 1 to 255 visible ASCII characters, as an HTTP header can carry it; the
+/// store round-trips exactly those. (Found by the `kv_txn` fuzz target: `_txn` bodies once
+/// stored any string, and the sled encoding kept only the low 16 bits of its length.)
+pub async fn content_types_are_bounded(h: Harness) {
+    let a = ns("a");
+    let longest = "t/".to_owned() + &"x".repeat(253);
+    for content_type in [
+        String::new(),
+        "x".repeat(256),
+        "y".repeat(65_536 + 3),
+        "a\nb".into(),
+    ] {
+        let txn = Txn::put(key("k"), Bytes::from_static(b"v"), content_type);
+        assert!(matches!(
+            h.engine.commit(&a, txn).await,
+            Err(KvError::InvalidArgument(_))
+        ));
+    }
+    assert!(h.engine.get(&a, &key("k")).await.unwrap().is_none());
+    assert!(events(&h, "a").await.is_empty());
+    let txn = Txn::put(key("k"), Bytes::from_static(b"v"), longest.clone());
+    h.engine
+        .commit(&a, txn)
+        .await
+        .expect("a 255-byte content type is accepted");
+    let entry = h.engine.get(&a, &key("k")).await.unwrap().expect("stored");
+    assert_eq!(entry.meta.content_type, longest);
+    assert_eq!(entry.value, Bytes::from_static(b"v"));
+}
+
 /// A TTL'd entry vanishes the moment it expires; the sweep removes it with an expire event.
 pub async fn ttl_expiry(h: Harness) {
     let a = ns("a");
@@ -730,6 +760,7 @@ macro_rules! kv_conformance_tests {
         $crate::kv_conformance_tests!(@tests $make;
             put_get_and_event, versions_strictly_increase, delete_and_missing_delete,
             compare_and_set, transaction_all_or_nothing, invalid_transactions_write_nothing,
+            content_types_are_bounded,
             ttl_expiry, ttl_overwrite, write_over_expired_key, list_prefix_and_pagination,
             namespaces_are_isolated, log_paging_and_type_filter, wait_beyond_wakes_on_commit,
             retention_by_count_and_age, concurrent_writers_get_contiguous_offsets,

@@ -15,6 +15,8 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 /// Most checks plus mutations one transaction may carry.
 pub const MAX_TXN_OPERATIONS: usize = 128;
+/// Longest content type accepted, in bytes; it is served back as a `Content-Type` header.
+pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
 
 /// A validated key: 1 to 1024 bytes of UTF-8 without control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -84,6 +86,21 @@ pub fn validate_key_text(text: &str) -> Result<(), KvError> {
         return Err(KvError::InvalidKey(format!(
             "key contains the control character U+{:04X}",
             c as u32
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a content type: 1 to [`MAX_CONTENT_TYPE_BYTES`] bytes of visible ASCII (tab
+/// allowed), exactly what an HTTP header value can carry.
+pub fn validate_content_type(content_type: &str) -> Result<(), KvError> {
+    let visible = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
+    if content_type.is_empty()
+        || content_type.len() > MAX_CONTENT_TYPE_BYTES
+        || !content_type.bytes().all(visible)
+    {
+        return Err(KvError::InvalidArgument(format!(
+            "content type must be 1 to {MAX_CONTENT_TYPE_BYTES} visible ASCII characters"
         )));
     }
     Ok(())
@@ -219,8 +236,8 @@ impl Txn {
         self
     }
 
-    /// Rejects transactions no engine should attempt: empty, oversized, over-long TTLs, or
-    /// several mutations of one key (their order would be a guess).
+    /// Rejects transactions no engine should attempt: empty, oversized, over-long TTLs, bad
+    /// content types, or several mutations of one key (their order would be a guess).
     pub fn validate(&self, limits: &KvLimits) -> Result<(), KvError> {
         if self.mutations.is_empty() && self.events.is_empty() {
             return Err(KvError::InvalidArgument(
@@ -241,7 +258,14 @@ impl Txn {
                     mutation.key().as_str()
                 )));
             }
-            if let Mutation::Put { value, ttl, .. } = mutation {
+            if let Mutation::Put {
+                value,
+                ttl,
+                content_type,
+                ..
+            } = mutation
+            {
+                validate_content_type(content_type)?;
                 if value.len() > limits.max_value_bytes {
                     return Err(KvError::ValueTooLarge {
                         size: value.len(),

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use ferrobase_core::ErrorCode;
 use ferrobase_core::policy::{Action, Resource, Service};
-use ferrobase_kv::model::validate_key_text;
+use ferrobase_kv::model::{MAX_CONTENT_TYPE_BYTES, validate_key_text};
 use ferrobase_kv::{Check, Key, ListQuery, Mutation, MutationResult, Txn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -29,7 +29,6 @@ use crate::state::AppState;
 /// The key reserved for transactions under a namespace.
 const TXN_KEY: &str = "_txn";
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
-const MAX_CONTENT_TYPE_LEN: usize = 255;
 const DEFAULT_LIST_LIMIT: usize = 100;
 const MAX_LIST_LIMIT: usize = 1000;
 
@@ -163,7 +162,7 @@ async fn put_value(
         Some(value) => value
             .to_str()
             .ok()
-            .filter(|text| !text.is_empty() && text.len() <= MAX_CONTENT_TYPE_LEN)
+            .filter(|text| !text.is_empty() && text.len() <= MAX_CONTENT_TYPE_BYTES)
             .ok_or_else(|| ApiError::invalid("Content-Type must be 1 to 255 visible characters"))?
             .to_owned(),
     };
@@ -340,9 +339,7 @@ async fn post_action(
     let ns = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
     let body = crate::routes::read_body(body, state.limits.max_txn_bytes, "transaction").await?;
-    let request: TxnRequest = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::invalid(format!("invalid transaction: {error}")))?;
-    let txn = request.into_txn()?;
+    let txn = parse_txn(&body)?;
     for check in &txn.checks {
         authorizer.require(Action::Read, kv(check.key().as_str()))?;
     }
@@ -352,6 +349,16 @@ async fn post_action(
     state.metrics.count_kv(KvOperation::Txn);
     let outcome = state.kv.commit(&ns, txn).await?;
     Ok(Json(outcome).into_response())
+}
+
+/// Parses and checks the JSON body of `POST /v1/kv/{ns}/_txn` into the transaction the engine
+/// is given (which still runs [`Txn::validate`] against its limits). Public for the fuzz
+/// harness (`fuzz/`), which feeds it arbitrary bodies.
+#[doc(hidden)]
+pub fn parse_txn(body: &[u8]) -> Result<Txn, ApiError> {
+    let request: TxnRequest = serde_json::from_slice(body)
+        .map_err(|error| ApiError::invalid(format!("invalid transaction: {error}")))?;
+    request.into_txn()
 }
 
 /// The JSON body of `POST /v1/kv/{ns}/_txn`.
