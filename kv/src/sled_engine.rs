@@ -431,8 +431,9 @@ fn decode_u64(bytes: &[u8]) -> u64 {
 }
 
 /// Entry layout: format(1) version(8) updated_at(8) expires_at(8, 0 = none)
-/// content_type_len(2) content_type value.
-fn encode_entry(entry: &Entry) -> Vec<u8> {
+/// content_type_len(2) content_type value. Public for the fuzz harness (`fuzz/`).
+#[doc(hidden)]
+pub fn encode_entry(entry: &Entry) -> Vec<u8> {
     let content_type = entry.meta.content_type.as_bytes();
     let mut raw = Vec::with_capacity(27 + content_type.len() + entry.value.len());
     raw.push(ENTRY_FORMAT);
@@ -445,7 +446,10 @@ fn encode_entry(entry: &Entry) -> Vec<u8> {
     raw
 }
 
-fn decode_entry(raw: &[u8]) -> Option<Entry> {
+/// The inverse of [`encode_entry`]; `None` for bytes it did not write. Public for the fuzz
+/// harness (`fuzz/`).
+#[doc(hidden)]
+pub fn decode_entry(raw: &[u8]) -> Option<Entry> {
     if raw.first() != Some(&ENTRY_FORMAT) || raw.len() < 27 {
         return None;
     }

@@ -135,6 +135,20 @@ fn default_dedup_window() -> u64 {
     QueueConfig::default().dedup_window.as_secs()
 }
 
+/// Parses a queue configuration body as `PUT .../_config` does (an empty body is `{}`); the
+/// engine then runs [`QueueConfig::validate`]. Public for the fuzz harness (`fuzz/`).
+#[doc(hidden)]
+pub fn parse_config(body: &[u8]) -> Result<QueueConfig, serde_json::Error> {
+    let text: &[u8] = if body.is_empty() { b"{}" } else { body };
+    serde_json::from_slice::<ConfigBody>(text).map(QueueConfig::from)
+}
+
+/// The JSON document a stored configuration is shown as. Public for the fuzz harness.
+#[doc(hidden)]
+pub fn config_document(config: &QueueConfig) -> serde_json::Value {
+    serde_json::to_value(ConfigBody::from(config)).expect("a config body is plain JSON")
+}
+
 impl From<ConfigBody> for QueueConfig {
     fn from(body: ConfigBody) -> Self {
         QueueConfig {
