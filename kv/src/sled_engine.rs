@@ -437,7 +437,8 @@ fn decode_u64(bytes: &[u8]) -> u64 {
 ///
 /// A content type whose length does not fit the 16-bit field is refused, never truncated
 /// (`Txn::validate` allows far less; this keeps the codec sound on its own).
-pub(crate) fn encode_entry(entry: &Entry) -> Result<Vec<u8>, KvError> {
+#[doc(hidden)] // public for the fuzz harness (fuzz/fuzz_targets/kv_entry.rs)
+pub fn encode_entry(entry: &Entry) -> Result<Vec<u8>, KvError> {
     let content_type = entry.meta.content_type.as_bytes();
     let ct_len = u16::try_from(content_type.len()).map_err(|_| {
         KvError::InvalidArgument(format!(
@@ -457,7 +458,8 @@ pub(crate) fn encode_entry(entry: &Entry) -> Result<Vec<u8>, KvError> {
     Ok(raw)
 }
 
-pub(crate) fn decode_entry(raw: &[u8]) -> Option<Entry> {
+#[doc(hidden)] // public for the fuzz harness
+pub fn decode_entry(raw: &[u8]) -> Option<Entry> {
     if raw.first() != Some(&ENTRY_FORMAT) || raw.len() < 27 {
         return None;
     }

@@ -48,8 +48,9 @@ where
 }
 
 /// The token from `Authorization: Bearer ...`, or for GET requests from `?access_token=`,
-/// because browsers' `EventSource` cannot set headers.
-fn bearer_token(parts: &Parts) -> Option<String> {
+/// because browsers' `EventSource` cannot set headers. Public for the fuzz harness (`fuzz/`).
+#[doc(hidden)]
+pub fn bearer_token(parts: &Parts) -> Option<String> {
     if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let header = header.to_str().ok()?;
         let (scheme, token) = header.split_once(' ')?;

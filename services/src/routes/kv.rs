@@ -338,9 +338,7 @@ async fn post_action(
     let ns = parse_ns(&ns)?;
     let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
     let body = crate::routes::read_body(body, state.limits.max_txn_bytes, "transaction").await?;
-    let request: TxnRequest = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::invalid(format!("invalid transaction: {error}")))?;
-    let txn = request.into_txn()?;
+    let txn = parse_txn(&body)?;
     for check in &txn.checks {
         authorizer.require(Action::Read, kv(check.key().as_str()))?;
     }
@@ -350,6 +348,16 @@ async fn post_action(
     state.metrics.count_kv(KvOperation::Txn);
     let outcome = state.kv.commit(&ns, txn).await?;
     Ok(Json(outcome).into_response())
+}
+
+/// Parses and checks the JSON body of `POST /v1/kv/{ns}/_txn` into the transaction the engine
+/// is given (which still runs [`Txn::validate`] against its limits). Public for the fuzz
+/// harness (`fuzz/`), which feeds it arbitrary bodies.
+#[doc(hidden)]
+pub fn parse_txn(body: &[u8]) -> Result<Txn, ApiError> {
+    let request: TxnRequest = serde_json::from_slice(body)
+        .map_err(|error| ApiError::invalid(format!("invalid transaction: {error}")))?;
+    request.into_txn()
 }
 
 /// The JSON body of `POST /v1/kv/{ns}/_txn`.

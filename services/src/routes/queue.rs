@@ -94,7 +94,12 @@ async fn authorize(
 /// Reads and parses a JSON request body (413 beyond [`MAX_REQUEST_BYTES`], 400 when invalid).
 async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let bytes = read_body(body, MAX_REQUEST_BYTES, "the request").await?;
-    let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+    json_object(&bytes)
+}
+
+/// A request body that must be a JSON object (an empty body is `{}`).
+fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
     let value: Value = serde_json::from_slice(text)
         .map_err(|error| ApiError::invalid(format!("invalid body: {error}")))?;
     // serde would read a struct from an array of its fields too (`[]` for all defaults).
@@ -141,6 +146,19 @@ fn default_dedup_window() -> u64 {
     QueueConfig::default().dedup_window.as_secs()
 }
 
+/// Parses a queue configuration body as `PUT /v1/queues/{ns}/{queue}` does (an empty body is
+/// `{}`); the engine then runs [`QueueConfig::validate`]. Public for the fuzz harness.
+#[doc(hidden)]
+pub fn parse_config(body: &[u8]) -> Result<QueueConfig, ApiError> {
+    json_object::<ConfigBody>(body).map(QueueConfig::from)
+}
+
+/// The JSON document a stored configuration is shown as. Public for the fuzz harness.
+#[doc(hidden)]
+pub fn config_document(config: &QueueConfig) -> serde_json::Value {
+    serde_json::to_value(ConfigBody::from(config)).expect("a config body is plain JSON")
+}
+
 impl From<ConfigBody> for QueueConfig {
     fn from(body: ConfigBody) -> Self {
         QueueConfig {
@@ -180,8 +198,8 @@ async fn configure(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Write]).await?;
-    let body: ConfigBody = json_body(body).await?;
-    let stored = engine.configure(&ns, &queue, body.into()).await?;
+    let bytes = read_body(body, MAX_REQUEST_BYTES, "the request").await?;
+    let stored = engine.configure(&ns, &queue, parse_config(&bytes)?).await?;
     let mut answer = serde_json::to_value(ConfigBody::from(&stored)).map_err(ApiError::internal)?;
     answer["queue"] = json!(queue.as_str());
     Ok(Json(answer).into_response())
