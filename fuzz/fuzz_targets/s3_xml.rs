@@ -10,7 +10,8 @@
 //! the raw text (`"abc` with a stray quote, a newline), and serialising it then yields XML
 //! s3s itself refuses. Our frontend only compares part ETags with stored ones, so such a value
 //! is simply an unknown part (InvalidPart); the target therefore checks the round trip only for
-//! well-formed ETags.
+//! well-formed ETags. Likewise s3s writes an ETag's text unescaped (to keep literal quotes), so
+//! an ETag holding `&` or `<` re-serialises to broken XML; those are skipped too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,9 +28,9 @@ fn parse<'x, T: Deserialize<'x>>(xml: &'x [u8]) -> Option<T> {
 /// `etagc` of RFC 9110: what may stand between an entity tag's quotes.
 fn well_formed(etag: Option<&ETag>) -> bool {
     etag.is_none_or(|etag| {
-        etag.value()
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        etag.value().bytes().all(|b| {
+            b == 0x21 || ((0x23..=0x7e).contains(&b) && b != b'&' && b != b'<') || b >= 0x80
+        })
     })
 }
 
