@@ -88,13 +88,20 @@ const PROBE: &str = "export default async (e) => {\n  const out = [];\n  for (co
 
 /// Deploys the probe and runs it over `urls`.
 async fn probe(server: &Server, urls: &[String]) -> Vec<Value> {
+    let body = run(server, "probe", PROBE, json!({ "urls": urls })).await;
+    body.as_array().unwrap().clone()
+}
+
+/// Deploys `code` as function `name` in namespace `shop`, invokes it with `event` and answers
+/// its result (which must be a success).
+async fn run(server: &Server, name: &str, code: &str, event: Value) -> Value {
     let token = server.token("admin", Some("shop"), "tests").unwrap();
     let http = reqwest::Client::new();
     let base = &server.url;
     let deployed = http
-        .put(format!("{base}/v1/functions/shop/probe"))
+        .put(format!("{base}/v1/functions/shop/{name}"))
         .bearer_auth(&token)
-        .json(&json!({"code": PROBE}))
+        .json(&json!({ "code": code }))
         .send()
         .await
         .unwrap();
@@ -105,16 +112,16 @@ async fn probe(server: &Server, urls: &[String]) -> Vec<Value> {
         deployed.text().await.unwrap()
     );
     let invoked = http
-        .post(format!("{base}/v1/functions/shop/probe/invoke"))
+        .post(format!("{base}/v1/functions/shop/{name}/invoke"))
         .bearer_auth(&token)
-        .json(&json!({ "urls": urls }))
+        .json(&event)
         .send()
         .await
         .unwrap();
     let status = invoked.status().as_u16();
     let body: Value = invoked.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
-    body.as_array().unwrap().clone()
+    body
 }
 
 fn refused(outcome: &Value, why: &str) {
@@ -203,32 +210,14 @@ async fn fetch_takes_a_request_and_answers_a_response_with_bytes_both_ways() {
     let peer = start_peer().await;
     let (server, _config) =
         start("[functions]\nfetch_allowed_hosts = [\"127.0.0.1\"]\nfetch_deny_private = false\n");
-    let token = server.token("admin", Some("shop"), "tests").unwrap();
-    let http = reqwest::Client::new();
     let code = "export default async (e) => {\n  const bytes = new Uint8Array([0, 255, 1, 128, 10, 13]);\n  const request = new Request(e.url, { method: 'POST', headers: { 'x-sig': 'abc' }, body: bytes });\n  const r = await fetch(request);\n  const back = Array.from(new Uint8Array(await r.arrayBuffer()));\n  const text = await fetch(e.url, { method: 'PUT', body: 'h\\u00e9llo' });\n  return { isResponse: r instanceof Response, status: r.status, ok: r.ok, back, method: r.headers.get('x-method'), sig: r.headers.get('x-sig'), cookies: r.headers.getSetCookie(), type: r.headers.get('content-type'), text: await text.text(), textMethod: text.headers.get('x-method') };\n};";
-    let deployed = http
-        .put(format!("{}/v1/functions/shop/bytes", server.url))
-        .bearer_auth(&token)
-        .json(&json!({ "code": code }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        deployed.status().as_u16(),
-        200,
-        "{}",
-        deployed.text().await.unwrap()
-    );
-    let invoked = http
-        .post(format!("{}/v1/functions/shop/bytes/invoke", server.url))
-        .bearer_auth(&token)
-        .json(&json!({ "url": format!("http://127.0.0.1:{}/echo", peer.port) }))
-        .send()
-        .await
-        .unwrap();
-    let status = invoked.status().as_u16();
-    let body: Value = invoked.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
+    let body = run(
+        &server,
+        "bytes",
+        code,
+        json!({ "url": format!("http://127.0.0.1:{}/echo", peer.port) }),
+    )
+    .await;
     assert_eq!(
         body,
         json!({
