@@ -260,52 +260,39 @@ pub fn append_function_metrics(
         "ferrobase_function_pool_isolates{{state=\"prewarmed\"}} {}",
         stats.stems.load(Ordering::Relaxed)
     );
-    let _ = writeln!(
-        out,
-        "# HELP ferrobase_function_pool_idle_memory_bytes Heap held by idle warm isolates."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE ferrobase_function_pool_idle_memory_bytes gauge"
-    );
-    let _ = writeln!(
-        out,
-        "ferrobase_function_pool_idle_memory_bytes {}",
-        stats.idle_memory_bytes.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP ferrobase_function_evictions Idle isolates evicted (TTL, memory budget, redeploy)."
-    );
-    let _ = writeln!(out, "# TYPE ferrobase_function_evictions counter");
-    let _ = writeln!(
-        out,
-        "ferrobase_function_evictions_total {}",
-        stats.evicted.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP ferrobase_function_abandoned_threads Executor threads abandoned past a deadline (stuck in native code)."
-    );
-    let _ = writeln!(out, "# TYPE ferrobase_function_abandoned_threads counter");
-    let _ = writeln!(
-        out,
-        "ferrobase_function_abandoned_threads_total {}",
-        stats.abandoned.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP ferrobase_function_abandoned_threads_running Abandoned executor threads that have not exited yet."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE ferrobase_function_abandoned_threads_running gauge"
-    );
-    let _ = writeln!(
-        out,
-        "ferrobase_function_abandoned_threads_running {}",
-        stats.abandoned_running.load(Ordering::Relaxed)
-    );
+    let unlabelled = [
+        (
+            "ferrobase_function_pool_idle_memory_bytes",
+            "gauge",
+            "Heap held by idle warm isolates.",
+            stats.idle_memory_bytes.load(Ordering::Relaxed) as u64,
+        ),
+        (
+            "ferrobase_function_evictions",
+            "counter",
+            "Idle isolates evicted (TTL, memory budget, redeploy).",
+            stats.evicted.load(Ordering::Relaxed),
+        ),
+        (
+            "ferrobase_function_abandoned_threads",
+            "counter",
+            "Executor threads abandoned past a deadline (stuck in native code).",
+            stats.abandoned.load(Ordering::Relaxed),
+        ),
+        (
+            "ferrobase_function_abandoned_threads_running",
+            "gauge",
+            "Abandoned executor threads that have not exited yet.",
+            stats.abandoned_running.load(Ordering::Relaxed) as u64,
+        ),
+    ];
+    for (name, kind, help, value) in unlabelled {
+        // OpenMetrics names a counter's sample `{name}_total`.
+        let sample = if kind == "counter" { "_total" } else { "" };
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{sample} {value}");
+    }
     out.push_str(&tail);
 }
 
