@@ -56,6 +56,19 @@ pub struct ServerOptions {
 }
 
 impl Server {
+    /// Starts a server with `config` as its TOML file; the file lives in the returned
+    /// directory, which the caller keeps for as long as the server may restart.
+    pub fn start_with_config(config: &str) -> anyhow::Result<(Server, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("ferrobase.toml");
+        std::fs::write(&path, config)?;
+        let server = Server::start_with(ServerOptions {
+            args: vec!["--config".into(), path.display().to_string()],
+            ..ServerOptions::default()
+        })?;
+        Ok((server, dir))
+    }
+
     /// Starts a server on a fresh data directory.
     pub fn start() -> anyhow::Result<Server> {
         Server::start_with(ServerOptions::default())

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
-use ferrobase_tests::{Server, ServerOptions};
+use ferrobase_tests::Server;
 use serde_json::{Value, json};
 
 /// The loopback peer: answers every path, records what it was asked, redirects
@@ -71,15 +71,7 @@ impl Peer {
 
 /// A server with `config` as its TOML file (kept with it).
 fn start(config: &str) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ferrobase.toml");
-    std::fs::write(&path, config).unwrap();
-    let server = Server::start_with(ServerOptions {
-        args: vec!["--config".into(), path.display().to_string()],
-        ..ServerOptions::default()
-    })
-    .unwrap();
-    (server, dir)
+    Server::start_with_config(config).unwrap()
 }
 
 /// The function under test: fetches each URL of the event and reports, per URL, the status

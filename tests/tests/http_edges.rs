@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferrobase_tests::{Server, ServerOptions};
+use ferrobase_tests::Server;
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,15 +15,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A server with `config` as its TOML file (kept with it).
 fn start(config: &str) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ferrobase.toml");
-    std::fs::write(&path, config).unwrap();
-    let server = Server::start_with(ServerOptions {
-        args: vec!["--config".into(), path.display().to_string()],
-        ..ServerOptions::default()
-    })
-    .unwrap();
-    (server, dir)
+    Server::start_with_config(config).unwrap()
 }
 
 async fn connect(server: &Server) -> TcpStream {
