@@ -6,7 +6,9 @@
 //! as fit the record store's commit bound ([`MAX_COMMIT_OPERATIONS`]); a refused batch is split,
 //! a failed commit retried with backoff, and a full channel makes finishing invocations wait,
 //! so no record is dropped. Until a record is committed it is served from memory, so a client
-//! can read its activation the moment the invoke answers.
+//! can read its activation the moment the invoke answers. [`ActivationStore::flush`] waits
+//! until everything recorded so far is committed: the server's shutdown calls it last, so a
+//! stop loses no record.
 //!
 //! Keys order newest first: `act/{inverted id}` is derived from the (monotonic) ULID id, so
 //! a prefix scan lists the latest activations first; `actf/{function}/...` indexes them per
@@ -23,7 +25,7 @@ use ferrobase_core::records::{
 };
 use ferrobase_core::{EventType, Namespace};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::FunctionError;
 use crate::model::ActivationRecord;
@@ -82,6 +84,8 @@ type Unwritten = Arc<Mutex<HashMap<(Namespace, String), ActivationRecord>>>;
 pub struct ActivationStore {
     records: Arc<dyn RecordStore>,
     unwritten: Unwritten,
+    /// Woken each time the recorder has committed (or given up on) a group.
+    written: Arc<Notify>,
     queue: mpsc::Sender<ActivationRecord>,
 }
 
@@ -90,19 +94,48 @@ impl ActivationStore {
     pub fn start(records: Arc<dyn RecordStore>, retention: ActivationRetention) -> Self {
         let (queue, incoming) = mpsc::channel(RECORD_QUEUE_CAPACITY);
         let unwritten: Unwritten = Arc::default();
+        let written = Arc::new(Notify::new());
         let namespaces: Arc<Mutex<HashSet<Namespace>>> = Arc::default();
         tokio::spawn(record_batches(
-            records.clone(),
+            Recorder {
+                records: records.clone(),
+                unwritten: unwritten.clone(),
+                written: written.clone(),
+            },
             incoming,
-            unwritten.clone(),
             namespaces.clone(),
         ));
         tokio::spawn(apply_retention(records.clone(), retention, namespaces));
         ActivationStore {
             records,
             unwritten,
+            written,
             queue,
         }
+    }
+
+    /// Waits until every record queued so far is committed. A record the store refuses on its
+    /// own counts as done (it is logged); one whose commits keep failing keeps this waiting,
+    /// so callers bound it with a timeout.
+    pub async fn flush(&self) {
+        loop {
+            let notified = self.written.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a commit between the check and the wait wakes us.
+            notified.as_mut().enable();
+            if self.pending() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Records queued or being committed.
+    pub fn pending(&self) -> usize {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Queues `record` for writing; it is readable at once. Waits while the queue is full.
@@ -193,10 +226,16 @@ impl ActivationStore {
     }
 }
 
-async fn record_batches(
+/// What the recorder task writes to and whom it tells.
+struct Recorder {
     records: Arc<dyn RecordStore>,
-    mut incoming: mpsc::Receiver<ActivationRecord>,
     unwritten: Unwritten,
+    written: Arc<Notify>,
+}
+
+async fn record_batches(
+    recorder: Recorder,
+    mut incoming: mpsc::Receiver<ActivationRecord>,
     namespaces: Arc<Mutex<HashSet<Namespace>>>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -213,7 +252,8 @@ async fn record_batches(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(ns.clone());
-            store_group(&*records, &ns, group, &unwritten).await;
+            store_group(&*recorder.records, &ns, group, &recorder.unwritten).await;
+            recorder.written.notify_waiters();
         }
     }
 }

@@ -106,6 +106,9 @@ pub struct FunctionService {
     fetch: Arc<FetchPolicy>,
     limiters: Mutex<HashMap<(Namespace, String), Arc<Limiter>>>,
     usage: Mutex<HashMap<Namespace, NamespaceUsage>>,
+    /// Invocations started with [`FunctionService::start_invoke`] that still run; shutdown
+    /// waits for them, so that an accepted asynchronous invocation gets its record.
+    detached: tokio_util::task::TaskTracker,
     config: FunctionsConfig,
 }
 
@@ -130,8 +133,18 @@ impl FunctionService {
             fetch: config.fetch.clone(),
             limiters: Mutex::default(),
             usage: Mutex::default(),
+            detached: tokio_util::task::TaskTracker::new(),
             config,
         }))
+    }
+
+    /// The graceful end of the runtime: refuses new asynchronous invocations, waits for the
+    /// running ones to finish (each ends by its deadline) and then for every activation record
+    /// to be committed. Unbounded by itself: the server bounds it with its shutdown grace.
+    pub async fn shutdown(&self) {
+        self.detached.close();
+        self.detached.wait().await;
+        self.activations.flush().await;
     }
 
     pub fn pool_stats(&self) -> &PoolStats {
@@ -265,6 +278,11 @@ impl FunctionService {
     /// Runs an invocation and waits for its end.
     pub async fn invoke(&self, invocation: Invocation) -> Result<Completed, FunctionError> {
         let version = self.get(&invocation.namespace, &invocation.target).await?;
+        if self.detached.is_closed() {
+            return Err(FunctionError::Unavailable(
+                "the server is shutting down".to_owned(),
+            ));
+        }
         self.pool.accepting()?;
         let limiter = self.limiter(&version);
         let _slot = limiter.admit(&version, self.config.max_waiting).await?;
@@ -397,13 +415,18 @@ impl FunctionService {
         invocation: Invocation,
     ) -> Result<String, FunctionError> {
         let version = self.get(&invocation.namespace, &invocation.target).await?;
+        if self.detached.is_closed() {
+            return Err(FunctionError::Unavailable(
+                "the server is shutting down".to_owned(),
+            ));
+        }
         self.pool.accepting()?;
         let limiter = self.limiter(&version);
         let ticket = limiter.reserve(&version, self.config.max_waiting)?;
         let id = new_activation_id();
         let service = self.clone();
         let activation_id = id.clone();
-        tokio::spawn(async move {
+        self.detached.spawn(async move {
             let _slot = ticket.wait(&limiter).await;
             service.run_any(version, invocation, activation_id).await;
         });

@@ -15,10 +15,13 @@
 //!   functions reach through the SDK.
 //! - [`routes`]: one router function per API area, composed by [`routes::router`]; [`s3`]: the
 //!   S3 protocol endpoint on its own listener.
+//! - [`background`]: the maintenance loops, started in one place, and the order a shutdown
+//!   stops them and the services in.
 //! - [`server`]: opens the engines, builds the state and serves until shutdown.
 //! - [`cli`]: the command line.
 
 pub mod auth;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod error;

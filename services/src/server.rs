@@ -12,8 +12,10 @@ use ferrobase_core::SystemClock;
 use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine, SledEngine};
 use ferrobase_queue::{EmbeddedQueue, JetStreamQueue};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::auth::TokenVerifier;
+use crate::background::Background;
 use crate::config::{Config, KvEngineKind, LogFormat};
 use crate::state::{AppState, HttpLimits};
 
@@ -105,31 +107,27 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends
-/// event streams, lets in-flight requests finish (up to the configured grace), and flushes.
+/// event streams, lets in-flight requests finish, and stops the background work
+/// ([`Background::shutdown`]), all within the configured grace.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_endpoints(listener, state, config, shutdown, None).await
+}
+
+/// [`run`], also draining the S3 endpoint when there is one.
+async fn run_endpoints(
+    listener: TcpListener,
+    state: AppState,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    s3: Option<crate::s3::S3Endpoint>,
+) -> anyhow::Result<()> {
     let app = crate::routes::router(state.clone(), &config.cors)?;
-    let maintenance = tokio::spawn(ferrobase_kv::engine::run_maintenance(
-        state.kv.clone(),
-        config.kv.maintenance_interval,
-        config.events.retention(),
-        {
-            let state = state.clone();
-            async move { state.shutdown_signal().await }
-        },
-    ));
-    let queue_maintenance = state.queue.clone().map(|queue| {
-        let state = state.clone();
-        tokio::spawn(ferrobase_queue::run_maintenance(
-            queue,
-            config.queue.maintenance_interval,
-            async move { state.shutdown_signal().await },
-        ))
-    });
+    let background = Background::start(&state, config);
     let draining = state.clone();
     let server = crate::serving::serve(
         listener,
@@ -142,31 +140,36 @@ pub async fn run(
             draining.begin_shutdown();
         },
     );
-    let grace = config.shutdown_grace;
     let served = tokio::spawn(server);
     let mut served = std::pin::pin!(served);
+    let mut served_done = false;
     tokio::select! {
-        result = &mut served => result.context("server task")?,
-        _ = async {
-            state.shutdown_signal().await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+        result = &mut served => {
+            served_done = true;
+            result.context("server task")?;
         }
+        () = state.shutdown_signal() => {}
     }
-    maintenance.abort();
-    if let Some(task) = queue_maintenance {
-        task.abort();
+    // One deadline for the whole stop: the listeners' drain and every background step.
+    let deadline = Instant::now() + config.shutdown_grace;
+    if !served_done
+        && tokio::time::timeout_at(deadline, &mut served)
+            .await
+            .is_err()
+    {
+        tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish within the grace period");
+        served.abort();
     }
-    if let Some(queue) = &state.queue {
-        queue.flush().await.context("flushing the queue store")?;
+    state.begin_shutdown();
+    if let Some(s3) = s3 {
+        s3.finish_by(deadline).await;
     }
-    state.kv.flush().await.context("flushing the KV store")?;
+    background.shutdown(deadline).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// `ferrobase serve`: logs, engines, listener, and shutdown on SIGINT or SIGTERM.
+/// `ferrobase serve`: logs, engines, listeners, and shutdown on SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let state = build(&config).await?;
@@ -178,11 +181,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
     // Printed on stdout so scripts and test harnesses can learn a port chosen by the OS.
     println!("ferrobase listening on http://{address}");
-    let result = run(listener, state.clone(), &config, termination_signal()).await;
-    // The S3 endpoint drains with the HTTP API (both stop on the same shutdown signal).
-    state.begin_shutdown();
-    s3.finish(config.shutdown_grace).await;
-    result
+    run_endpoints(listener, state, &config, termination_signal(), Some(s3)).await
 }
 
 fn init_logging(format: LogFormat) {

@@ -36,7 +36,7 @@ impl TriggerService {
                 return;
             }
         };
-        loop {
+        while !self.is_stopping() {
             let trigger = match self
                 .get::<TriggerSpec>(&ns, &trigger_key(&rule.trigger))
                 .await
@@ -64,12 +64,14 @@ impl TriggerService {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(%error, %ns, rule = %name, "cannot read the change log; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    self.unless_stopping(tokio::time::sleep(std::time::Duration::from_secs(1)))
+                        .await;
                     continue;
                 }
             };
             if page.next_after == cursor {
-                self.log.wait_beyond(&ns, cursor).await;
+                self.unless_stopping(self.log.wait_beyond(&ns, cursor))
+                    .await;
                 continue;
             }
             // Without its trigger a rule idles: events pass, nothing is delivered.
@@ -82,7 +84,14 @@ impl TriggerService {
                         .is_some_and(|t| t.matches(&rule.trigger, event))
                 })
                 .collect();
-            self.deliver_page(&ns, &name, &rule, matching).await;
+            if let Some(undelivered) = self.deliver_page(&ns, &name, &rule, matching).await {
+                // Shutdown stopped the page part way: the cursor moves up to the first event
+                // left undelivered, which the restart delivers (nothing handled is repeated).
+                if undelivered > cursor + 1 {
+                    self.save_cursor(&ns, &name, undelivered - 1).await;
+                }
+                break;
+            }
             // The cursor is saved once per page: a crash re-delivers at most a page (at least
             // once), and the SDK writes of a re-delivered event are idempotent.
             cursor = page.next_after;
@@ -108,7 +117,8 @@ impl TriggerService {
     ) {
         let Some(consumer) = &self.queue else {
             tracing::warn!(%ns, rule = rule_name, "queue triggers need a server with queues");
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            self.unless_stopping(tokio::time::sleep(std::time::Duration::from_secs(5)))
+                .await;
             return;
         };
         // The lease outlasts the function's own deadline, so a message is not redelivered
@@ -120,11 +130,18 @@ impl TriggerService {
         let lease = timeout + std::time::Duration::from_secs(30);
         let wait = std::time::Duration::from_secs(1);
         let max = rule.concurrency.max(1);
-        let messages = match consumer.pull(ns, queue, group, max, wait, lease).await {
-            Ok(messages) => messages,
-            Err(error) => {
+        // A pull cut short by shutdown leases nothing it hands out; a lease it took anyway
+        // runs out and the queue redelivers.
+        let messages = match self
+            .unless_stopping(consumer.pull(ns, queue, group, max, wait, lease))
+            .await
+        {
+            None => return,
+            Some(Ok(messages)) => messages,
+            Some(Err(error)) => {
                 tracing::warn!(%error, %ns, rule = rule_name, queue, "cannot pull; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                self.unless_stopping(tokio::time::sleep(std::time::Duration::from_secs(1)))
+                    .await;
                 return;
             }
         };
@@ -145,6 +162,10 @@ impl TriggerService {
         message: super::QueuedMessage,
     ) {
         let Some(consumer) = &self.queue else { return };
+        if self.is_stopping() {
+            // Not started: the lease runs out and the queue redelivers after the restart.
+            return;
+        }
         let event = Event::new(
             ns,
             EventType::QueueMessage,
@@ -200,14 +221,15 @@ impl TriggerService {
 
     /// Delivers one page's matching events, at most `rule.concurrency` at once. Ordered rules
     /// keep each subject's events in log order, one at a time; unordered rules run any event
-    /// as soon as a slot is free. The page is done when every event is.
+    /// as soon as a slot is free. The page is done when every event is: `None` then, or when
+    /// shutdown left some of its events undelivered the log position of the first of them.
     pub(super) async fn deliver_page(
         &self,
         ns: &Namespace,
         name: &str,
         rule: &RuleSpec,
         events: Vec<&Event>,
-    ) {
+    ) -> Option<u64> {
         use futures::StreamExt;
         let lanes: Vec<Vec<&Event>> = if rule.ordered {
             let mut by_subject: Vec<(String, Vec<&Event>)> = Vec::new();
@@ -224,24 +246,35 @@ impl TriggerService {
         } else {
             events.into_iter().map(|event| vec![event]).collect()
         };
+        let first_undelivered = std::sync::atomic::AtomicU64::new(u64::MAX);
         futures::stream::iter(lanes)
-            .for_each_concurrent(rule.concurrency.max(1), |lane| async move {
-                for event in lane {
-                    self.deliver(ns, name, rule, event).await;
+            .for_each_concurrent(rule.concurrency.max(1), |lane| {
+                let first_undelivered = &first_undelivered;
+                async move {
+                    for event in lane {
+                        if !self.deliver(ns, name, rule, event).await {
+                            // A lane stops at its first undelivered event; later ones in it
+                            // have higher positions.
+                            first_undelivered.fetch_min(event.ferrobaseseq, Ordering::Relaxed);
+                            return;
+                        }
+                    }
                 }
             })
             .await;
+        Some(first_undelivered.into_inner()).filter(|seq| *seq != u64::MAX)
     }
 
     /// Invokes the rule's function for `event`, retrying with backoff; dead-letters it after
-    /// the last attempt.
+    /// the last attempt. False when shutdown began before the event was handled: it is neither
+    /// delivered nor dead-lettered, and is delivered again after the restart.
     pub(super) async fn deliver(
         &self,
         ns: &Namespace,
         rule_name: &str,
         rule: &RuleSpec,
         event: &Event,
-    ) {
+    ) -> bool {
         let mut attempts = Vec::new();
         if event.ferrobasedepth >= self.config.max_depth {
             self.stats.loop_cut.fetch_add(1, Ordering::Relaxed);
@@ -254,13 +287,16 @@ impl TriggerService {
                 ),
             });
             self.dead_letter(ns, rule_name, rule, event, attempts).await;
-            return;
+            return true;
         }
         for attempt in 1..=rule.max_attempts {
+            if self.is_stopping() {
+                return false;
+            }
             match self.invoke(ns, rule, event, attempt).await {
                 Ok(()) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return true;
                 }
                 Err(failure) => attempts.push(failure),
             }
@@ -272,10 +308,14 @@ impl TriggerService {
                         .map_or(0, |d| d.subsec_nanos())
                         % 1000,
                 ) / 1000.0;
-                tokio::time::sleep(rule.backoff.delay(attempt, jitter)).await;
+                let backoff = tokio::time::sleep(rule.backoff.delay(attempt, jitter));
+                if self.unless_stopping(backoff).await.is_none() {
+                    return false;
+                }
             }
         }
         self.dead_letter(ns, rule_name, rule, event, attempts).await;
+        true
     }
 
     pub(super) async fn invoke(

@@ -143,6 +143,9 @@ pub struct TriggerService {
     /// Cron tickers by (namespace, trigger).
     tickers: Mutex<HashMap<(Namespace, String), JoinHandle<()>>>,
     stats: TriggerStats,
+    /// Set by [`TriggerService::shutdown`]: rule tasks finish the activation they run and
+    /// start no other.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl TriggerService {
@@ -163,6 +166,7 @@ impl TriggerService {
             queue,
             tickers: Mutex::default(),
             stats: TriggerStats::default(),
+            stopping: tokio::sync::watch::channel(false).0,
         });
         for (key, _) in scan_all(&*service.records, &Namespace::system(), "rules-ns/").await? {
             let Ok(ns) = Namespace::parse(key.trim_start_matches("rules-ns/")) else {
@@ -240,7 +244,54 @@ impl TriggerService {
         Ok(())
     }
 
-    /// Stops every rule and ticker task (the service is being shut down or replaced).
+    /// The graceful stop: cron tickers end at once (a tick and its event commit together); a
+    /// rule task finishes the activation it runs, saves no cursor past an event it did not
+    /// handle, and ends. Resolves when every rule task has ended; the server bounds the wait
+    /// with its shutdown grace and then calls [`TriggerService::stop`]. Events not delivered
+    /// are delivered after the restart (the cursor is durable).
+    pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
+        for (_, task) in self
+            .tickers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
+            task.abort();
+        }
+        let tasks: Vec<JoinHandle<()>> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, task)| task)
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once [`TriggerService::shutdown`] has begun.
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // An error means the sender is gone, which only happens when the service is dropped.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// `work`, unless shutdown begins first (then `None`): for the waits of idle rule tasks.
+    async fn unless_stopping<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            done = work => Some(done),
+            () = self.stopped() => None,
+        }
+    }
+
+    /// Stops every rule and ticker task at once, wherever they are (the service is being
+    /// replaced, or a graceful [`TriggerService::shutdown`] ran out of time).
     pub fn stop(&self) {
         for (_, task) in self
             .running

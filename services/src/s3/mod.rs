@@ -171,16 +171,15 @@ fn answer(result: Result<s3s::HttpResponse, s3s::HttpError>) -> Response {
     }
 }
 
-/// The running S3 endpoint and storage maintenance.
+/// The running S3 endpoint.
 #[derive(Debug)]
 pub struct S3Endpoint {
     server: tokio::task::JoinHandle<()>,
-    sweeper: tokio::task::JoinHandle<()>,
 }
 
 /// Binds the S3 endpoint (`config.storage.s3_listen`), reports its address (stdout and
-/// [`address_file`]), and serves it until the server begins shutting down; also runs the
-/// orphan sweep. Returns the state with the presigner for that address.
+/// [`address_file`]), and serves it until the server begins shutting down. Returns the state
+/// with the presigner for that address.
 pub async fn start(state: AppState, config: &Config) -> anyhow::Result<(AppState, S3Endpoint)> {
     let keys = Arc::new(AccessKeys::new(&config.data_dir));
     let service = service(&state, keys.clone())?;
@@ -215,34 +214,17 @@ pub async fn start(state: AppState, config: &Config) -> anyhow::Result<(AppState
             async move { state.shutdown_signal().await },
         ))
     };
-    let sweeper = {
-        let state = state.clone();
-        let storage = state.storage.clone().context("storage is required")?;
-        let (min_age, interval) = (config.storage.orphan_min_age, config.storage.sweep_interval);
-        tokio::spawn(async move {
-            let sweep = async {
-                loop {
-                    if let Err(error) = storage.sweep_orphans(min_age).await {
-                        tracing::warn!(%error, "orphan sweep failed");
-                    }
-                    tokio::time::sleep(interval).await;
-                }
-            };
-            tokio::select! {
-                _ = sweep => {}
-                _ = state.shutdown_signal() => {}
-            }
-        })
-    };
-    Ok((state, S3Endpoint { server, sweeper }))
+    Ok((state, S3Endpoint { server }))
 }
 
 impl S3Endpoint {
-    /// Waits up to `grace` for in-flight S3 requests after shutdown began, then stops.
-    pub async fn finish(self, grace: std::time::Duration) {
-        self.sweeper.abort();
+    /// Waits until `deadline` for in-flight S3 requests after shutdown began, then stops.
+    pub async fn finish_by(self, deadline: tokio::time::Instant) {
         let abort = self.server.abort_handle();
-        if tokio::time::timeout(grace, self.server).await.is_err() {
+        if tokio::time::timeout_at(deadline, self.server)
+            .await
+            .is_err()
+        {
             tracing::warn!("S3 requests did not finish within the grace period");
             abort.abort();
         }
