@@ -2,7 +2,8 @@
 //!
 //! `jwt` verifies tokens; [`Identity`] is the extractor that turns a request's bearer token
 //! into verified claims (401 otherwise); [`Authorizer`] applies the core policy evaluator to
-//! one namespace for one identity (403 when it says no); [`listing`] applies it to listings,
+//! one namespace for one identity (403 when it says no), and as an extractor takes that
+//! namespace from the path's `{ns}`; [`listing`] applies it to listings,
 //! so that they show only what the caller may read.
 
 pub mod access_keys;
@@ -97,6 +98,36 @@ pub struct Authorizer {
     claims: Claims,
     ns: Namespace,
     policy: Option<Arc<Policy>>,
+}
+
+/// The extractor nearly every handler starts with: the request's bearer token verified (401
+/// otherwise), the path's `{ns}` parsed (400) and reachable by the token (403), and the
+/// namespace's policy loaded for `user` tokens. Handlers then only decide about resources.
+impl<S> FromRequestParts<S> for Authorizer
+where
+    S: Send + Sync,
+    Arc<TokenVerifier>: FromRef<S>,
+    Arc<PolicyStore>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let identity = Identity::from_request_parts(parts, state).await?;
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                ApiError::invalid(format!(
+                    "invalid path: {}",
+                    crate::error::bounded(&rejection.body_text())
+                ))
+            })?;
+        let raw = params
+            .iter()
+            .find_map(|(name, value)| (name == "ns").then_some(value))
+            .ok_or_else(|| ApiError::internal("the route has no {ns} in its path"))?;
+        let ns = Namespace::parse(raw).map_err(|error| ApiError::invalid(error.to_string()))?;
+        Authorizer::for_namespace(state, &identity, &ns).await
+    }
 }
 
 impl Authorizer {

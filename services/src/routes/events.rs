@@ -23,10 +23,9 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Authorizer, Identity};
+use crate::auth::Authorizer;
 use crate::error::ApiError;
-use crate::routes::extract::{Path, Query};
-use crate::routes::parse_ns;
+use crate::routes::extract::Query;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 100;
@@ -73,12 +72,10 @@ fn validate_type_filter(filter: &Option<String>) -> Result<(), ApiError> {
 
 async fn list_events(
     State(state): State<AppState>,
-    Path(ns): Path<String>,
     Query(params): Query<EventParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let ns = authorizer.namespace().clone();
     authorizer.require_scope(Service::Events, Action::Read)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -103,13 +100,11 @@ async fn list_events(
 
 async fn stream_events(
     State(state): State<AppState>,
-    Path(ns): Path<String>,
     Query(params): Query<EventParams>,
     headers: HeaderMap,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let ns = authorizer.namespace().clone();
     authorizer.require_scope(Service::Events, Action::Read)?;
     validate_type_filter(&params.type_filter)?;
     // A reconnecting EventSource says where it got to; that wins over the original `after`.

@@ -15,9 +15,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use ferrobase_core::ErrorCode;
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
-use ferrobase_core::{ErrorCode, Namespace};
 use ferrobase_functions::model::{Cause, Target};
 use ferrobase_functions::service::{Completed, Invocation};
 use ferrobase_functions::{
@@ -26,8 +26,8 @@ use ferrobase_functions::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::Authorizer;
 use crate::auth::listing::{Listing, SourceBatch};
-use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::routes::extract::{Path, Query};
 use crate::routes::parse_ns;
@@ -106,14 +106,12 @@ fn summary(version: &FunctionVersion) -> Value {
 
 async fn deploy(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Write, function(&name))?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Write, function(&name))?;
     let body = crate::routes::read_body(body, MAX_DEPLOY_BYTES, "deploy document").await?;
     let spec: FunctionSpec = serde_json::from_slice(&body)
         .map_err(|error| ApiError::invalid(format!("invalid deploy document: {error}")))?;
@@ -128,14 +126,12 @@ struct GetParams {
 
 async fn get_function(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
     Query(params): Query<GetParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Read, function(&name))?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Read, function(&name))?;
     let service = service(&state)?;
     let versions = service.versions(&ns, &name).await?;
     let shown = match params.version {
@@ -159,13 +155,11 @@ async fn get_function(
 
 async fn delete(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Write, function(&name))?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Write, function(&name))?;
     service(&state)?.delete(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -182,15 +176,13 @@ fn yes() -> bool {
 
 async fn invoke(
     State(state): State<AppState>,
-    Path((ns, target)): Path<(String, String)>,
+    Path((_, target)): Path<(String, String)>,
     Query(params): Query<InvokeParams>,
-    identity: Identity,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Invoke, function(base_name(&target)))?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Invoke, function(base_name(&target)))?;
     let body = crate::routes::read_body(body, MAX_EVENT_BYTES, "invocation payload").await?;
     let event: Value = if body.is_empty() {
         json!({})
@@ -360,12 +352,10 @@ struct ActivationParams {
 
 async fn list_activations(
     State(state): State<AppState>,
-    Path(ns): Path<String>,
     Query(params): Query<ActivationParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let ns = authorizer.namespace().clone();
     if let Some(name) = &params.function {
         authorizer.require(Action::Read, function(name))?;
     }
@@ -413,11 +403,10 @@ async fn list_activations(
 
 async fn get_activation(
     State(state): State<AppState>,
-    Path((ns, id)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, id)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns: Namespace = parse_ns(&ns)?;
-    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let ns = authorizer.namespace().clone();
     // Out of scope is a 403 before the lookup, so it cannot probe which ids exist.
     authorizer.require_scope(Service::Function, Action::Read)?;
     let record = service(&state)?.activation(&ns, &id).await?;

@@ -18,12 +18,11 @@ use ferrobase_kv::{Check, Key, ListQuery, Mutation, MutationResult, Txn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::Authorizer;
 use crate::auth::listing::{Listing, SourceBatch};
-use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::metrics::KvOperation;
 use crate::routes::extract::{Path, Query};
-use crate::routes::parse_ns;
 use crate::state::AppState;
 
 /// The key reserved for transactions under a namespace.
@@ -94,15 +93,13 @@ struct PutParams {
 
 async fn get_value(
     State(state): State<AppState>,
-    Path((ns, key)): Path<(String, String)>,
+    Path((_, key)): Path<(String, String)>,
     headers: HeaderMap,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
+    let ns = authorizer.namespace().clone();
     let key = parse_key(&key)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Read, kv(key.as_str()))?;
+    authorizer.require(Action::Read, kv(key.as_str()))?;
     state.metrics.count_kv(KvOperation::Get);
     let entry = state
         .kv
@@ -135,17 +132,15 @@ async fn get_value(
 
 async fn put_value(
     State(state): State<AppState>,
-    Path((ns, key)): Path<(String, String)>,
+    Path((_, key)): Path<(String, String)>,
     Query(params): Query<PutParams>,
     headers: HeaderMap,
-    identity: Identity,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
+    let ns = authorizer.namespace().clone();
     let key = parse_key(&key)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Write, kv(key.as_str()))?;
+    authorizer.require(Action::Write, kv(key.as_str()))?;
     let max = state.limits.max_value_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -208,15 +203,13 @@ fn checks_from_headers(headers: &HeaderMap, key: &Key) -> Result<Vec<Check>, Api
 
 async fn delete_value(
     State(state): State<AppState>,
-    Path((ns, key)): Path<(String, String)>,
+    Path((_, key)): Path<(String, String)>,
     headers: HeaderMap,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
+    let ns = authorizer.namespace().clone();
     let key = parse_key(&key)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Write, kv(key.as_str()))?;
+    authorizer.require(Action::Write, kv(key.as_str()))?;
     let mut txn = Txn::delete(key.clone());
     txn.checks.extend(checks_from_headers(&headers, &key)?);
     state.metrics.count_kv(KvOperation::Delete);
@@ -253,12 +246,10 @@ struct ListItem {
 
 async fn list(
     State(state): State<AppState>,
-    Path(ns): Path<String>,
     Query(params): Query<ListParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let ns = authorizer.namespace().clone();
     validate_key_text(&params.prefix)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
@@ -325,8 +316,8 @@ impl From<(Key, ferrobase_kv::EntryMeta)> for ListItem {
 
 async fn post_action(
     State(state): State<AppState>,
-    Path((ns, key)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, key)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
     if key != TXN_KEY {
@@ -335,8 +326,7 @@ async fn post_action(
             "POST is only for /v1/kv/{ns}/_txn; use PUT to write a key",
         ));
     }
-    let ns = parse_ns(&ns)?;
-    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let ns = authorizer.namespace().clone();
     let body = crate::routes::read_body(body, state.limits.max_txn_bytes, "transaction").await?;
     let txn = parse_txn(&body)?;
     for check in &txn.checks {

@@ -6,10 +6,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use ferrobase_core::policy::{Action, Policy, Service};
 
-use crate::auth::{Authorizer, Identity};
+use crate::auth::Authorizer;
 use crate::error::ApiError;
-use crate::routes::extract::Path;
-use crate::routes::{parse_ns, read_body};
+use crate::routes::read_body;
 use crate::state::AppState;
 
 /// Largest policy document accepted.
@@ -21,13 +20,10 @@ pub fn router() -> Router<AppState> {
 
 async fn get_policy(
     State(state): State<AppState>,
-    Path(ns): Path<String>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Json<Policy>, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require_admin(Service::Policy, Action::Read)?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require_admin(Service::Policy, Action::Read)?;
     match state.policies.get(&ns).await? {
         Some(policy) => Ok(Json(Policy::clone(&policy))),
         None => Err(ApiError::not_found(format!("namespace {ns} has no policy"))),
@@ -36,14 +32,11 @@ async fn get_policy(
 
 async fn put_policy(
     State(state): State<AppState>,
-    Path(ns): Path<String>,
-    identity: Identity,
+    authorizer: Authorizer,
     body: axum::body::Body,
 ) -> Result<Json<Policy>, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require_admin(Service::Policy, Action::Write)?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require_admin(Service::Policy, Action::Write)?;
     let body = read_body(body, MAX_POLICY_BYTES, "the policy document").await?;
     let policy: Policy = serde_json::from_slice(&body).map_err(|error| {
         ApiError::invalid(format!(

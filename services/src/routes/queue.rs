@@ -37,10 +37,10 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::{Authorizer, Identity};
+use crate::auth::Authorizer;
 use crate::error::ApiError;
 use crate::routes::extract::{Path, Query};
-use crate::routes::{parse_ns, read_body};
+use crate::routes::read_body;
 use crate::state::AppState;
 
 /// Largest request body of the queue API; each message is also held to the engine's limit.
@@ -74,21 +74,18 @@ fn engine(state: &AppState) -> Result<Arc<dyn Queue>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the queue service is not enabled"))
 }
 
-/// Parses the path, checks `actions` on `queue:{queue}` and returns the engine.
-async fn authorize(
+/// Parses the queue name, checks `actions` on `queue:{queue}` and returns the engine.
+fn authorize(
     state: &AppState,
-    identity: &Identity,
-    ns: &str,
+    authorizer: &Authorizer,
     queue: &str,
     actions: &[Action],
 ) -> Result<(Arc<dyn Queue>, Namespace, QueueName), ApiError> {
-    let ns = parse_ns(ns)?;
     let queue = QueueName::parse(queue)?;
-    let authorizer = Authorizer::for_namespace(state, identity, &ns).await?;
     for action in actions {
         authorizer.require(*action, Resource::new(Service::Queue, queue.as_str()))?;
     }
-    Ok((engine(state)?, ns, queue))
+    Ok((engine(state)?, authorizer.namespace().clone(), queue))
 }
 
 /// Reads and parses a JSON request body (413 beyond [`MAX_REQUEST_BYTES`], 400 when invalid).
@@ -193,11 +190,11 @@ impl From<&QueueConfig> for ConfigBody {
 
 async fn configure(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Write]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Write])?;
     let bytes = read_body(body, MAX_REQUEST_BYTES, "the request").await?;
     let stored = engine.configure(&ns, &queue, parse_config(&bytes)?).await?;
     let mut answer = serde_json::to_value(ConfigBody::from(&stored)).map_err(ApiError::internal)?;
@@ -207,10 +204,10 @@ async fn configure(
 
 async fn info(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Read]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Read])?;
     let info = engine
         .info(&ns, &queue)
         .await?
@@ -249,11 +246,11 @@ struct MessageBody {
 
 async fn publish(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Write]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Write])?;
     let body: PublishBody = json_body(body).await?;
     let messages = body
         .messages
@@ -301,11 +298,11 @@ fn body_json(body: &[u8]) -> Value {
 
 async fn pull(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Read]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Read])?;
     let body: PullBody = json_body(body).await?;
     let request = PullRequest {
         group: group_of(body.group.as_deref())?,
@@ -333,11 +330,11 @@ struct SettleBody {
 
 async fn ack(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Write]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Write])?;
     let body: SettleBody = json_body(body).await?;
     if body.delay_ms != 0 || body.error.is_some() {
         return Err(ApiError::invalid(
@@ -352,11 +349,11 @@ async fn ack(
 
 async fn nack(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Write]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Write])?;
     let body: SettleBody = json_body(body).await?;
     let receipts: Vec<Receipt> = body.receipts.into_iter().map(Receipt::from_text).collect();
     let nack = Nack {
@@ -379,11 +376,11 @@ struct DeadLetterParams {
 
 async fn dead_letters(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
+    Path((_, queue)): Path<(String, String)>,
     Query(params): Query<DeadLetterParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Read]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Read])?;
     let group = group_of(params.group.as_deref())?;
     let after = params.after.as_deref().map(MessageId::parse).transpose()?;
     let limit = params.limit.unwrap_or(DEFAULT_DLQ_LIMIT);
@@ -437,11 +434,11 @@ impl DeadLetterBody {
 
 async fn replay(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Write]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Write])?;
     let (group, selection) = json_body::<DeadLetterBody>(body).await?.selection()?;
     let replayed = engine
         .replay_dead_letters(&ns, &queue, &group, &selection)
@@ -451,11 +448,11 @@ async fn replay(
 
 async fn purge(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, queue)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(&state, &identity, &ns, &queue, &[Action::Write]).await?;
+    let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Write])?;
     let (group, selection) = json_body::<DeadLetterBody>(body).await?.selection()?;
     let purged = engine
         .purge_dead_letters(&ns, &queue, &group, &selection)
@@ -477,18 +474,12 @@ struct SubscribeParams {
 /// before the next pull; a batch cut off by a disconnect is redelivered when its lease ends.
 async fn subscribe(
     State(state): State<AppState>,
-    Path((ns, queue)): Path<(String, String)>,
+    Path((_, queue)): Path<(String, String)>,
     Query(params): Query<SubscribeParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let (engine, ns, queue) = authorize(
-        &state,
-        &identity,
-        &ns,
-        &queue,
-        &[Action::Read, Action::Write],
-    )
-    .await?;
+    let (engine, ns, queue) =
+        authorize(&state, &authorizer, &queue, &[Action::Read, Action::Write])?;
     let request = PullRequest {
         group: group_of(params.group.as_deref())?,
         max: params.max.unwrap_or(DEFAULT_PULL_MAX),

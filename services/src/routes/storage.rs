@@ -28,12 +28,11 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::Authorizer;
 use crate::auth::listing::{Listing, Resume, SourceBatch, VisiblePage};
 use crate::auth::presign::{MAX_EXPIRY, PresignMethod};
-use crate::auth::{Authorizer, Identity};
 use crate::error::ApiError;
 use crate::routes::extract::{self, Path, Query};
-use crate::routes::parse_ns;
 use crate::state::AppState;
 
 const PRESIGN_KEY: &str = "_presign";
@@ -157,41 +156,36 @@ fn storage_error(error: StorageError) -> Response {
 
 async fn create_bucket(
     State(state): State<AppState>,
-    Path((ns, bucket)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, bucket)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Write, resource(&bucket))?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Write, resource(&bucket))?;
     storage(&state)?.create_bucket(&ns, &bucket).await?;
     Ok(Json(json!({"bucket": bucket})).into_response())
 }
 
 async fn delete_bucket(
     State(state): State<AppState>,
-    Path((ns, bucket)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, bucket)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Write, resource(&bucket))?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Write, resource(&bucket))?;
     storage(&state)?.delete_bucket(&ns, &bucket).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn put_object(
     State(state): State<AppState>,
-    Path((ns, bucket, key)): Path<(String, String, String)>,
+    Path((_, bucket, key)): Path<(String, String, String)>,
     headers: HeaderMap,
-    identity: Identity,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, Response> {
-    let ns = parse_ns(&ns).map_err(IntoResponse::into_response)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await
-        .and_then(|authorizer| authorizer.require(Action::Write, resource(&object(&bucket, &key))))
+    let ns = authorizer.namespace().clone();
+    authorizer
+        .require(Action::Write, resource(&object(&bucket, &key)))
         .map_err(IntoResponse::into_response)?;
     let options = put_options(&headers).map_err(IntoResponse::into_response)?;
     let stream = body
@@ -269,15 +263,14 @@ fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
 
 async fn get_object(
     State(state): State<AppState>,
-    Path((ns, bucket, key)): Path<(String, String, String)>,
+    Path((_, bucket, key)): Path<(String, String, String)>,
     method: Method,
     headers: HeaderMap,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, Response> {
-    let ns = parse_ns(&ns).map_err(IntoResponse::into_response)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await
-        .and_then(|authorizer| authorizer.require(Action::Read, resource(&object(&bucket, &key))))
+    let ns = authorizer.namespace().clone();
+    authorizer
+        .require(Action::Read, resource(&object(&bucket, &key)))
         .map_err(IntoResponse::into_response)?;
     let options = get_options(&headers).map_err(IntoResponse::into_response)?;
     let storage = storage(&state).map_err(IntoResponse::into_response)?;
@@ -338,13 +331,11 @@ fn get_options(headers: &HeaderMap) -> Result<GetOptions, ApiError> {
 
 async fn delete_object(
     State(state): State<AppState>,
-    Path((ns, bucket, key)): Path<(String, String, String)>,
-    identity: Identity,
+    Path((_, bucket, key)): Path<(String, String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Write, resource(&object(&bucket, &key)))?;
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Write, resource(&object(&bucket, &key)))?;
     let existed = storage(&state)?
         .delete_object(&ns, &bucket, &key, Causation::default())
         .await?;
@@ -368,12 +359,11 @@ struct ListParams {
 
 async fn list(
     State(state): State<AppState>,
-    Path((ns, bucket)): Path<(String, String)>,
+    Path((_, bucket)): Path<(String, String)>,
     Query(params): Query<ListParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
-    let authorizer = Authorizer::for_namespace(&state, &identity, &ns).await?;
+    let ns = authorizer.namespace().clone();
     let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_KEYS).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -467,8 +457,8 @@ struct PresignRequest {
 
 async fn post_action(
     State(state): State<AppState>,
-    Path((ns, bucket, action)): Path<(String, String, String)>,
-    identity: Identity,
+    Path((_, bucket, action)): Path<(String, String, String)>,
+    authorizer: Authorizer,
     extract::Json(request): extract::Json<PresignRequest>,
 ) -> Result<Response, ApiError> {
     if action != PRESIGN_KEY {
@@ -476,15 +466,13 @@ async fn post_action(
             "POST is only for /v1/storage/{ns}/{bucket}/_presign; use PUT to upload",
         ));
     }
-    let ns = parse_ns(&ns)?;
+    let ns = authorizer.namespace().clone();
     let (method, needed) = match request.method.to_ascii_uppercase().as_str() {
         "GET" => (PresignMethod::Get, Action::Read),
         "PUT" => (PresignMethod::Put, Action::Write),
         _ => return Err(ApiError::invalid("method must be \"GET\" or \"PUT\"")),
     };
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(needed, resource(&object(&bucket, &request.key)))?;
+    authorizer.require(needed, resource(&object(&bucket, &request.key)))?;
     ferrobase_storage::model::validate_bucket(&bucket)?;
     ferrobase_storage::model::validate_key(&request.key)?;
     let expires = request

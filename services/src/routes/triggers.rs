@@ -25,10 +25,9 @@ use ferrobase_functions::triggers::model::{RuleSpec, TriggerSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{Authorizer, Identity};
+use crate::auth::Authorizer;
 use crate::error::ApiError;
 use crate::routes::extract::{Path, Query};
-use crate::routes::parse_ns;
 use crate::state::AppState;
 
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -61,17 +60,9 @@ fn service(state: &AppState) -> Result<&Arc<TriggerService>, ApiError> {
 
 /// Admin and service tokens of the namespace manage triggers, rules and dead letters, when
 /// their scopes cover `action` on functions.
-async fn manager(
-    state: &AppState,
-    identity: &Identity,
-    ns: &str,
-    action: Action,
-) -> Result<Namespace, ApiError> {
-    let ns = parse_ns(ns)?;
-    Authorizer::for_namespace(state, identity, &ns)
-        .await?
-        .require_manager(&[Role::Admin, Role::Service], Service::Function, action)?;
-    Ok(ns)
+fn manager(authorizer: &Authorizer, action: Action) -> Result<Namespace, ApiError> {
+    authorizer.require_manager(&[Role::Admin, Role::Service], Service::Function, action)?;
+    Ok(authorizer.namespace().clone())
 }
 
 async fn document<T: serde::de::DeserializeOwned>(body: Body, what: &str) -> Result<T, ApiError> {
@@ -82,11 +73,11 @@ async fn document<T: serde::de::DeserializeOwned>(body: Body, what: &str) -> Res
 
 async fn put_trigger(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Write).await?;
+    let ns = manager(&authorizer, Action::Write)?;
     let spec: TriggerSpec = document(body, "trigger").await?;
     let stored = service(&state)?.put_trigger(&ns, &name, spec).await?;
     Ok(Json(json!({"name": name, "source": stored.source})).into_response())
@@ -94,35 +85,33 @@ async fn put_trigger(
 
 async fn get_trigger(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Read).await?;
+    let ns = manager(&authorizer, Action::Read)?;
     let spec = service(&state)?.trigger(&ns, &name).await?;
     Ok(Json(json!({"name": name, "source": spec.source})).into_response())
 }
 
 async fn delete_trigger(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Write).await?;
+    let ns = manager(&authorizer, Action::Write)?;
     service(&state)?.delete_trigger(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn fire(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = parse_ns(&ns)?;
+    let ns = authorizer.namespace().clone();
     let path = format!("triggers/{name}");
-    Authorizer::for_namespace(&state, &identity, &ns)
-        .await?
-        .require(Action::Invoke, Resource::new(Service::Function, &path))?;
+    authorizer.require(Action::Invoke, Resource::new(Service::Function, &path))?;
     let bytes = crate::routes::read_body(body, MAX_PAYLOAD_BYTES, "payload").await?;
     let payload: Value = if bytes.is_empty() {
         json!({})
@@ -136,11 +125,11 @@ async fn fire(
 
 async fn put_rule(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Write).await?;
+    let ns = manager(&authorizer, Action::Write)?;
     let rule: RuleSpec = document(body, "rule").await?;
     let stored = service(&state)?.put_rule(&ns, &name, rule).await?;
     Ok(Json(json!({"name": name, "rule": stored})).into_response())
@@ -148,20 +137,20 @@ async fn put_rule(
 
 async fn get_rule(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Read).await?;
+    let ns = manager(&authorizer, Action::Read)?;
     let rule = service(&state)?.rule(&ns, &name).await?;
     Ok(Json(json!({"name": name, "rule": rule})).into_response())
 }
 
 async fn delete_rule(
     State(state): State<AppState>,
-    Path((ns, name)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, name)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Write).await?;
+    let ns = manager(&authorizer, Action::Write)?;
     service(&state)?.delete_rule(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -174,11 +163,10 @@ struct ListParams {
 
 async fn list_dead_letters(
     State(state): State<AppState>,
-    Path(ns): Path<String>,
     Query(params): Query<ListParams>,
-    identity: Identity,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Read).await?;
+    let ns = manager(&authorizer, Action::Read)?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
@@ -194,10 +182,10 @@ async fn list_dead_letters(
 
 async fn replay(
     State(state): State<AppState>,
-    Path((ns, id)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, id)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Write).await?;
+    let ns = manager(&authorizer, Action::Write)?;
     match service(&state)?.replay(&ns, &id).await? {
         None => Ok(Json(json!({"id": id, "delivered": true})).into_response()),
         Some(letter) => Ok(Json(
@@ -209,10 +197,10 @@ async fn replay(
 
 async fn purge(
     State(state): State<AppState>,
-    Path((ns, id)): Path<(String, String)>,
-    identity: Identity,
+    Path((_, id)): Path<(String, String)>,
+    authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
-    let ns = manager(&state, &identity, &ns, Action::Write).await?;
+    let ns = manager(&authorizer, Action::Write)?;
     service(&state)?.purge(&ns, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
