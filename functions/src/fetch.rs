@@ -29,6 +29,7 @@
 //! A refusal is a [`FetchRefused`], which the function sees as an `Error` with code
 //! `permission_denied` and a message saying why.
 
+use ferrobase_core::ErrorCode;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Deserialize;
@@ -132,7 +133,7 @@ pub enum FetchRefused {
 
 impl From<FetchRefused> for HostError {
     fn from(refused: FetchRefused) -> Self {
-        HostError::new("permission_denied", refused.to_string())
+        HostError::new(ErrorCode::PermissionDenied, refused.to_string())
     }
 }
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use ferrobase_core::Namespace;
 use ferrobase_core::event::Causation;
+use ferrobase_core::{ErrorCode, Namespace};
 use serde::{Deserialize, Serialize};
 
 /// Who is calling: the activation whose SDK call this is. Writes carry its causation so that
@@ -202,14 +202,14 @@ fn default_method() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{code}: {message}")]
 pub struct HostError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl HostError {
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         HostError {
-            code: code.into(),
+            code,
             message: message.into(),
         }
     }

@@ -245,6 +245,14 @@ pub enum OutcomeKind {
 }
 
 impl OutcomeKind {
+    /// Every outcome, in declaration order (the order metrics list them in).
+    pub const ALL: [OutcomeKind; 4] = [
+        OutcomeKind::Ok,
+        OutcomeKind::Error,
+        OutcomeKind::Timeout,
+        OutcomeKind::Oom,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OutcomeKind::Ok => "ok",
@@ -252,6 +260,28 @@ impl OutcomeKind {
             OutcomeKind::Timeout => "timeout",
             OutcomeKind::Oom => "oom",
         }
+    }
+}
+
+/// A count per [`OutcomeKind`], read by outcome rather than by position.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeCounts([u64; OutcomeKind::ALL.len()]);
+
+impl OutcomeCounts {
+    pub fn add(&mut self, outcome: OutcomeKind) {
+        // A fieldless enum's discriminant is its declaration index, the index into `ALL`.
+        self.0[outcome as usize] += 1;
+    }
+
+    pub fn get(&self, outcome: OutcomeKind) -> u64 {
+        self.0[outcome as usize]
+    }
+
+    /// Every outcome with its count, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (OutcomeKind, u64)> + '_ {
+        OutcomeKind::ALL
+            .into_iter()
+            .map(|outcome| (outcome, self.get(outcome)))
     }
 }
 

@@ -84,7 +84,7 @@ struct Limiter {
 /// Per-namespace counters for metrics.
 #[derive(Debug, Default, Clone)]
 pub struct NamespaceUsage {
-    pub outcomes: [u64; 4],
+    pub outcomes: crate::model::OutcomeCounts,
     pub gb_seconds: f64,
     pub duration_seconds_sum: f64,
     /// Counts per upper bound of [`DURATION_BUCKETS`], then +Inf.
@@ -573,13 +573,7 @@ impl FunctionService {
         if entry.duration_buckets.is_empty() {
             entry.duration_buckets = vec![0; DURATION_BUCKETS.len() + 1];
         }
-        let index = match record.outcome {
-            OutcomeKind::Ok => 0,
-            OutcomeKind::Error => 1,
-            OutcomeKind::Timeout => 2,
-            OutcomeKind::Oom => 3,
-        };
-        entry.outcomes[index] += 1;
+        entry.outcomes.add(record.outcome);
         entry.gb_seconds += record.billed_gb_seconds;
         let seconds = duration.as_secs_f64();
         entry.duration_seconds_sum += seconds;

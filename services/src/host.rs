@@ -6,6 +6,7 @@
 //! refuses (a name is checked on what it resolves to, at every connection), and its redirect
 //! policy checks every hop. The client uses no proxy, since a proxy would resolve names itself.
 
+use ferrobase_core::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,15 +113,18 @@ impl ServiceHost {
     }
 
     fn queue(&self) -> Result<&Arc<dyn ferrobase_queue::Queue>, HostError> {
-        self.queue
-            .as_ref()
-            .ok_or_else(|| HostError::new("unavailable", "queues are not enabled on this server"))
+        self.queue.as_ref().ok_or_else(|| {
+            HostError::new(
+                ErrorCode::Unavailable,
+                "queues are not enabled on this server",
+            )
+        })
     }
 
     fn storage(&self) -> Result<&Arc<ferrobase_storage::Storage>, HostError> {
         self.storage.as_ref().ok_or_else(|| {
             HostError::new(
-                "unavailable",
+                ErrorCode::Unavailable,
                 "object storage is not enabled on this server",
             )
         })
@@ -140,7 +144,7 @@ impl ServiceHost {
         let method =
             reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
                 HostError::new(
-                    "invalid_argument",
+                    ErrorCode::InvalidArgument,
                     format!("invalid method {:?}", bounded(&method)),
                 )
             })?;
@@ -158,7 +162,7 @@ impl ServiceHost {
             .map_err(|error| match refusal(&error) {
                 Some(refused) => HostError::from(refused.clone()),
                 None => HostError::new(
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     format!("fetch {shown} failed: {}", error.without_url()),
                 ),
             })?;
@@ -172,13 +176,13 @@ impl ServiceHost {
             .collect();
         let bytes = response.bytes().await.map_err(|error| {
             HostError::new(
-                "unavailable",
+                ErrorCode::Unavailable,
                 format!("reading {shown} failed: {}", error.without_url()),
             )
         })?;
         if bytes.len() > MAX_FETCH_BODY_BYTES {
             return Err(HostError::new(
-                "too_large",
+                ErrorCode::TooLarge,
                 format!("the response of {shown} is larger than {MAX_FETCH_BODY_BYTES} bytes"),
             ));
         }
@@ -205,7 +209,7 @@ fn decode_body(body: String, encoding: BodyEncoding) -> Result<Bytes, HostError>
             .map(Bytes::from)
             .map_err(|error| {
                 HostError::new(
-                    "invalid_argument",
+                    ErrorCode::InvalidArgument,
                     format!("the body is not valid base64: {error}"),
                 )
             }),
@@ -213,15 +217,15 @@ fn decode_body(body: String, encoding: BodyEncoding) -> Result<Bytes, HostError>
 }
 
 fn queue_error(error: ferrobase_queue::QueueError) -> HostError {
-    HostError::new(error.code().as_str(), error.to_string())
+    HostError::new(error.code(), error.to_string())
 }
 
 fn storage_error(error: ferrobase_storage::StorageError) -> HostError {
-    HostError::new(error.code().as_str(), error.to_string())
+    HostError::new(error.code(), error.to_string())
 }
 
 fn kv_error(error: KvError) -> HostError {
-    HostError::new(error.code().as_str(), error.to_string())
+    HostError::new(error.code(), error.to_string())
 }
 
 fn key(raw: &str) -> Result<Key, HostError> {
@@ -271,7 +275,7 @@ impl HostApi for ServiceHost {
                         Some(MutationResult::Put { version, .. }) => *version,
                         _ => {
                             return Err(HostError::new(
-                                "internal",
+                                ErrorCode::Internal,
                                 "put committed without a result",
                             ));
                         }
@@ -347,7 +351,7 @@ impl HostApi for ServiceHost {
                     && let Some(entry) = self.kv.get(ns, mark).await.map_err(kv_error)?
                 {
                     let ids: Value = serde_json::from_slice(&entry.value)
-                        .map_err(|e| HostError::new("internal", e.to_string()))?;
+                        .map_err(|e| HostError::new(ErrorCode::Internal, e.to_string()))?;
                     return Ok(json!({ "ids": ids }));
                 }
                 let mut batch = Vec::with_capacity(messages.len());
@@ -397,15 +401,14 @@ impl HostApi for ServiceHost {
                 {
                     Ok(object) => {
                         use futures::TryStreamExt;
-                        let chunks: Vec<Bytes> = object
-                            .body
-                            .try_collect()
-                            .await
-                            .map_err(|e| HostError::new("unavailable", e.to_string()))?;
+                        let chunks: Vec<Bytes> =
+                            object.body.try_collect().await.map_err(|e| {
+                                HostError::new(ErrorCode::Unavailable, e.to_string())
+                            })?;
                         let body: Vec<u8> = chunks.concat();
                         if body.len() > MAX_FETCH_BODY_BYTES {
                             return Err(HostError::new(
-                                "too_large",
+                                ErrorCode::TooLarge,
                                 format!(
                                     "objects read by functions are limited to {MAX_FETCH_BODY_BYTES} bytes"
                                 ),

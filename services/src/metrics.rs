@@ -179,11 +179,11 @@ pub fn append_function_metrics(
     );
     let _ = writeln!(out, "# TYPE ferrobase_function_invocations counter");
     for (ns, counters) in &namespaces {
-        for (index, outcome) in ["ok", "error", "timeout", "oom"].iter().enumerate() {
+        for (outcome, count) in counters.outcomes.iter() {
             let _ = writeln!(
                 out,
-                "ferrobase_function_invocations_total{{namespace=\"{ns}\",outcome=\"{outcome}\"}} {}",
-                counters.outcomes[index]
+                "ferrobase_function_invocations_total{{namespace=\"{ns}\",outcome=\"{}\"}} {count}",
+                outcome.as_str()
             );
         }
     }

@@ -25,6 +25,7 @@ mod logs;
 mod timers;
 mod web;
 
+use ferrobase_core::ErrorCode;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -583,8 +584,9 @@ fn install_globals<'js>(
 
 /// Parses one SDK request into the operation and the context it runs in.
 fn parse_call(host: &HostBinding, request: &str) -> Result<(HostContext, HostOp), HostError> {
-    let op: HostOp = serde_json::from_str(request)
-        .map_err(|error| HostError::new("invalid_argument", format!("bad SDK call: {error}")))?;
+    let op: HostOp = serde_json::from_str(request).map_err(|error| {
+        HostError::new(ErrorCode::InvalidArgument, format!("bad SDK call: {error}"))
+    })?;
     Ok((host.context.for_call(&op), op))
 }
 

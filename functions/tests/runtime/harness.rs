@@ -7,7 +7,7 @@ pub use std::time::{Duration, Instant};
 
 pub use async_trait::async_trait;
 pub use ferrobase_core::event::Causation;
-pub use ferrobase_core::{ManualClock, Namespace};
+pub use ferrobase_core::{ErrorCode, ManualClock, Namespace};
 pub use ferrobase_functions::engine::FetchPolicy;
 pub use ferrobase_functions::model::Cause;
 pub use ferrobase_functions::pool::PoolConfig;
@@ -50,7 +50,7 @@ impl HostApi for TestHost {
             }
             HostOp::Fetch { .. } => Ok(json!({"status": 200, "headers": {}, "body": "fetched"})),
             other => Err(HostError::new(
-                "invalid_argument",
+                ErrorCode::InvalidArgument,
                 format!("test host: {other:?}"),
             )),
         }
