@@ -39,6 +39,14 @@ impl ErrorCode {
     }
 }
 
+/// Compares with the wire spelling, so callers can match a code read from an answer against
+/// the string the API documents.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

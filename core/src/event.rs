@@ -161,8 +161,8 @@ impl EventQuery {
     }
 }
 
-/// A page of events, oldest first.
-#[derive(Debug, Clone, PartialEq)]
+/// A page of events, oldest first; also the events API's answer ([`crate::wire`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventPage {
     pub events: Vec<Event>,
     /// The offset to pass as `after` to continue: the last event scanned (also when the type

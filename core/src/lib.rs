@@ -10,6 +10,7 @@
 //! - [`records`]: the record store with an outbox, through which storage and queues keep their
 //!   state and emit events atomically.
 //! - [`clock`]: injectable time, so that TTLs, retention and retries are testable.
+//! - [`wire`]: the HTTP API's JSON documents, shared by the server, the Rust SDK and the CLI.
 
 pub mod auth;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod event;
 pub mod namespace;
 pub mod policy;
 pub mod records;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ErrorCode;

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferrobase_core::ErrorCode;
 use ferrobase_core::event::ChangeLogError;
+use ferrobase_core::wire::{ErrorBody, ErrorDocument};
 use ferrobase_kv::KvError;
 use ferrobase_queue::QueueError;
-use serde_json::json;
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -71,16 +71,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             status_of(self.code),
-            Json({
-                let mut error = json!({"code": self.code.as_str(), "message": self.message});
-                if let (Some(serde_json::Value::Object(extra)), Some(object)) =
-                    (self.details, error.as_object_mut())
-                {
-                    for (name, value) in extra {
-                        object.entry(name).or_insert(value);
-                    }
-                }
-                json!({ "error": error })
+            Json(ErrorDocument {
+                error: ErrorBody {
+                    code: self.code,
+                    message: self.message,
+                    details: match self.details {
+                        Some(serde_json::Value::Object(mut extra)) => {
+                            // Details never shadow the two fields every error has.
+                            extra.remove("code");
+                            extra.remove("message");
+                            extra
+                        }
+                        _ => serde_json::Map::new(),
+                    },
+                },
             }),
         )
             .into_response();

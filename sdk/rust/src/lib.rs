@@ -15,10 +15,10 @@
 mod sse;
 
 use bytes::Bytes;
-use ferrobase_core::Event;
+use ferrobase_core::wire::ErrorDocument;
+use ferrobase_core::{ErrorCode, Event};
 use futures::Stream;
 use reqwest::{Method, RequestBuilder, StatusCode, header};
-use serde::Deserialize;
 
 /// What can go wrong talking to Ferrobase.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +27,12 @@ pub enum Error {
     #[error("{status}: {code}: {message}")]
     Api {
         status: StatusCode,
-        code: String,
+        code: ErrorCode,
         message: String,
     },
+    /// An error status without the API's error document (a proxy in between answered).
+    #[error("{status}: {body}")]
+    Unexpected { status: StatusCode, body: String },
     /// The request did not complete (connection refused, reset, timeout).
     #[error("transport: {0}")]
     Transport(#[from] reqwest::Error),
@@ -40,10 +43,10 @@ pub enum Error {
 
 impl Error {
     /// The contract's error code (`not_found`, `precondition_failed`, ...), for API errors.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Api { code, .. } => Some(code),
-            Error::Transport(_) | Error::Decode(_) => None,
+            Error::Api { code, .. } => Some(*code),
+            Error::Unexpected { .. } | Error::Transport(_) | Error::Decode(_) => None,
         }
     }
 }
@@ -61,11 +64,7 @@ pub struct PutOptions {
 }
 
 /// The answer to a put.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Stored {
-    pub key: String,
-    pub version: u64,
-}
+pub type Stored = ferrobase_core::wire::KvStored;
 
 /// A value read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,27 +75,13 @@ pub struct Value {
 }
 
 /// One key of a listing.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ListedKey {
-    pub key: String,
-    pub version: u64,
-    pub size: u64,
-    pub content_type: String,
-}
+pub type ListedKey = ferrobase_core::wire::KvListItem;
 
 /// A page of keys; `next` continues the listing.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct KeyPage {
-    pub items: Vec<ListedKey>,
-    pub next: Option<String>,
-}
+pub type KeyPage = ferrobase_core::wire::Page<ListedKey>;
 
 /// A page of change events; pass `next_after` as `after` to continue.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct EventPage {
-    pub events: Vec<Event>,
-    pub next_after: u64,
-}
+pub use ferrobase_core::wire::EventPage;
 
 /// A client bound to one server and one token. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -129,25 +114,16 @@ impl Client {
         }
         let status = response.status();
         let body = response.bytes().await?;
-        #[derive(Deserialize)]
-        struct Document {
-            error: Inner,
-        }
-        #[derive(Deserialize)]
-        struct Inner {
-            code: String,
-            message: String,
-        }
-        match serde_json::from_slice::<Document>(&body) {
-            Ok(doc) => Err(Error::Api {
+        match serde_json::from_slice::<ErrorDocument>(&body) {
+            Ok(document) => Err(Error::Api {
                 status,
-                code: doc.error.code,
-                message: doc.error.message,
+                code: document.error.code,
+                message: document.error.message,
             }),
-            Err(_) => Err(Error::Api {
+            // Not the contract's error document: a proxy or load balancer answered.
+            Err(_) => Err(Error::Unexpected {
                 status,
-                code: "unknown".into(),
-                message: String::from_utf8_lossy(&body).into_owned(),
+                body: String::from_utf8_lossy(&body).into_owned(),
             }),
         }
     }

@@ -18,10 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::wire::EventPage;
 use ferrobase_core::{Event, EventQuery, EventType, Namespace};
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::Authorizer;
 use crate::error::ApiError;
@@ -95,7 +95,11 @@ async fn list_events(
         .into_iter()
         .filter(|event| authorizer.allows(Action::Read, resource_of(event)))
         .collect();
-    Ok(Json(json!({"events": events, "next_after": page.next_after})).into_response())
+    Ok(Json(EventPage {
+        events,
+        next_after: page.next_after,
+    })
+    .into_response())
 }
 
 async fn stream_events(

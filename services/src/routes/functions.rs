@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use ferrobase_core::ErrorCode;
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::wire::ActivationAccepted;
 use ferrobase_functions::model::{Cause, Target};
 use ferrobase_functions::service::{Completed, Invocation};
 use ferrobase_functions::{
@@ -200,7 +201,11 @@ async fn invoke(
     let service = service(&state)?;
     if !params.blocking {
         let id = service.start_invoke(invocation).await?;
-        return Ok((StatusCode::ACCEPTED, Json(json!({"activation_id": id}))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(ActivationAccepted { activation_id: id }),
+        )
+            .into_response());
     }
     let completed = service.invoke(invocation).await?;
     Ok(invoke_response(completed))

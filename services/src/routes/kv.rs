@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use ferrobase_core::ErrorCode;
 use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::wire::{KvListItem, KvStored, Page};
 use ferrobase_kv::model::validate_key_text;
 use ferrobase_kv::{Check, Key, ListQuery, Mutation, MutationResult, Txn};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 use crate::auth::Authorizer;
 use crate::auth::listing::{Listing, SourceBatch};
@@ -173,7 +173,10 @@ async fn put_value(
     };
     Ok((
         [(header::ETAG, etag(*version))],
-        Json(json!({"key": key, "version": version})),
+        Json(KvStored {
+            key: key.as_str().to_owned(),
+            version: *version,
+        }),
     )
         .into_response())
 }
@@ -233,17 +236,6 @@ struct ListParams {
     limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
-struct ListItem {
-    key: String,
-    version: u64,
-    size: u64,
-    content_type: String,
-    updated_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
-}
-
 async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -286,7 +278,7 @@ async fn list(
                 entries: page
                     .entries
                     .into_iter()
-                    .map(|(key, meta)| (key.as_str().to_owned(), ListItem::from((key, meta))))
+                    .map(|(key, meta)| (key.as_str().to_owned(), list_item(key, meta)))
                     .collect(),
             })
         }
@@ -296,21 +288,23 @@ async fn list(
             authorizer.allows(Action::Read, kv(key))
         })
         .await?;
-    Ok(Json(json!({"items": page.items, "next": page.next})).into_response())
+    Ok(Json(Page {
+        items: page.items,
+        next: page.next,
+    })
+    .into_response())
 }
 
-impl From<(Key, ferrobase_kv::EntryMeta)> for ListItem {
-    fn from((key, meta): (Key, ferrobase_kv::EntryMeta)) -> Self {
-        ListItem {
-            key: key.as_str().to_owned(),
-            version: meta.version,
-            size: meta.size,
-            content_type: meta.content_type,
-            updated_at: ferrobase_core::event::rfc3339_millis(meta.updated_at_ms),
-            expires_at: meta
-                .expires_at_ms
-                .map(ferrobase_core::event::rfc3339_millis),
-        }
+fn list_item(key: Key, meta: ferrobase_kv::EntryMeta) -> KvListItem {
+    KvListItem {
+        key: key.as_str().to_owned(),
+        version: meta.version,
+        size: meta.size,
+        content_type: meta.content_type,
+        updated_at: ferrobase_core::event::rfc3339_millis(meta.updated_at_ms),
+        expires_at: meta
+            .expires_at_ms
+            .map(ferrobase_core::event::rfc3339_millis),
     }
 }
 
