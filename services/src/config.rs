@@ -367,6 +367,44 @@ impl QueueSettings {
     }
 }
 
+/// Where a listener binds: an address, or `off` for no listener at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Listen::Off);
+        }
+        text.parse().map(Listen::At).map_err(|_| {
+            format!("{text:?} is neither an address such as 127.0.0.1:9000 nor \"off\"")
+        })
+    }
+}
+
+impl TryFrom<String> for Listen {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<Listen> for String {
+    fn from(listen: Listen) -> String {
+        match listen {
+            Listen::Off => "off".to_owned(),
+            Listen::At(address) => address.to_string(),
+        }
+    }
+}
+
 /// Object storage: where bodies live, and the S3 protocol endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -374,8 +412,9 @@ pub struct StorageSettings {
     /// `local` (files under `{data_dir}/storage`, the default) or `s3` (the `[storage.s3]`
     /// service).
     pub backend: StorageBackendKind,
-    /// Address of the S3 protocol endpoint. Default `127.0.0.1:9000`.
-    pub s3_listen: SocketAddr,
+    /// Address of the S3 protocol endpoint, or `off` for none (presigned URLs then answer
+    /// 503). Default `127.0.0.1:9000`.
+    pub s3_listen: Listen,
     /// The S3 endpoint's URL as clients reach it, used in presigned URLs. Default
     /// `http://{s3_listen}` (as bound).
     pub s3_public_url: Option<String>,
@@ -407,7 +446,7 @@ impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings {
             backend: StorageBackendKind::Local,
-            s3_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            s3_listen: Listen::At(SocketAddr::from(([127, 0, 0, 1], 9000))),
             s3_public_url: None,
             orphan_min_age: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(3600),

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::auth::TokenVerifier;
 use crate::background::Background;
-use crate::config::{Config, KvEngineKind, LogFormat};
+use crate::config::{Config, KvEngineKind, Listen, LogFormat};
 use crate::state::{AppState, HttpLimits};
 
 /// Opens everything `config` describes and returns the state the routers share.
@@ -170,18 +170,140 @@ async fn run_endpoints(
 }
 
 /// `ferrobase serve`: logs, engines, listeners, and shutdown on SIGINT or SIGTERM.
+///
+/// Both listeners are bound and the data directory is locked before anything is written, so
+/// a taken port or a second server on the same data leaves no trace and says what to do.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
+    let listener = bind(config.listen, "the HTTP API", "--listen", "").await?;
+    let s3_listener = match config.storage.s3_listen {
+        Listen::Off => None,
+        Listen::At(address) => Some(
+            bind(
+                address,
+                "the S3 endpoint",
+                "--s3-listen",
+                ", or turn the S3 endpoint off with --s3-listen off",
+            )
+            .await?,
+        ),
+    };
+    let _lock = DataDirLock::acquire(&config.data_dir)?;
     let state = build(&config).await?;
-    let (state, s3) = crate::s3::start(state, &config).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let (state, s3) = match s3_listener {
+        Some(s3_listener) => {
+            let (state, s3) = crate::s3::start(state, &config, s3_listener).await?;
+            (state, Some(s3))
+        }
+        None => (state, None),
+    };
     let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
     // Printed on stdout so scripts and test harnesses can learn a port chosen by the OS.
     println!("ferrobase listening on http://{address}");
-    run_endpoints(listener, state, &config, termination_signal(), Some(s3)).await
+    println!("{}", banner(&config));
+    run_endpoints(listener, state, &config, termination_signal(), s3).await
+}
+
+/// Binds `address` for `what`; a taken port is explained with the flag that moves it.
+async fn bind(
+    address: std::net::SocketAddr,
+    what: &str,
+    flag: &str,
+    alternative: &str,
+) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(address).await {
+        Ok(listener) => Ok(listener),
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+            let other = std::net::SocketAddr::new(address.ip(), address.port().wrapping_add(100));
+            anyhow::bail!(
+                "{what} cannot listen on {address}: another program already uses that port. \
+                 Stop it, or choose another address with {flag} (for example {flag} {other}){alternative}. \
+                 Nothing was written."
+            )
+        }
+        Err(error) => {
+            Err(error).with_context(|| format!("{what} cannot listen on {address} ({flag})"))
+        }
+    }
+}
+
+/// What `serve` prints under its address: where things are and how to begin.
+fn banner(config: &Config) -> String {
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let kv = match config.kv.engine {
+        KvEngineKind::Sled => "sled",
+        KvEngineKind::Memory => "memory",
+    };
+    let queue = match config.queue.engine {
+        crate::config::QueueEngineKind::Embedded => "embedded",
+        crate::config::QueueEngineKind::JetStream => "jetstream",
+    };
+    let storage = match config.storage.backend {
+        crate::config::StorageBackendKind::Local => "local files",
+        crate::config::StorageBackendKind::S3 => "s3",
+    };
+    let s3 = match config.storage.s3_listen {
+        Listen::Off => "off (--s3-listen off)".to_owned(),
+        Listen::At(_) => "see the line above".to_owned(),
+    };
+    format!(
+        "  data directory  {data}\n  engines         kv {kv}, queue {queue}, storage {storage}\n  s3 endpoint     {s3}\n  a token         ferrobase token --role admin --ns NAMESPACE --data-dir {data}\n  stop            Ctrl-C or SIGTERM (in-flight work finishes within {grace:?})",
+        data = data_dir.display(),
+        grace = config.shutdown_grace,
+    )
+}
+
+/// An exclusive lock on the data directory for the life of the server, so that a second server
+/// on the same data fails at once with a clear message instead of inside an engine.
+#[derive(Debug)]
+struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    const FILE: &str = "ferrobase.lock";
+
+    fn acquire(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let path = data_dir.join(Self::FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another ferrobase process".to_owned()
+                } else {
+                    format!("another ferrobase process (pid {holder})")
+                };
+                anyhow::bail!(
+                    "the data directory {} is in use by {who}. Stop that server, or give this one \
+                     its own directory with --data-dir.",
+                    data_dir.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(error).with_context(|| format!("locking {}", path.display()));
+            }
+        }
+        // The holder's pid, for the message above; the lock itself is what counts.
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        Ok(DataDirLock { _file: file })
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -19,7 +19,7 @@ use ferrobase_core::auth::{Claims, Role};
 use ferrobase_core::policy::{self, Action, Decision, DenyReason, Policy, Resource, Service};
 use ferrobase_core::{ErrorCode, Namespace};
 
-pub use jwt::{AuthSetupError, TokenError, TokenVerifier};
+pub use jwt::{AuthSetupError, SECRET_FILE, TokenError, TokenVerifier};
 
 use crate::error::ApiError;
 use crate::policies::PolicyStore;

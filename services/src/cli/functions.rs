@@ -99,7 +99,7 @@ impl Target {
         if let Some(token) = &self.token {
             return Ok(token.clone());
         }
-        let config = self.common.load_config()?;
+        let config = self.common.load_server_config()?;
         let ns = ferrobase_core::Namespace::parse(&self.ns)?;
         crate::auth::mint(
             &config,

@@ -101,6 +101,24 @@ impl CommonArgs {
         }
         Ok(config)
     }
+
+    /// [`CommonArgs::load_config`] for commands that use a server's data directory (tokens,
+    /// access keys): refused when the directory has never been a server's, instead of minting
+    /// with a new key the server does not know. Only `serve` creates a data directory's key.
+    pub fn load_server_config(&self) -> anyhow::Result<Config> {
+        let config = self.load_config()?;
+        let key = config.data_dir.join(crate::auth::SECRET_FILE);
+        if config.auth.hs256_secret.is_none() && !key.exists() {
+            anyhow::bail!(
+                "{} is not the data directory of a Ferrobase server (it has no {}). Point this \
+                 command at the server's data directory with --data-dir, FERROBASE_DATA_DIR or \
+                 --config; `ferrobase serve` prints it when it starts.",
+                config.data_dir.display(),
+                crate::auth::SECRET_FILE
+            );
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -128,9 +146,9 @@ pub struct ServeArgs {
     /// Change-log retention by count of events per namespace.
     #[arg(long, env = "FERROBASE_EVENTS_MAX_EVENTS")]
     pub events_max_events: Option<u64>,
-    /// Address of the S3 protocol endpoint (default 127.0.0.1:9000).
+    /// Address of the S3 protocol endpoint (default 127.0.0.1:9000), or `off` for none.
     #[arg(long, env = "FERROBASE_S3_LISTEN")]
-    pub s3_listen: Option<SocketAddr>,
+    pub s3_listen: Option<crate::config::Listen>,
     /// ETags of large bodies sent without Content-MD5: auto (default; BLAKE3-based over
     /// 8 MiB) or md5 (always the MD5).
     #[arg(long, env = "FERROBASE_STORAGE_ETAG")]
@@ -215,7 +233,7 @@ pub struct TokenArgs {
 
 /// Mints the token `ferrobase token` prints, signed with the same key material `serve` uses.
 pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
-    let config = args.common.load_config()?;
+    let config = args.common.load_server_config()?;
     let ns = args.ns.as_deref().map(Namespace::parse).transpose()?;
     if ns.is_none() && args.role != Role::Admin {
         anyhow::bail!("--ns is required for {} tokens", args.role.as_str());
@@ -226,7 +244,7 @@ pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
 
 /// `ferrobase keys create`: the JSON line it prints last.
 pub fn create_key_command(args: &KeysCreateArgs) -> anyhow::Result<String> {
-    let config = args.common.load_config()?;
+    let config = args.common.load_server_config()?;
     let ns = Namespace::parse(&args.ns)?;
     if args.sub.as_deref().is_some_and(str::is_empty) {
         anyhow::bail!("--sub must not be empty");

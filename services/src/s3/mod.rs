@@ -177,16 +177,16 @@ pub struct S3Endpoint {
     server: tokio::task::JoinHandle<()>,
 }
 
-/// Binds the S3 endpoint (`config.storage.s3_listen`), reports its address (stdout and
-/// [`address_file`]), and serves it until the server begins shutting down. Returns the state
-/// with the presigner for that address.
-pub async fn start(state: AppState, config: &Config) -> anyhow::Result<(AppState, S3Endpoint)> {
+/// Serves the S3 endpoint on `listener` (bound to `config.storage.s3_listen`) until the
+/// server begins shutting down, and reports its address (stdout and [`address_file`]).
+/// Returns the state with the presigner for that address.
+pub async fn start(
+    state: AppState,
+    config: &Config,
+    listener: TcpListener,
+) -> anyhow::Result<(AppState, S3Endpoint)> {
     let keys = Arc::new(AccessKeys::new(&config.data_dir));
     let service = service(&state, keys.clone())?;
-    let address = config.storage.s3_listen;
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding the S3 endpoint to {address}"))?;
     let local = listener.local_addr()?;
     let file = address_file(&config.data_dir);
     if let Some(dir) = file.parent() {
