@@ -14,6 +14,7 @@
 //! change log through [`ferrobase_core::records::RecordStore`]; this crate depends on no other
 //! Ferrobase crate than `core`.
 
+mod delivery;
 pub mod embedded;
 pub mod engine;
 pub mod error;
