@@ -118,22 +118,8 @@ pub(crate) fn admit<S: PendingStore>(
     due_at: u64,
     now: u64,
 ) -> Result<Admitted, S::Error> {
-    let mut pending = Pending {
-        state: PendingState::Waiting,
-        due_at,
-        attempt: 0,
-        lease: 0,
-        key,
-        last_error: None,
-    };
-    if let Some(key) = &pending.key
-        && store.key_busy(key)?
-    {
-        pending.state = PendingState::Blocked;
-        store.put(id, &pending, None)?;
-        return Ok(Admitted::Held);
-    }
-    if due_at > now {
+    let pending = waiting_or_blocked(store, key, due_at, 0)?;
+    if pending.state == PendingState::Blocked || due_at > now {
         store.put(id, &pending, None)?;
         return Ok(Admitted::Held);
     }
@@ -293,21 +279,35 @@ pub(crate) fn replay<S: PendingStore>(
     lease: u64,
     now: u64,
 ) -> Result<Pending, S::Error> {
-    let mut pending = Pending {
-        state: PendingState::Waiting,
-        due_at: now,
+    let pending = waiting_or_blocked(store, key, now, lease)?;
+    store.put(id, &pending, None)?;
+    Ok(pending)
+}
+
+/// A message the group takes with fresh attempts: waiting for `due_at`, or blocked while a
+/// message with its key is pending.
+fn waiting_or_blocked<S: PendingStore>(
+    store: &mut S,
+    key: Option<String>,
+    due_at: u64,
+    lease: u64,
+) -> Result<Pending, S::Error> {
+    let busy = match &key {
+        Some(key) => store.key_busy(key)?,
+        None => false,
+    };
+    Ok(Pending {
+        state: if busy {
+            PendingState::Blocked
+        } else {
+            PendingState::Waiting
+        },
+        due_at,
         attempt: 0,
         lease,
         key,
         last_error: None,
-    };
-    if let Some(key) = &pending.key
-        && store.key_busy(key)?
-    {
-        pending.state = PendingState::Blocked;
-    }
-    store.put(id, &pending, None)?;
-    Ok(pending)
+    })
 }
 
 /// Checks an ack (`nack` is `None`) or nack before anything is read, and takes its receipts

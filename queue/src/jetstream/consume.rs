@@ -18,7 +18,7 @@ use super::envelope::{Item, message_id, split};
 use super::handle::Handle;
 use super::lane::{GroupStep, SideEffects};
 use super::records::{GroupState, StoredDead, infallible, read, storage};
-use crate::delivery::{self, Admitted, Due, RetentionCut, Settled};
+use crate::delivery::{self, Admitted, Due, Pending, RetentionCut, Settled};
 use crate::model::{ReceiptParts, SaturatingMillis};
 use crate::{
     Delivery, GroupName, Nack, PullRequest, QueueConfig, QueueError, QueueName, Receipt,
@@ -187,15 +187,7 @@ impl Inner {
                 Due::Deliver((item, published_at)) => {
                     let leased =
                         delivery::lease(state, id, pending.clone(), Some(&pending), now, lease_ms);
-                    let leased = infallible(leased);
-                    out.push(delivery::delivery(
-                        group,
-                        id,
-                        &leased,
-                        item.body,
-                        item.key,
-                        published_at,
-                    ));
+                    out.push(deliver(group, id, &infallible(leased), item, published_at));
                 }
             }
         }
@@ -225,14 +217,12 @@ impl Inner {
                 if let Admitted::Ready(pending) = infallible(admitted) {
                     let leased =
                         infallible(delivery::lease(state, id, pending, None, now, lease_ms));
-                    let (item, published_at) = (item.clone(), envelope.published_at);
-                    out.push(delivery::delivery(
+                    out.push(deliver(
                         group,
                         id,
                         &leased,
-                        item.body,
-                        item.key,
-                        published_at,
+                        item.clone(),
+                        envelope.published_at,
                     ));
                 }
             }
@@ -407,4 +397,15 @@ impl GroupStep for SettleStep {
     ) -> Result<(usize, Vec<usize>), QueueError> {
         inner.settle_step(handle, self, state, effects).await
     }
+}
+
+/// The delivery a lease of `item` hands out.
+fn deliver(
+    group: &GroupName,
+    id: u64,
+    leased: &Pending,
+    item: Item,
+    published_at: u64,
+) -> Delivery {
+    delivery::delivery(group, id, leased, item.body, item.key, published_at)
 }
