@@ -1,4 +1,6 @@
-//! Consumption: pull, ack, nack and the dead-letter list, each run under the queue's lock.
+//! Consumption: pull, ack, nack and the dead-letter list, each run under the queue's lock. The
+//! rules (what a lease, an expiry, a nack or a replay does) are `crate::delivery`'s; this file
+//! is their storage, [`GroupPending`], over the `p` and `k` entries and the due index.
 //!
 //! A group takes messages in sequence order past its cursor. A message it cannot deliver yet
 //! (delayed, or behind an earlier message with the same key) becomes a pending entry; so does

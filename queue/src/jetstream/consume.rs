@@ -1,7 +1,9 @@
 //! Consumption: pull, ack and nack, each a step on the group's entry applied through its
 //! [`lane`](super::lane) (compare-and-set, combined with concurrent steps). Dead-letter bodies
 //! are written before the group entry that lists them; a step redone after a conflict may
-//! leave an unlisted, unreachable copy.
+//! leave an unlisted, unreachable copy. The delivery rules are `crate::delivery`'s, applied to
+//! the group's entry ([`GroupState`] is their store); this file reads messages and dead-letter
+//! bodies for them.
 //!
 //! A group takes messages in id order past its cursor. A message it cannot deliver yet
 //! (delayed, or behind an earlier message with the same key) becomes a pending entry; so does
