@@ -1,4 +1,6 @@
-//! Consumption: pull, ack, nack and the dead-letter list, each run under the queue's lock.
+//! Consumption: pull, ack, nack and the dead-letter list, each run under the queue's lock. The
+//! rules (what a lease, an expiry, a nack or a replay does) are `crate::delivery`'s; this file
+//! is their storage, [`GroupPending`], over the `p` and `k` entries and the due index.
 //!
 //! A group takes messages in sequence order past its cursor. A message it cannot deliver yet
 //! (delayed, or behind an earlier message with the same key) becomes a pending entry; so does
@@ -12,12 +14,10 @@
 use bytes::Bytes;
 
 use super::Inner;
-use super::keys::{
-    DEAD, Pending, PendingState, Scope, StoredDead, StoredMessage, decode_u64, trailing_u64,
-};
+use super::keys::{DEAD, Scope, StoredDead, StoredMessage, decode_u64, trailing_u64};
 use super::writes::WriteSet;
-use crate::model::SaturatingMillis;
-use crate::model::{ReceiptParts, bounded_error};
+use crate::delivery::{self, Admitted, Due, Pending, PendingStore, RetentionCut, Settled};
+use crate::model::{MAX_ERROR_LEN, ReceiptParts, SaturatingMillis, bounded_error};
 use crate::{
     DeadLetter, DeadLetterPage, DeadLetterSelection, Delivery, GroupName, MessageId, Nack,
     PullRequest, QueueConfig, QueueError, Receipt, SettleOutcome,
@@ -26,9 +26,6 @@ use crate::{
 /// Most new messages one pull examines past the cursor, so that a long run of delayed or
 /// key-blocked messages cannot make one pull arbitrarily slow.
 const CURSOR_SCAN: usize = 4096;
-
-/// Why a message left its group without an ack.
-const LEASE_EXPIRED: &str = "lease expired";
 
 impl Inner {
     pub(super) fn pull_locked(
@@ -41,12 +38,7 @@ impl Inner {
     ) -> Result<Vec<Delivery>, QueueError> {
         let group = &request.group;
         let lease_ms = request.lease.saturating_ms();
-        let oldest_kept = config
-            .retention
-            .max_age
-            .map(|age| now.saturating_sub(age.saturating_ms()));
-        let too_old =
-            |message: &StoredMessage| oldest_kept.is_some_and(|t| message.published_at < t);
+        let cut = RetentionCut::new(config, now);
         let mut out = Vec::new();
 
         // 1. Pending entries that are due: delayed, nacked, replayed, or whose lease expired.
@@ -56,36 +48,36 @@ impl Inner {
             if out.len() == request.max {
                 break;
             }
-            let pending_key = scope.pending(group, seq);
-            let pending = writes
-                .get(&pending_key)?
-                .and_then(|raw| Pending::decode(&raw));
-            let Some(pending) = pending.filter(|p| p.in_due_index() && p.due_at == due_at) else {
+            let mut store = GroupPending::new(writes, scope, group);
+            let pending = store.get(seq)?;
+            let Some(pending) = pending.filter(|p| p.is_due_by_time() && p.due_at == due_at) else {
                 // An index entry without its pending entry: drop it.
                 writes.due_remove(scope, group, due_at, seq);
                 continue;
             };
             let message = writes
                 .get(&scope.message(seq))?
-                .and_then(|raw| StoredMessage::decode(&raw));
-            let Some(message) = message.filter(|m| !too_old(m)) else {
+                .and_then(|raw| StoredMessage::decode(&raw))
+                .filter(|m| !cut.too_old(m.published_at));
+            let mut store = GroupPending::new(writes, scope, group);
+            match delivery::due(&pending, message, config.max_deliver) {
                 // Retention dropped the message: nothing left to deliver.
-                self.finish(writes, scope, group, seq, &pending)?;
-                continue;
-            };
-            if pending.attempt >= config.max_deliver {
-                let error = match pending.state {
-                    PendingState::Leased => LEASE_EXPIRED.to_owned(),
-                    PendingState::Waiting | PendingState::Blocked => pending
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "max_deliver reached".to_owned()),
-                };
-                self.dead_letter(writes, scope, group, seq, &pending, &message, error, now)?;
-                continue;
+                Due::Gone => delivery::finish(&mut store, seq, &pending)?,
+                Due::Exhausted { message, error } => {
+                    store.dead_letter(seq, &pending, &message, error, now)?;
+                }
+                Due::Deliver(message) => {
+                    let leased = delivery::lease(
+                        &mut store,
+                        seq,
+                        pending.clone(),
+                        Some(&pending),
+                        now,
+                        lease_ms,
+                    )?;
+                    out.push(deliver(group, seq, &leased, message));
+                }
             }
-            writes.due_remove(scope, group, due_at, seq);
-            out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms)?);
         }
 
         // 2. New messages past the cursor.
@@ -102,139 +94,29 @@ impl Inner {
                 let (raw_key, raw) = item?;
                 let seq = trailing_u64(&raw_key);
                 next_cursor = seq + 1;
-                let Some(message) = StoredMessage::decode(&raw).filter(|m| !too_old(m)) else {
+                let Some(message) =
+                    StoredMessage::decode(&raw).filter(|m| !cut.too_old(m.published_at))
+                else {
                     continue;
                 };
-                let mut pending = Pending {
-                    state: PendingState::Waiting,
-                    due_at: message.deliver_at,
-                    attempt: 0,
-                    lease: 0,
-                    key: message.key.clone(),
-                    last_error: None,
-                };
-                if let Some(key) = &message.key {
-                    let blocked = writes
-                        .first_with_prefix(&scope.key_queue_prefix(group, key))?
-                        .is_some();
-                    writes.insert(scope.key_queue(group, key, seq), Vec::new());
-                    if blocked {
-                        pending.state = PendingState::Blocked;
-                        writes.insert(scope.pending(group, seq), pending.encode()?);
-                        continue;
-                    }
+                let mut store = GroupPending::new(writes, scope, group);
+                let admitted = delivery::admit(
+                    &mut store,
+                    seq,
+                    message.key.clone(),
+                    message.deliver_at,
+                    now,
+                )?;
+                if let Admitted::Ready(pending) = admitted {
+                    let leased = delivery::lease(&mut store, seq, pending, None, now, lease_ms)?;
+                    out.push(deliver(group, seq, &leased, message));
                 }
-                if message.deliver_at > now {
-                    writes.due_insert(scope, group, pending.due_at, seq);
-                    writes.insert(scope.pending(group, seq), pending.encode()?);
-                    continue;
-                }
-                out.push(self.lease(writes, scope, group, seq, pending, message, now, lease_ms)?);
             }
             if cursor != Some(next_cursor) {
                 writes.insert(group_key, next_cursor.to_be_bytes().to_vec());
             }
         }
         Ok(out)
-    }
-
-    /// Leases `seq` to the caller: one more attempt, a new lease id, due again at the lease's end.
-    #[allow(clippy::too_many_arguments)]
-    fn lease(
-        &self,
-        writes: &mut WriteSet<'_>,
-        scope: &Scope,
-        group: &GroupName,
-        seq: u64,
-        mut pending: Pending,
-        message: StoredMessage,
-        now: u64,
-        lease_ms: u64,
-    ) -> Result<Delivery, QueueError> {
-        pending.state = PendingState::Leased;
-        pending.attempt += 1;
-        pending.lease += 1;
-        pending.due_at = now.saturating_add(lease_ms);
-        writes.due_insert(scope, group, pending.due_at, seq);
-        writes.insert(scope.pending(group, seq), pending.encode()?);
-        Ok(Delivery {
-            id: MessageId(seq),
-            receipt: Receipt::new(group, MessageId(seq), pending.lease),
-            body: message.body,
-            attempt: pending.attempt,
-            key: message.key,
-            published_at_ms: message.published_at,
-        })
-    }
-
-    /// Removes a pending entry (acked, dead-lettered or dropped) and, when it was the active
-    /// entry of its key, lets the next message of that key through.
-    fn finish(
-        &self,
-        writes: &mut WriteSet<'_>,
-        scope: &Scope,
-        group: &GroupName,
-        seq: u64,
-        pending: &Pending,
-    ) -> Result<(), QueueError> {
-        writes.remove(scope.pending(group, seq));
-        if pending.in_due_index() {
-            writes.due_remove(scope, group, pending.due_at, seq);
-        }
-        let Some(key) = &pending.key else {
-            return Ok(());
-        };
-        writes.remove(scope.key_queue(group, key, seq));
-        if pending.state == PendingState::Blocked {
-            return Ok(());
-        }
-        let Some((next_key, _)) = writes.first_with_prefix(&scope.key_queue_prefix(group, key))?
-        else {
-            return Ok(());
-        };
-        let next_seq = trailing_u64(&next_key);
-        let next_pending_key = scope.pending(group, next_seq);
-        match writes
-            .get(&next_pending_key)?
-            .and_then(|raw| Pending::decode(&raw))
-        {
-            Some(mut next) if next.state == PendingState::Blocked => {
-                next.state = PendingState::Waiting;
-                writes.due_insert(scope, group, next.due_at, next_seq);
-                writes.insert(next_pending_key, next.encode()?);
-            }
-            Some(_) => {}
-            // A key-queue entry without its pending entry: drop it and look further.
-            None => {
-                writes.remove(next_key);
-            }
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn dead_letter(
-        &self,
-        writes: &mut WriteSet<'_>,
-        scope: &Scope,
-        group: &GroupName,
-        seq: u64,
-        pending: &Pending,
-        message: &StoredMessage,
-        error: String,
-        now: u64,
-    ) -> Result<(), QueueError> {
-        let dead = StoredDead {
-            dead_at: now,
-            published_at: message.published_at,
-            attempts: pending.attempt,
-            lease: pending.lease,
-            key: message.key.clone(),
-            last_error: bounded_error(&error),
-            body: message.body.clone(),
-        };
-        writes.insert(scope.dead(group, seq), dead.encode()?);
-        self.finish(writes, scope, group, seq, pending)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -251,53 +133,30 @@ impl Inner {
         let mut outcome = SettleOutcome::default();
         for (receipt, part) in receipts.iter().zip(parts) {
             let seq = part.id.0;
-            let pending_key = scope.pending(&part.group, seq);
-            let current = writes
-                .get(&pending_key)?
-                .and_then(|raw| Pending::decode(&raw))
-                .filter(|p| p.state == PendingState::Leased && p.lease == part.lease);
-            let Some(mut pending) = current else {
-                outcome.stale.push(receipt.clone());
-                continue;
-            };
-            outcome.settled += 1;
-            let Some(nack) = nack else {
-                self.finish(writes, scope, &part.group, seq, &pending)?;
-                continue;
-            };
-            let error = nack.error.as_deref().map(bounded_error);
-            if pending.attempt >= config.max_deliver {
-                let message = writes
-                    .get(&scope.message(seq))?
-                    .and_then(|raw| StoredMessage::decode(&raw));
-                match message {
-                    Some(message) => {
-                        let error = error
-                            .or(pending.last_error.clone())
-                            .unwrap_or_else(|| "nacked".to_owned());
-                        self.dead_letter(
-                            writes,
-                            scope,
-                            &part.group,
-                            seq,
-                            &pending,
-                            &message,
-                            error,
-                            now,
-                        )?;
+            let mut store = GroupPending::new(writes, scope, &part.group);
+            let settled = delivery::settle(
+                &mut store,
+                part,
+                nack,
+                config.max_deliver,
+                MAX_ERROR_LEN,
+                now,
+            )?;
+            match settled {
+                Settled::Stale => outcome.stale.push(receipt.clone()),
+                Settled::Acked(_) | Settled::Retried => outcome.settled += 1,
+                Settled::Exhausted { pending, error } => {
+                    outcome.settled += 1;
+                    let message = writes
+                        .get(&scope.message(seq))?
+                        .and_then(|raw| StoredMessage::decode(&raw));
+                    let mut store = GroupPending::new(writes, scope, &part.group);
+                    match message {
+                        Some(message) => store.dead_letter(seq, &pending, &message, error, now)?,
+                        None => delivery::finish(&mut store, seq, &pending)?,
                     }
-                    None => self.finish(writes, scope, &part.group, seq, &pending)?,
                 }
-                continue;
             }
-            writes.due_remove(scope, &part.group, pending.due_at, seq);
-            pending.state = PendingState::Waiting;
-            pending.due_at = now.saturating_add(nack.delay.saturating_ms());
-            if error.is_some() {
-                pending.last_error = error;
-            }
-            writes.due_insert(scope, &part.group, pending.due_at, seq);
-            writes.insert(pending_key, pending.encode()?);
         }
         Ok(outcome)
     }
@@ -392,27 +251,8 @@ impl Inner {
                 };
                 writes.insert(scope.message(seq), message.encode()?);
             }
-            let mut pending = Pending {
-                state: PendingState::Waiting,
-                due_at: now,
-                attempt: 0,
-                lease: dead.lease,
-                key: dead.key.clone(),
-                last_error: None,
-            };
-            if let Some(key) = &dead.key {
-                let busy = writes
-                    .first_with_prefix(&scope.key_queue_prefix(group, key))?
-                    .is_some();
-                writes.insert(scope.key_queue(group, key, seq), Vec::new());
-                if busy {
-                    pending.state = PendingState::Blocked;
-                }
-            }
-            if pending.in_due_index() {
-                writes.due_insert(scope, group, now, seq);
-            }
-            writes.insert(scope.pending(group, seq), pending.encode()?);
+            let mut store = GroupPending::new(writes, scope, group);
+            delivery::replay(&mut store, seq, dead.key.clone(), dead.lease, now)?;
         }
         Ok(selected.len() as u64)
     }
@@ -429,5 +269,129 @@ impl Inner {
             writes.remove(scope.dead(group, *seq));
         }
         Ok(selected.len() as u64)
+    }
+}
+
+/// The delivery a lease of `message` hands out.
+fn deliver(group: &GroupName, seq: u64, leased: &Pending, message: StoredMessage) -> Delivery {
+    delivery::delivery(
+        group,
+        seq,
+        leased,
+        message.body,
+        message.key,
+        message.published_at,
+    )
+}
+
+/// The pending entries of one group in the tree: the `p` entries, with the due index and the
+/// key queues (`k`) kept in step.
+struct GroupPending<'w, 'a> {
+    writes: &'w mut WriteSet<'a>,
+    scope: &'w Scope,
+    group: &'w GroupName,
+}
+
+impl<'w, 'a> GroupPending<'w, 'a> {
+    fn new(writes: &'w mut WriteSet<'a>, scope: &'w Scope, group: &'w GroupName) -> Self {
+        GroupPending {
+            writes,
+            scope,
+            group,
+        }
+    }
+
+    /// Writes the dead letter of `seq` (with its own copy of the body) and finishes it.
+    fn dead_letter(
+        &mut self,
+        seq: u64,
+        pending: &Pending,
+        message: &StoredMessage,
+        error: String,
+        now: u64,
+    ) -> Result<(), QueueError> {
+        let dead = StoredDead {
+            dead_at: now,
+            published_at: message.published_at,
+            attempts: pending.attempt,
+            lease: pending.lease,
+            key: message.key.clone(),
+            last_error: bounded_error(&error),
+            body: message.body.clone(),
+        };
+        self.writes
+            .insert(self.scope.dead(self.group, seq), dead.encode()?);
+        delivery::finish(self, seq, pending)
+    }
+}
+
+impl PendingStore for GroupPending<'_, '_> {
+    type Error = QueueError;
+
+    fn get(&mut self, id: u64) -> Result<Option<Pending>, QueueError> {
+        Ok(self
+            .writes
+            .get(&self.scope.pending(self.group, id))?
+            .and_then(|raw| Pending::decode(&raw)))
+    }
+
+    fn put(
+        &mut self,
+        id: u64,
+        pending: &Pending,
+        previous: Option<&Pending>,
+    ) -> Result<(), QueueError> {
+        let (scope, group) = (self.scope, self.group);
+        match previous {
+            Some(previous) if previous.is_due_by_time() => {
+                self.writes.due_remove(scope, group, previous.due_at, id);
+            }
+            Some(_) => {}
+            None => {
+                if let Some(key) = &pending.key {
+                    self.writes
+                        .insert(scope.key_queue(group, key, id), Vec::new());
+                }
+            }
+        }
+        if pending.is_due_by_time() {
+            self.writes.due_insert(scope, group, pending.due_at, id);
+        }
+        self.writes
+            .insert(scope.pending(group, id), pending.encode()?);
+        Ok(())
+    }
+
+    fn remove(&mut self, id: u64, previous: &Pending) -> Result<(), QueueError> {
+        let (scope, group) = (self.scope, self.group);
+        self.writes.remove(scope.pending(group, id));
+        if previous.is_due_by_time() {
+            self.writes.due_remove(scope, group, previous.due_at, id);
+        }
+        if let Some(key) = &previous.key {
+            self.writes.remove(scope.key_queue(group, key, id));
+        }
+        Ok(())
+    }
+
+    fn key_busy(&mut self, key: &str) -> Result<bool, QueueError> {
+        let prefix = self.scope.key_queue_prefix(self.group, key);
+        Ok(self.writes.first_with_prefix(&prefix)?.is_some())
+    }
+
+    fn first_of_key(&mut self, key: &str) -> Result<Option<(u64, Pending)>, QueueError> {
+        let prefix = self.scope.key_queue_prefix(self.group, key);
+        let Some((next_key, _)) = self.writes.first_with_prefix(&prefix)? else {
+            return Ok(None);
+        };
+        let next = trailing_u64(&next_key);
+        match self.get(next)? {
+            Some(pending) => Ok(Some((next, pending))),
+            // A key-queue entry without its pending entry: drop it.
+            None => {
+                self.writes.remove(next_key);
+                Ok(None)
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use ferrobase_core::Namespace;
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::{Pending, PendingState};
 use crate::model::SaturatingMillis;
 use crate::{EventEmission, GroupName, QueueConfig, QueueError, QueueName, Retention};
 
@@ -245,31 +246,6 @@ impl StoredMessage {
     }
 }
 
-/// Where a pending message stands in its group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PendingState {
-    /// In the (in-memory) due index: deliverable from `due_at` (delayed, nacked, or replayed).
-    Waiting,
-    /// Leased to a consumer until `due_at`; in the due index at that time, for redelivery.
-    Leased,
-    /// Behind an earlier message with the same key; not in the due index. `due_at` keeps the
-    /// message's own earliest delivery time.
-    Blocked,
-}
-
-/// A message a group has taken and not finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Pending {
-    pub state: PendingState,
-    pub due_at: u64,
-    /// Deliveries so far (reset by a dead-letter replay).
-    pub attempt: u32,
-    /// Deliveries ever, naming the current lease in receipts; never reset.
-    pub lease: u64,
-    pub key: Option<String>,
-    pub last_error: Option<String>,
-}
-
 impl Pending {
     pub(super) fn encode(&self) -> Result<Vec<u8>, QueueError> {
         let mut out = Vec::with_capacity(32);
@@ -310,14 +286,6 @@ impl Pending {
             key,
             last_error,
         })
-    }
-
-    /// Whether this entry has a due-index entry at `due_at`.
-    pub(super) fn in_due_index(&self) -> bool {
-        match self.state {
-            PendingState::Waiting | PendingState::Leased => true,
-            PendingState::Blocked => false,
-        }
     }
 }
 

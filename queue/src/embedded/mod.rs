@@ -35,6 +35,7 @@ use self::group_commit::GroupCommit;
 pub(crate) use self::keys::StoredConfig;
 use self::keys::{Scope, StoredMessage, decode_u64};
 use self::writes::{Stripe, WriteSet};
+use crate::delivery;
 use crate::engine::MaintenanceReport;
 use crate::model::SaturatingMillis;
 use crate::model::validate_batch;
@@ -319,7 +320,6 @@ impl Queue for EmbeddedQueue {
         receipts: &[Receipt],
         nack: &Nack,
     ) -> Result<SettleOutcome, QueueError> {
-        self.inner.limits.check_nack(nack)?;
         self.settle(ns, queue, receipts, Some(nack)).await
     }
 
@@ -395,19 +395,7 @@ impl EmbeddedQueue {
         receipts: &[Receipt],
         nack: Option<&Nack>,
     ) -> Result<SettleOutcome, QueueError> {
-        if receipts.is_empty() {
-            return Err(QueueError::invalid("no receipts given"));
-        }
-        if receipts.len() > self.inner.limits.max_pull {
-            return Err(QueueError::TooLarge(format!(
-                "at most {} receipts at once",
-                self.inner.limits.max_pull
-            )));
-        }
-        let parts = receipts
-            .iter()
-            .map(Receipt::parts)
-            .collect::<Result<Vec<_>, _>>()?;
+        let parts = delivery::check_settle(receipts, nack, &self.inner.limits)?;
         let scope = Scope::new(ns, queue);
         let now = self.inner.clock.now_ms();
         let (outcome, wrote) = self.inner.locked(&scope, |writes| {

@@ -16,8 +16,9 @@ use std::ops::Bound;
 
 use sled::IVec;
 
-use super::keys::{PENDING, Pending, Scope, trailing_u64};
+use super::keys::{PENDING, Scope, trailing_u64};
 use crate::GroupName;
+use crate::delivery::Pending;
 
 /// A key and its value.
 pub(super) type Entry = (Vec<u8>, Vec<u8>);
@@ -69,7 +70,7 @@ impl<'a> WriteSet<'a> {
             let mut index = BTreeSet::new();
             for item in self.tree.scan_prefix(&prefix) {
                 let (key, raw) = item?;
-                if let Some(pending) = Pending::decode(&raw).filter(Pending::in_due_index) {
+                if let Some(pending) = Pending::decode(&raw).filter(Pending::is_due_by_time) {
                     index.insert((pending.due_at, trailing_u64(&key)));
                 }
             }

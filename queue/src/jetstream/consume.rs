@@ -1,7 +1,9 @@
 //! Consumption: pull, ack and nack, each a step on the group's entry applied through its
 //! [`lane`](super::lane) (compare-and-set, combined with concurrent steps). Dead-letter bodies
 //! are written before the group entry that lists them; a step redone after a conflict may
-//! leave an unlisted, unreachable copy.
+//! leave an unlisted, unreachable copy. The delivery rules are `crate::delivery`'s, applied to
+//! the group's entry ([`GroupState`] is their store); this file reads messages and dead-letter
+//! bodies for them.
 //!
 //! A group takes messages in id order past its cursor. A message it cannot deliver yet
 //! (delayed, or behind an earlier message with the same key) becomes a pending entry; so does
@@ -17,11 +19,11 @@ use super::dead::dead_letter;
 use super::envelope::{Item, message_id, split};
 use super::handle::Handle;
 use super::lane::{GroupStep, SideEffects};
-use super::records::{GroupState, Pending, PendingState, StoredDead, read, storage};
-use crate::model::SaturatingMillis;
-use crate::model::{ReceiptParts, bounded_error};
+use super::records::{GroupState, StoredDead, infallible, read, storage};
+use crate::delivery::{self, Admitted, Due, Pending, RetentionCut, Settled};
+use crate::model::{ReceiptParts, SaturatingMillis};
 use crate::{
-    Delivery, GroupName, MessageId, Nack, PullRequest, QueueConfig, QueueError, QueueName, Receipt,
+    Delivery, GroupName, Nack, PullRequest, QueueConfig, QueueError, QueueName, Receipt,
     SettleOutcome,
 };
 use ferrobase_core::Namespace;
@@ -38,7 +40,6 @@ const MAX_PENDING_ERROR: usize = 256;
 /// Longest a waiting pull sleeps before looking again: delays and leases fall due with the
 /// passing of time, not with a notification.
 const MAX_NAP: std::time::Duration = std::time::Duration::from_millis(50);
-const LEASE_EXPIRED: &str = "lease expired";
 
 impl Inner {
     /// Makes sure the queue record lists `group`, so that maintenance takes it into account.
@@ -60,7 +61,7 @@ impl Inner {
         handle: &Handle,
         group: &GroupName,
         id: u64,
-        pending: &Pending,
+        replayed: bool,
     ) -> Result<Option<(Item, u64)>, QueueError> {
         let (seq, index) = split(id);
         if let Some(envelope) = self.envelope_at(handle, seq).await?
@@ -68,7 +69,7 @@ impl Inner {
         {
             return Ok(Some((item.clone(), envelope.published_at)));
         }
-        if !pending.replayed {
+        if !replayed {
             return Ok(None);
         }
         let found = read(&self.dead, &handle.names.dead_key(group, id)).await?;
@@ -152,18 +153,14 @@ impl Inner {
         let group = &request.group;
         let now = self.clock.now_ms();
         let lease_ms = request.lease.saturating_ms();
-        let oldest_kept = config
-            .retention
-            .max_age
-            .map(|age| now.saturating_sub(age.saturating_ms()));
-        let too_old = |published_at: u64| oldest_kept.is_some_and(|t| published_at < t);
+        let cut = RetentionCut::new(config, now);
         let mut out = Vec::new();
 
         // 1. Pending entries that are due: delayed, nacked, replayed, or whose lease expired.
         let mut due: Vec<(u64, u64)> = state
             .pending
             .iter()
-            .filter(|(_, p)| p.state != PendingState::Blocked && p.due_at <= now)
+            .filter(|(_, p)| p.is_due_by_time() && p.due_at <= now)
             .map(|(id, p)| (p.due_at, *id))
             .collect();
         due.sort_unstable();
@@ -172,38 +169,29 @@ impl Inner {
                 break;
             }
             let pending = state.pending[&id].clone();
-            let message = self.message(handle, group, id, &pending).await?;
-            let Some((item, published_at)) = message.filter(|(_, published_at)| {
-                pending.replayed || (id >= floor && !too_old(*published_at))
-            }) else {
+            let replayed = state.replayed.contains(&id);
+            let message = self.message(handle, group, id, replayed).await?;
+            let message = message.filter(|(_, published_at)| {
+                replayed || (id >= floor && !cut.too_old(*published_at))
+            });
+            match delivery::due(&pending, message, config.max_deliver) {
                 // Retention dropped the message: nothing left to deliver.
-                state.finish(id);
-                if pending.replayed {
-                    effects.forget.push(id);
+                Due::Gone => {
+                    infallible(delivery::finish(state, id, &pending));
+                    if replayed {
+                        effects.forget.push(id);
+                    }
                 }
-                continue;
-            };
-            if pending.attempt >= config.max_deliver {
-                let error = match pending.state {
-                    PendingState::Leased => LEASE_EXPIRED.to_owned(),
-                    PendingState::Waiting | PendingState::Blocked => pending
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "max_deliver reached".to_owned()),
-                };
-                dead_letter(state, effects, id, &pending, item, published_at, error, now);
-                continue;
+                Due::Exhausted {
+                    message: (item, published_at),
+                    error,
+                } => dead_letter(state, effects, id, &pending, item, published_at, error, now),
+                Due::Deliver((item, published_at)) => {
+                    let leased =
+                        delivery::lease(state, id, pending.clone(), Some(&pending), now, lease_ms);
+                    out.push(deliver(group, id, &infallible(leased), item, published_at));
+                }
             }
-            out.push(lease(
-                state,
-                group,
-                id,
-                pending,
-                item,
-                published_at,
-                now,
-                lease_ms,
-            ));
         }
 
         // 2. New messages past the cursor.
@@ -223,40 +211,22 @@ impl Inner {
                 let id = message_id(envelope.seq, index).0;
                 cursor = id + 1;
                 scanned += 1;
-                if too_old(envelope.published_at) {
+                if cut.too_old(envelope.published_at) {
                     continue;
                 }
-                let mut pending = Pending {
-                    state: PendingState::Waiting,
-                    due_at: envelope.published_at.saturating_add(item.delay_ms),
-                    attempt: 0,
-                    lease: 0,
-                    key: item.key.clone(),
-                    last_error: None,
-                    replayed: false,
-                };
-                if let Some(key) = &item.key
-                    && state.key_busy(key)
-                {
-                    pending.state = PendingState::Blocked;
-                    state.pending.insert(id, pending);
-                    continue;
+                let due_at = envelope.published_at.saturating_add(item.delay_ms);
+                let admitted = delivery::admit(state, id, item.key.clone(), due_at, now);
+                if let Admitted::Ready(pending) = infallible(admitted) {
+                    let leased =
+                        infallible(delivery::lease(state, id, pending, None, now, lease_ms));
+                    out.push(deliver(
+                        group,
+                        id,
+                        &leased,
+                        item.clone(),
+                        envelope.published_at,
+                    ));
                 }
-                if pending.due_at > now {
-                    state.pending.insert(id, pending);
-                    continue;
-                }
-                let (item, published_at) = (item.clone(), envelope.published_at);
-                out.push(lease(
-                    state,
-                    group,
-                    id,
-                    pending,
-                    item,
-                    published_at,
-                    now,
-                    lease_ms,
-                ));
             }
             if split(cursor).1 >= envelope.items.len() || envelope.seq != split(cursor).0 {
                 cursor = message_id(envelope.seq + 1, 0).0;
@@ -273,19 +243,7 @@ impl Inner {
         receipts: &[Receipt],
         nack: Option<&Nack>,
     ) -> Result<SettleOutcome, QueueError> {
-        if receipts.is_empty() {
-            return Err(QueueError::invalid("no receipts given"));
-        }
-        if receipts.len() > self.limits.max_pull {
-            return Err(QueueError::TooLarge(format!(
-                "at most {} receipts at once",
-                self.limits.max_pull
-            )));
-        }
-        let parts = receipts
-            .iter()
-            .map(Receipt::parts)
-            .collect::<Result<Vec<_>, _>>()?;
+        let parts = delivery::check_settle(receipts, nack, &self.limits)?;
         let handle = self.handle(ns, queue).await?;
         let config = QueueConfig::from(self.record(&handle).await?.config);
         let mut groups: Vec<&GroupName> = Vec::new();
@@ -344,44 +302,45 @@ impl Inner {
         let (mut settled, mut stale) = (0, Vec::new());
         for (index, part) in &step.parts {
             let id = part.id.0;
-            let current = state
-                .pending
-                .get(&id)
-                .filter(|p| p.state == PendingState::Leased && p.lease == part.lease)
-                .cloned();
-            let Some(mut pending) = current else {
-                stale.push(*index);
-                continue;
-            };
+            let replayed = state.replayed.contains(&id);
+            let settled_one = delivery::settle(
+                state,
+                part,
+                nack,
+                config.max_deliver,
+                MAX_PENDING_ERROR,
+                now,
+            );
+            match infallible(settled_one) {
+                Settled::Stale => {
+                    stale.push(*index);
+                    continue;
+                }
+                Settled::Acked(_) => {
+                    if replayed {
+                        effects.forget.push(id);
+                    }
+                }
+                Settled::Retried => {}
+                Settled::Exhausted { pending, error } => {
+                    match self.message(handle, group, id, replayed).await? {
+                        Some((item, published_at)) => {
+                            dead_letter(
+                                state,
+                                effects,
+                                id,
+                                &pending,
+                                item,
+                                published_at,
+                                error,
+                                now,
+                            );
+                        }
+                        None => infallible(delivery::finish(state, id, &pending)),
+                    }
+                }
+            }
             settled += 1;
-            let Some(nack) = nack else {
-                state.finish(id);
-                if pending.replayed {
-                    effects.forget.push(id);
-                }
-                continue;
-            };
-            let error = nack.error.as_deref().map(bounded_error);
-            if pending.attempt >= config.max_deliver {
-                match self.message(handle, group, id, &pending).await? {
-                    Some((item, published_at)) => {
-                        let error = error
-                            .or(pending.last_error.clone())
-                            .unwrap_or_else(|| "nacked".to_owned());
-                        dead_letter(state, effects, id, &pending, item, published_at, error, now);
-                    }
-                    None => {
-                        state.finish(id);
-                    }
-                }
-                continue;
-            }
-            pending.state = PendingState::Waiting;
-            pending.due_at = now.saturating_add(nack.delay.saturating_ms());
-            if let Some(error) = error {
-                pending.last_error = Some(truncate(&error, MAX_PENDING_ERROR));
-            }
-            state.pending.insert(id, pending);
         }
         Ok((settled, stale))
     }
@@ -442,39 +401,13 @@ impl GroupStep for SettleStep {
     }
 }
 
-/// `text` cut to at most `max` bytes on a character boundary.
-fn truncate(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
-/// Leases `id` to the caller: one more attempt, a new lease number, due again at the lease's end.
-#[allow(clippy::too_many_arguments)]
-fn lease(
-    state: &mut GroupState,
+/// The delivery a lease of `item` hands out.
+fn deliver(
     group: &GroupName,
     id: u64,
-    mut pending: Pending,
+    leased: &Pending,
     item: Item,
     published_at: u64,
-    now: u64,
-    lease_ms: u64,
 ) -> Delivery {
-    pending.state = PendingState::Leased;
-    pending.attempt += 1;
-    pending.lease += 1;
-    pending.due_at = now.saturating_add(lease_ms);
-    let delivery = Delivery {
-        id: MessageId(id),
-        receipt: Receipt::new(group, MessageId(id), pending.lease),
-        body: item.body,
-        attempt: pending.attempt,
-        key: item.key,
-        published_at_ms: published_at,
-    };
-    state.pending.insert(id, pending);
-    delivery
+    delivery::delivery(group, id, leased, item.body, item.key, published_at)
 }

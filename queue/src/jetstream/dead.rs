@@ -10,7 +10,8 @@ use super::Inner;
 use super::envelope::Item;
 use super::handle::Handle;
 use super::lane::{GroupStep, SideEffects};
-use super::records::{DeadMeta, GroupState, Pending, PendingState, StoredDead, read};
+use super::records::{DeadMeta, GroupState, StoredDead, infallible, read};
+use crate::delivery::{self, Pending};
 use crate::model::bounded_error;
 use crate::{DeadLetter, DeadLetterPage, DeadLetterSelection, GroupName, MessageId, QueueError};
 
@@ -116,21 +117,8 @@ impl Inner {
                 continue;
             };
             let lease = state.dead.remove(id).unwrap_or_default();
-            let busy = dead.meta.key.as_deref().is_some_and(|k| state.key_busy(k));
-            let pending = Pending {
-                state: if busy {
-                    PendingState::Blocked
-                } else {
-                    PendingState::Waiting
-                },
-                due_at: now,
-                attempt: 0,
-                lease,
-                key: dead.meta.key,
-                last_error: None,
-                replayed: true,
-            };
-            state.pending.insert(*id, pending);
+            infallible(delivery::replay(state, *id, dead.meta.key, lease, now));
+            state.replayed.insert(*id);
         }
         Ok(selected.len() as u64)
     }
@@ -217,5 +205,5 @@ pub(super) fn dead_letter(
     // A replayed message dead again keeps its (rewritten) copy.
     effects.forget.retain(|forgotten| *forgotten != id);
     state.dead.insert(id, pending.lease);
-    state.finish(id);
+    infallible(delivery::finish(state, id, pending));
 }

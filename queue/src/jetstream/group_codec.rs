@@ -9,8 +9,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::records::{GroupState, Pending, PendingState};
+use super::records::GroupState;
 use crate::QueueError;
+use crate::delivery::{Pending, PendingState};
 
 const VERSION: u8 = 1;
 const HAS_KEY: u8 = 1 << 2;
@@ -86,7 +87,7 @@ impl GroupState {
             if pending.last_error.is_some() {
                 flags |= HAS_ERROR;
             }
-            if pending.replayed {
+            if self.replayed.contains(id) {
                 flags |= REPLAYED;
             }
             out.put_u8(flags);
@@ -153,8 +154,10 @@ impl GroupState {
                 lease,
                 key,
                 last_error,
-                replayed: flags & REPLAYED != 0,
             };
+            if flags & REPLAYED != 0 {
+                state.replayed.insert(id);
+            }
             state.pending.insert(id, pending);
         }
         let mut id = 0u64;
@@ -194,9 +197,11 @@ mod tests {
                     lease: i + 1,
                     key: (i > 0).then(|| format!("key-{i}")),
                     last_error: (i == 1).then(|| "boom é".to_owned()),
-                    replayed: i == 2,
                 },
             );
+            if i == 2 {
+                state.replayed.insert((5 << 20) + i);
+            }
         }
         state.dead.insert(3 << 20, 4);
         state.dead.insert(6 << 20, 1);
@@ -214,7 +219,6 @@ mod tests {
                 lease: 1,
                 key: None,
                 last_error: None,
-                replayed: false,
             };
             leased.pending.insert((100 << 20) + id, pending);
         }

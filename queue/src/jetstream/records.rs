@@ -3,7 +3,7 @@
 //! | bucket | key | value |
 //! |---|---|---|
 //! | `{prefix}_queues` | `{ns}.{queue}` | [`QueueRecord`]: configuration, groups, floor |
-//! | `{prefix}_groups` | `{ns}.{queue}.{group}` | [`GroupState`] (binary, see `group_codec`): cursor, pending, dead ids |
+//! | `{prefix}_groups` | `{ns}.{queue}.{group}` | [`GroupState`] (binary, see `group_codec`): cursor, pending ([`Pending`]), dead ids |
 //! | `{prefix}_dead` | `{ns}.{queue}.{group}.{id}` | [`StoredDead`]: a dead letter with its body |
 //! | `{prefix}_dedup` | `{ns}.{queue}.{dedup id}` | [`DedupEntry`]: message id, publish time |
 //!
@@ -12,12 +12,14 @@
 //! never lose each other's updates; a conflict makes the caller read again and redo its step.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 
 use async_nats::jetstream::kv::{Operation, Store, UpdateErrorKind};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::QueueError;
+use crate::delivery::{Pending, PendingStore};
 use crate::embedded::StoredConfig;
 
 pub(super) fn storage(what: &str, error: impl std::fmt::Display) -> QueueError {
@@ -97,64 +99,58 @@ pub(super) struct QueueRecord {
     pub floor: u64,
 }
 
-/// Where a message taken by a group stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PendingState {
-    /// Delivered; due again when its lease ends.
-    Leased,
-    /// Delayed, nacked or replayed; due at its time.
-    Waiting,
-    /// Behind an earlier message with the same key; not due until that one is finished.
-    Blocked,
-}
-
-/// A message a group has taken but not finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Pending {
-    pub state: PendingState,
-    pub due_at: u64,
-    pub attempt: u32,
-    /// The number of the current (or last) delivery; receipts carry it.
-    pub lease: u64,
-    pub key: Option<String>,
-    pub last_error: Option<String>,
-    /// Put back from the dead-letter list: the body is read from the dead letter when the
-    /// stream no longer has it, and retention does not apply.
-    pub replayed: bool,
-}
-
 /// A consumer group: one entry, updated with compare-and-set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct GroupState {
     /// The next message id the group has not looked at.
     pub cursor: u64,
     pub pending: BTreeMap<u64, Pending>,
+    /// Pending ids put back from the dead-letter list: their body is read from the dead letter
+    /// when the stream no longer has it, and retention does not apply to them.
+    pub replayed: BTreeSet<u64>,
     /// Dead-lettered ids, with the lease number they reached (so receipts are never reused).
     pub dead: BTreeMap<u64, u64>,
 }
 
-impl GroupState {
-    /// Whether a message with `key` is pending (so a later one must wait).
-    pub(super) fn key_busy(&self, key: &str) -> bool {
-        self.pending.values().any(|p| p.key.as_deref() == Some(key))
+/// The group's pending entries as the delivery rules see them. A finished entry is no longer
+/// replayed.
+impl PendingStore for GroupState {
+    type Error = Infallible;
+
+    fn get(&mut self, id: u64) -> Result<Option<Pending>, Infallible> {
+        Ok(self.pending.get(&id).cloned())
     }
 
-    /// Removes a pending entry; when it was its key's active entry, the next pending message
-    /// of that key (the lowest id) becomes due.
-    pub(super) fn finish(&mut self, id: u64) -> Option<Pending> {
-        let pending = self.pending.remove(&id)?;
-        if let Some(key) = &pending.key
-            && pending.state != PendingState::Blocked
-            // Ids ascend, so the first match is the key's next message.
-            && let Some(next) = self
-                .pending
-                .values_mut()
-                .find(|p| p.key.as_ref() == Some(key))
-            && next.state == PendingState::Blocked
-        {
-            next.state = PendingState::Waiting;
-        }
-        Some(pending)
+    fn put(&mut self, id: u64, pending: &Pending, _: Option<&Pending>) -> Result<(), Infallible> {
+        self.pending.insert(id, pending.clone());
+        Ok(())
+    }
+
+    fn remove(&mut self, id: u64, _: &Pending) -> Result<(), Infallible> {
+        self.pending.remove(&id);
+        self.replayed.remove(&id);
+        Ok(())
+    }
+
+    fn key_busy(&mut self, key: &str) -> Result<bool, Infallible> {
+        Ok(self.pending.values().any(|p| p.key.as_deref() == Some(key)))
+    }
+
+    fn first_of_key(&mut self, key: &str) -> Result<Option<(u64, Pending)>, Infallible> {
+        // Ids ascend, so the first match is the key's next message.
+        Ok(self
+            .pending
+            .iter()
+            .find(|(_, p)| p.key.as_deref() == Some(key))
+            .map(|(id, p)| (*id, p.clone())))
+    }
+}
+
+/// The value of a step on an in-memory group entry, which cannot fail.
+pub(super) fn infallible<T>(result: Result<T, Infallible>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(never) => match never {},
     }
 }
 
