@@ -2,7 +2,7 @@
 
 use ferrobase_core::policy::Action;
 use s3s::dto;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::timestamp;
 use super::{S3Frontend, storage_to_s3};
@@ -91,4 +91,53 @@ pub(super) async fn delete_bucket(
         .await
         .map_err(storage_to_s3)?;
     Ok(S3Response::new(dto::DeleteBucketOutput::default()))
+}
+
+/// Buckets are unversioned and stay so: the answer has no status, as for a bucket whose
+/// versioning was never enabled.
+pub(super) async fn get_bucket_versioning(
+    frontend: &S3Frontend,
+    req: S3Request<dto::GetBucketVersioningInput>,
+) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
+    let bucket = req.input.bucket.clone();
+    let ns = frontend.authorize(&req, Action::Read, &bucket).await?;
+    frontend
+        .storage
+        .head_bucket(&ns, &bucket)
+        .await
+        .map_err(storage_to_s3)?;
+    Ok(S3Response::new(dto::GetBucketVersioningOutput::default()))
+}
+
+/// Enabling versioning (or MFA delete) is refused with NotImplemented; `Suspended` is
+/// accepted and changes nothing, since an unversioned bucket already behaves as a suspended
+/// one does (each write replaces version `null`). GetBucketVersioning still answers no status.
+pub(super) async fn put_bucket_versioning(
+    frontend: &S3Frontend,
+    req: S3Request<dto::PutBucketVersioningInput>,
+) -> S3Result<S3Response<dto::PutBucketVersioningOutput>> {
+    let bucket = req.input.bucket.clone();
+    let ns = frontend.authorize(&req, Action::Write, &bucket).await?;
+    frontend
+        .storage
+        .head_bucket(&ns, &bucket)
+        .await
+        .map_err(storage_to_s3)?;
+    let configuration = &req.input.versioning_configuration;
+    let enables = configuration
+        .status
+        .as_ref()
+        .is_some_and(|status| status.as_str() != dto::BucketVersioningStatus::SUSPENDED);
+    let mfa_delete = configuration
+        .mfa_delete
+        .as_ref()
+        .is_some_and(|mfa| mfa.as_str() != dto::MFADelete::DISABLED);
+    if enables || mfa_delete {
+        return Err(s3_error!(
+            NotImplemented,
+            "PutBucketVersioning: bucket versioning is not supported; buckets stay unversioned \
+             (only Status Suspended is accepted)"
+        ));
+    }
+    Ok(S3Response::new(dto::PutBucketVersioningOutput::default()))
 }

@@ -4,19 +4,19 @@
 use base64::Engine as _;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_storage::model::MAX_LIST_KEYS;
-use ferrobase_storage::{UploadMarker, UploadQuery};
+use ferrobase_storage::{ObjectInfo, UploadMarker, UploadQuery};
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::convert::{etag, timestamp};
+use super::convert::{NULL_VERSION, etag, timestamp};
 use super::{S3Frontend, api_to_s3, storage_to_s3};
 use crate::auth::Authorizer;
 use crate::auth::listing::{Resume, VisiblePage, is_sealed};
 use crate::routes::storage::list_visible_objects;
 
-/// One page of objects as `s3s` writes them, for both versions of ListObjects.
+/// One page of objects the caller may read, for every listing of objects.
 struct ObjectsPage {
-    contents: Vec<dto::Object>,
+    objects: Vec<ObjectInfo>,
     common_prefixes: Vec<dto::CommonPrefix>,
     /// Where a truncated page continues: the last key or common prefix shown, or a sealed
     /// cursor (`auth::listing`).
@@ -25,7 +25,34 @@ struct ObjectsPage {
 
 impl ObjectsPage {
     fn key_count(&self) -> usize {
-        self.contents.len() + self.common_prefixes.len()
+        self.objects.len() + self.common_prefixes.len()
+    }
+
+    /// Whether the page ends with an object rather than a common prefix.
+    fn ends_with_object(&self) -> bool {
+        let object = self.objects.last().map(|o| o.key.as_str());
+        let prefix = self
+            .common_prefixes
+            .last()
+            .and_then(|p| p.prefix.as_deref());
+        object.is_some() && object > prefix
+    }
+
+    /// The objects as ListObjects (both versions) writes them.
+    fn contents(&self) -> Vec<dto::Object> {
+        self.objects
+            .iter()
+            .map(|object| dto::Object {
+                e_tag: Some(etag(&object.etag)),
+                key: Some(object.key.clone()),
+                last_modified: Some(timestamp(object.last_modified_ms)),
+                size: Some(object.size as i64),
+                storage_class: Some(dto::ObjectStorageClass::from_static(
+                    dto::ObjectStorageClass::STANDARD,
+                )),
+                ..Default::default()
+            })
+            .collect()
     }
 }
 
@@ -71,20 +98,6 @@ async fn objects_page(
         .await
         .map_err(api_to_s3)?
     };
-    let contents = page
-        .items
-        .into_iter()
-        .map(|object| dto::Object {
-            e_tag: Some(etag(&object.etag)),
-            key: Some(object.key),
-            last_modified: Some(timestamp(object.last_modified_ms)),
-            size: Some(object.size as i64),
-            storage_class: Some(dto::ObjectStorageClass::from_static(
-                dto::ObjectStorageClass::STANDARD,
-            )),
-            ..Default::default()
-        })
-        .collect();
     let common_prefixes = page
         .prefixes
         .into_iter()
@@ -93,7 +106,7 @@ async fn objects_page(
         })
         .collect();
     Ok(ObjectsPage {
-        contents,
+        objects: page.items,
         common_prefixes,
         next: page.next,
     })
@@ -133,7 +146,7 @@ pub(super) async fn list_objects_v2(
         key_count: Some(page.key_count() as i32),
         is_truncated: Some(page.next.is_some()),
         next_continuation_token: page.next.as_deref().map(encode_token),
-        contents: Some(page.contents),
+        contents: Some(page.contents()),
         common_prefixes: Some(page.common_prefixes),
         name: Some(input.bucket),
         prefix: input.prefix,
@@ -173,16 +186,86 @@ pub(super) async fn list_objects(
     )
     .await?;
     let marked = delimited || page.next.as_deref().is_some_and(is_sealed);
+    let contents = page.contents();
     Ok(S3Response::new(dto::ListObjectsOutput {
         is_truncated: Some(page.next.is_some()),
         next_marker: page.next.filter(|_| marked),
-        contents: Some(page.contents),
+        contents: Some(contents),
         common_prefixes: Some(page.common_prefixes),
         name: Some(input.bucket),
         prefix: input.prefix,
         // S3 always answers the marker it was given, empty for the first page.
         marker: Some(input.marker.unwrap_or_default()),
         delimiter: input.delimiter,
+        max_keys: Some(max as i32),
+        ..Default::default()
+    }))
+}
+
+/// ListObjectVersions of an unversioned bucket: every object once, as version `null` and
+/// the latest, and never a delete marker, so version-aware tools work. Pages resume after
+/// `key-marker` (a key, common prefix or sealed cursor, as ListObjects' `marker`); the only
+/// version there is to resume after is `null`, so `version-id-marker` must be that or empty.
+pub(super) async fn list_object_versions(
+    frontend: &S3Frontend,
+    req: S3Request<dto::ListObjectVersionsInput>,
+) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
+    let authorizer = frontend.authorizer(&req).await?;
+    let input = req.input;
+    let key_marker = input.key_marker.as_deref().filter(|key| !key.is_empty());
+    match (key_marker, input.version_id_marker.as_deref()) {
+        (_, None | Some("")) | (Some(_), Some(NULL_VERSION)) => {}
+        (None, Some(_)) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
+    }
+    let max = max_keys(input.max_keys);
+    let resume = key_marker.map_or(Resume::Beginning, Resume::CursorOrKey);
+    let page = objects_page(
+        frontend,
+        &authorizer,
+        &input.bucket,
+        input.prefix.as_deref(),
+        input.delimiter.as_deref(),
+        resume,
+        max,
+    )
+    .await?;
+    let next_version_id_marker =
+        (page.next.is_some() && page.ends_with_object()).then(|| NULL_VERSION.to_owned());
+    let versions = page
+        .objects
+        .iter()
+        .map(|object| dto::ObjectVersion {
+            e_tag: Some(etag(&object.etag)),
+            is_latest: Some(true),
+            key: Some(object.key.clone()),
+            last_modified: Some(timestamp(object.last_modified_ms)),
+            size: Some(object.size as i64),
+            storage_class: Some(dto::ObjectVersionStorageClass::from_static(
+                dto::ObjectVersionStorageClass::STANDARD,
+            )),
+            version_id: Some(NULL_VERSION.to_owned()),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(dto::ListObjectVersionsOutput {
+        is_truncated: Some(page.next.is_some()),
+        next_key_marker: page.next,
+        next_version_id_marker,
+        versions: Some(versions),
+        common_prefixes: Some(page.common_prefixes),
+        name: Some(input.bucket),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        key_marker: Some(input.key_marker.unwrap_or_default()),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
         max_keys: Some(max as i32),
         ..Default::default()
     }))

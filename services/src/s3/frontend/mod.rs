@@ -257,6 +257,20 @@ impl S3 for S3Frontend {
         buckets::delete_bucket(self, req).await
     }
 
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<dto::GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
+        buckets::get_bucket_versioning(self, req).await
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<dto::PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::PutBucketVersioningOutput>> {
+        buckets::put_bucket_versioning(self, req).await
+    }
+
     async fn put_object(
         &self,
         req: S3Request<dto::PutObjectInput>,
@@ -346,6 +360,13 @@ impl S3 for S3Frontend {
         req: S3Request<dto::ListObjectsV2Input>,
     ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
         listing::list_objects_v2(self, req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<dto::ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
+        listing::list_object_versions(self, req).await
     }
 
     async fn list_multipart_uploads(

@@ -7,9 +7,9 @@ use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{
-    blob, body_checks, body_stream, checksum_check, checksum_type, checksum_wanted, etag, metadata,
-    out_metadata, range, read_conditions, requested_checksum, set_checksum_fields, timestamp,
-    write_conditions,
+    blob, body_checks, body_stream, checksum_check, checksum_type, checksum_wanted, etag,
+    is_null_version, metadata, out_metadata, range, read_conditions, requested_checksum,
+    require_null_version, set_checksum_fields, timestamp, write_conditions,
 };
 use super::{S3Frontend, WholeBody, storage_to_s3};
 
@@ -55,6 +55,7 @@ pub(super) async fn get_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Read, &path).await?;
     let input = req.input;
+    require_null_version(input.version_id.as_deref())?;
     let options = GetOptions {
         range: range(input.range),
         conditions: read_conditions(
@@ -111,6 +112,7 @@ pub(super) async fn head_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Read, &path).await?;
     let input = req.input;
+    require_null_version(input.version_id.as_deref())?;
     let options = GetOptions {
         range: None,
         conditions: read_conditions(
@@ -150,11 +152,14 @@ pub(super) async fn delete_object(
 ) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
-    frontend
-        .storage
-        .delete_object(&ns, &req.input.bucket, &req.input.key, Causation::default())
-        .await
-        .map_err(storage_to_s3)?;
+    // Any other version does not exist, and deleting what does not exist succeeds (as in S3).
+    if is_null_version(req.input.version_id.as_deref()) {
+        frontend
+            .storage
+            .delete_object(&ns, &req.input.bucket, &req.input.key, Causation::default())
+            .await
+            .map_err(storage_to_s3)?;
+    }
     Ok(S3Response::new(dto::DeleteObjectOutput::default()))
 }
 
@@ -177,6 +182,7 @@ pub(super) async fn delete_objects(
     for object in &req.input.delete.objects {
         let path = format!("{bucket}/{}", object.key);
         let outcome = match frontend.authorize(&req, Action::Write, &path).await {
+            Ok(_) if !is_null_version(object.version_id.as_deref()) => Ok(false),
             Ok(_) => frontend
                 .storage
                 .delete_object(&ns, &bucket, &object.key, Causation::default())
@@ -189,6 +195,7 @@ pub(super) async fn delete_objects(
                 if !quiet {
                     deleted.push(dto::DeletedObject {
                         key: Some(object.key.clone()),
+                        version_id: object.version_id.clone(),
                         ..Default::default()
                     });
                 }
@@ -244,7 +251,14 @@ pub(super) async fn copy_object(
     req: S3Request<dto::CopyObjectInput>,
 ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
     let (source_bucket, source_key) = match &req.input.copy_source {
-        dto::CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+        dto::CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            require_null_version(version_id.as_deref())?;
+            (bucket.to_string(), key.to_string())
+        }
         dto::CopySource::AccessPoint { .. } | dto::CopySource::Outpost { .. } => {
             return Err(s3_error!(NotImplemented, "access points are not supported"));
         }
