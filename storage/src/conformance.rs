@@ -36,7 +36,7 @@ mod multipart;
 pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use checksums::checksums_are_checked_and_kept;
 pub use conditions::{conditional_reads, conditional_writes};
-pub use copy::copy_objects;
+pub use copy::{copy_objects, part_copies};
 pub use etags::etags_follow_the_policy;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
@@ -639,7 +639,8 @@ macro_rules! storage_conformance_tests {
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
             function_writes_apply_once, etags_follow_the_policy,
-            checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep);
+            checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep,
+            part_copies);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -444,6 +444,18 @@ pub struct UploadPage {
     pub next: Option<UploadMarker>,
 }
 
+/// Where UploadPartCopy takes a part's bytes from: an object, or a span of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartSource {
+    pub bucket: String,
+    pub key: String,
+    /// The source's read conditions (`x-amz-copy-source-if-*`); an unchanged source fails
+    /// with PreconditionFailed rather than NotModified, as in S3.
+    pub conditions: ReadConditions,
+    /// `x-amz-copy-source-range`: first and last byte, both inside the source.
+    pub range: Option<(u64, u64)>,
+}
+
 /// A part named in CompleteMultipartUpload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompletedPart {

@@ -20,8 +20,8 @@ use crate::model::{
 };
 use crate::objects::{new_blob_id, object_record_key};
 use crate::{
-    BodyChecks, ByteStream, ChecksumCheck, ExpectedChecksum, ObjectInfo, PutOptions, Storage,
-    StorageError, WRITE_RETRIES, decode, encode, keys,
+    BodyChecks, ByteRange, ByteStream, ChecksumCheck, ExpectedChecksum, GetOptions, ObjectInfo,
+    PartSource, PutOptions, Storage, StorageError, WRITE_RETRIES, decode, encode, keys,
 };
 
 /// Record writes per commit when removing part records (the record store bounds commits).
@@ -186,6 +186,58 @@ impl Storage {
         Err(StorageError::PreconditionFailed(
             "too many concurrent uploads of this part".to_owned(),
         ))
+    }
+
+    /// Stores a part whose bytes are those of another object, or of a span of it
+    /// (UploadPartCopy). The bytes stream through this process into a blob of their own, as
+    /// an uploaded part's do, so the part gets its ETag and checksum by the same rules, and the
+    /// source may be replaced or deleted meanwhile without touching the part.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part_copy(
+        &self,
+        ns: &Namespace,
+        source: &PartSource,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<PartInfo, StorageError> {
+        self.read_upload(ns, bucket, key, upload_id).await?;
+        let range = source
+            .range
+            .map(|(start, end)| ByteRange::Bounded { start, end });
+        let options = GetOptions {
+            range,
+            conditions: source.conditions.clone(),
+        };
+        let object = self
+            .get_object(ns, &source.bucket, &source.key, &options)
+            .await
+            .map_err(|error| match error {
+                StorageError::NotModified { .. } => {
+                    StorageError::PreconditionFailed("the copy source is unchanged".to_owned())
+                }
+                StorageError::InvalidRange { size } => StorageError::InvalidArgument(format!(
+                    "the copy source range is not within the source object of {size} bytes"
+                )),
+                other => other,
+            })?;
+        let length = match &object.range {
+            Some(span) if span.end - span.start != source.range.map_or(0, |(s, e)| e - s + 1) => {
+                return Err(StorageError::InvalidArgument(format!(
+                    "the copy source range is not within the source object of {} bytes",
+                    object.info.size
+                )));
+            }
+            Some(span) => span.end - span.start,
+            None => object.info.size,
+        };
+        let checks = BodyChecks {
+            content_length: Some(length),
+            ..BodyChecks::default()
+        };
+        self.upload_part(ns, bucket, key, upload_id, part_number, object.body, checks)
+            .await
     }
 
     /// Every part record of an upload, in part-number order.

@@ -81,5 +81,36 @@ class Versions(unittest.TestCase):
         self.assertEqual(error_code(S3.get_bucket_versioning, Bucket="py-no-such-bucket"), "NoSuchBucket")
 
 
+class PartCopies(unittest.TestCase):
+    def test_the_managed_copy_of_a_20_mb_object(self):
+        from boto3.s3.transfer import TransferConfig
+
+        bucket = new_bucket()
+        data = pattern(20 * 1000 * 1000, 3)
+        S3.put_object(Bucket=bucket, Key="src.bin", Body=data)
+        # Above the 8 MiB threshold, copy() is CreateMultipartUpload + UploadPartCopy.
+        S3.copy({"Bucket": bucket, "Key": "src.bin"}, bucket, "dst.bin", Config=TransferConfig(multipart_chunksize=8 * MIB))
+        copied = S3.get_object(Bucket=bucket, Key="dst.bin")
+        self.assertEqual(copied["Body"].read(), data)
+        self.assertTrue(copied["ETag"].endswith('-3"'))
+
+    def test_ranges_conditions_and_errors(self):
+        bucket = new_bucket()
+        data = pattern(6 * MIB, 4)
+        etag = S3.put_object(Bucket=bucket, Key="src", Body=data)["ETag"]
+        upload = S3.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
+        source = {"Bucket": bucket, "Key": "src"}
+        first = S3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=upload, PartNumber=1, CopySource=source, CopySourceIfMatch=etag)
+        second = S3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=upload, PartNumber=2, CopySource=source, CopySourceRange="bytes=100-199")
+        bad = dict(Bucket=bucket, Key="dst", UploadId=upload, PartNumber=3, CopySource=source)
+        self.assertEqual(error_code(S3.upload_part_copy, **bad, CopySourceRange=f"bytes=0-{6 * MIB}"), "InvalidArgument")
+        self.assertEqual(error_code(S3.upload_part_copy, **bad, CopySourceRange="bytes=5-"), "InvalidArgument")
+        self.assertEqual(error_code(S3.upload_part_copy, **bad, CopySourceIfMatch='"0000"'), "PreconditionFailed")
+        self.assertEqual(error_code(S3.upload_part_copy, **dict(bad, CopySource={"Bucket": bucket, "Key": "absent"})), "NoSuchKey")
+        parts = [{"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]} for n, r in [(1, first), (2, second)]]
+        S3.complete_multipart_upload(Bucket=bucket, Key="dst", UploadId=upload, MultipartUpload={"Parts": parts})
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="dst")["Body"].read(), data + data[100:200])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

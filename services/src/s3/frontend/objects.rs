@@ -215,6 +215,23 @@ pub(super) async fn delete_objects(
     }))
 }
 
+/// The bucket and key of a copy source (version `null` only; no access points).
+pub(super) fn copy_source(source: &dto::CopySource) -> S3Result<(String, String)> {
+    match source {
+        dto::CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            require_null_version(version_id.as_deref())?;
+            Ok((bucket.to_string(), key.to_string()))
+        }
+        dto::CopySource::AccessPoint { .. } | dto::CopySource::Outpost { .. } => {
+            Err(s3_error!(NotImplemented, "access points are not supported"))
+        }
+    }
+}
+
 /// Most keys one DeleteObjects request may name, as in S3.
 const MAX_DELETE_KEYS: usize = 1000;
 
@@ -250,19 +267,7 @@ pub(super) async fn copy_object(
     frontend: &S3Frontend,
     req: S3Request<dto::CopyObjectInput>,
 ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
-    let (source_bucket, source_key) = match &req.input.copy_source {
-        dto::CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => {
-            require_null_version(version_id.as_deref())?;
-            (bucket.to_string(), key.to_string())
-        }
-        dto::CopySource::AccessPoint { .. } | dto::CopySource::Outpost { .. } => {
-            return Err(s3_error!(NotImplemented, "access points are not supported"));
-        }
-    };
+    let (source_bucket, source_key) = copy_source(&req.input.copy_source)?;
     let ns = frontend
         .authorize(&req, Action::Read, &format!("{source_bucket}/{source_key}"))
         .await?;
