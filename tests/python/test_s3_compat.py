@@ -8,7 +8,7 @@ in `test_s3_boto3.py`, whose helpers it shares.
 
 import unittest
 
-from test_s3_boto3 import MIB, S3, error_code, new_bucket, pattern
+from test_s3_boto3 import MIB, NS, S3, error_code, new_bucket, pattern
 
 
 class Versions(unittest.TestCase):
@@ -110,6 +110,60 @@ class PartCopies(unittest.TestCase):
         parts = [{"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]} for n, r in [(1, first), (2, second)]]
         S3.complete_multipart_upload(Bucket=bucket, Key="dst", UploadId=upload, MultipartUpload={"Parts": parts})
         self.assertEqual(S3.get_object(Bucket=bucket, Key="dst")["Body"].read(), data + data[100:200])
+
+
+class Acls(unittest.TestCase):
+    """Only the canned `private` ACL exists: reads answer the owner's FULL_CONTROL grant,
+    writes of `private` are accepted, anything else is refused by name."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+        S3.put_object(Bucket=cls.bucket, Key="k", Body=b"v")
+
+    def assert_owner_only(self, acl):
+        owner = acl["Owner"]["ID"]
+        self.assertEqual(owner, NS)
+        self.assertEqual([(g["Grantee"]["Type"], g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]], [("CanonicalUser", owner, "FULL_CONTROL")])
+
+    def test_reads_answer_the_owner_full_control(self):
+        self.assert_owner_only(S3.get_object_acl(Bucket=self.bucket, Key="k"))
+        self.assert_owner_only(S3.get_bucket_acl(Bucket=self.bucket))
+        self.assertEqual(error_code(S3.get_object_acl, Bucket=self.bucket, Key="absent"), "NoSuchKey")
+        self.assertEqual(error_code(S3.get_bucket_acl, Bucket="py-no-such-bucket"), "NoSuchBucket")
+
+    def test_private_is_accepted_everything_else_refused(self):
+        S3.put_object_acl(Bucket=self.bucket, Key="k", ACL="private")
+        S3.put_bucket_acl(Bucket=self.bucket, ACL="private")
+        S3.put_object(Bucket=self.bucket, Key="p", Body=b"v", ACL="private")
+        same = S3.get_object_acl(Bucket=self.bucket, Key="k")
+        S3.put_object_acl(Bucket=self.bucket, Key="k", AccessControlPolicy={"Owner": same["Owner"], "Grants": same["Grants"]})
+        self.assertEqual(error_code(S3.put_object_acl, Bucket=self.bucket, Key="k", ACL="public-read"), "NotImplemented")
+        self.assertEqual(error_code(S3.put_bucket_acl, Bucket=self.bucket, ACL="public-read-write"), "NotImplemented")
+        self.assertEqual(error_code(S3.put_object, Bucket=self.bucket, Key="q", Body=b"v", ACL="public-read"), "NotImplemented")
+        self.assertEqual(error_code(S3.put_object_acl, Bucket=self.bucket, Key="k", GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"'), "NotImplemented")
+        public = {"Owner": same["Owner"], "Grants": same["Grants"] + [{"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"}]}
+        self.assertEqual(error_code(S3.put_object_acl, Bucket=self.bucket, Key="k", AccessControlPolicy=public), "NotImplemented")
+        self.assertEqual(error_code(S3.head_object, Bucket=self.bucket, Key="q"), "404")
+        self.assertEqual(error_code(S3.put_object_acl, Bucket=self.bucket, Key="absent", ACL="private"), "NoSuchKey")
+
+
+class Attributes(unittest.TestCase):
+    def test_get_object_attributes(self):
+        bucket = new_bucket()
+        put = S3.put_object(Bucket=bucket, Key="k", Body=b"hello", ChecksumAlgorithm="SHA256")
+        got = S3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ETag", "ObjectSize", "StorageClass", "Checksum"])
+        # S3 writes this ETag without quotes, s3s with them; clients strip them either way.
+        self.assertEqual((got["ETag"].strip('"'), got["ObjectSize"], got["StorageClass"]), (put["ETag"].strip('"'), 5, "STANDARD"))
+        self.assertEqual(got["Checksum"]["ChecksumSHA256"], put["ChecksumSHA256"])
+        only = S3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"])
+        self.assertNotIn("ETag", only)
+        upload = S3.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+        parts = [{"PartNumber": n, "ETag": S3.upload_part(Bucket=bucket, Key="m", UploadId=upload, PartNumber=n, Body=pattern(size, n))["ETag"]} for n, size in [(1, 5 * MIB), (2, 10)]]
+        S3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=upload, MultipartUpload={"Parts": parts})
+        multi = S3.get_object_attributes(Bucket=bucket, Key="m", ObjectAttributes=["ObjectParts", "ObjectSize"])
+        self.assertEqual((multi["ObjectParts"]["TotalPartsCount"], multi["ObjectSize"]), (2, 5 * MIB + 10))
+        self.assertEqual(error_code(S3.get_object_attributes, Bucket=bucket, Key="absent", ObjectAttributes=["ETag"]), "NoSuchKey")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ pub(super) async fn create_bucket(
 ) -> S3Result<S3Response<dto::CreateBucketOutput>> {
     let bucket = req.input.bucket.clone();
     let ns = frontend.authorize(&req, Action::Write, &bucket).await?;
+    super::acl::require_private_canned(
+        "CreateBucket",
+        req.input.acl.as_ref().map(|acl| acl.as_str()),
+    )?;
     frontend
         .storage
         .create_bucket(&ns, &bucket)

@@ -8,9 +8,10 @@
 //! which bound the user input a message echoes.
 //!
 //! The [`S3`] trait must be implemented in one block, so it lives here and hands each
-//! operation to the module of its concept: `buckets`, `objects`, `multipart` and
-//! `listing`; `convert` holds the conversions between `s3s` and storage types.
+//! operation to the module of its concept: `buckets`, `objects`, `multipart`,
+//! `listing` and `acl`; `convert` holds the conversions between `s3s` and storage types.
 
+mod acl;
 mod buckets;
 mod convert;
 mod listing;
@@ -381,5 +382,40 @@ impl S3 for S3Frontend {
         req: S3Request<dto::ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
         listing::list_multipart_uploads(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<dto::GetObjectAclInput>,
+    ) -> S3Result<S3Response<dto::GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<dto::PutObjectAclInput>,
+    ) -> S3Result<S3Response<dto::PutObjectAclOutput>> {
+        acl::put_object_acl(self, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<dto::GetBucketAclInput>,
+    ) -> S3Result<S3Response<dto::GetBucketAclOutput>> {
+        acl::get_bucket_acl(self, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<dto::PutBucketAclInput>,
+    ) -> S3Result<S3Response<dto::PutBucketAclOutput>> {
+        acl::put_bucket_acl(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<dto::GetObjectAttributesOutput>> {
+        objects::get_object_attributes(self, req).await
     }
 }

@@ -8,6 +8,7 @@ use ferrobase_storage::{
 use s3s::dto::{self, ETag};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::acl::require_private_canned;
 use super::convert::{
     body_checks, body_stream, checksum_algorithm, checksum_type, etag, metadata, part_checksum,
     read_conditions, requested_checksum, set_checksum_fields, timestamp, write_conditions,
@@ -22,6 +23,10 @@ pub(super) async fn create_multipart_upload(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    require_private_canned(
+        "CreateMultipartUpload",
+        input.acl.as_ref().map(|acl| acl.as_str()),
+    )?;
     let algorithm = input
         .checksum_algorithm
         .as_ref()

@@ -6,6 +6,7 @@ use ferrobase_storage::{BodyChecks, ChecksumAlgorithm, GetOptions, PutOptions, c
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::acl::require_private_canned;
 use super::convert::{
     blob, body_checks, body_stream, checksum_check, checksum_type, checksum_wanted, etag,
     is_null_version, metadata, out_metadata, range, read_conditions, requested_checksum,
@@ -20,6 +21,7 @@ pub(super) async fn put_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    require_private_canned("PutObject", input.acl.as_ref().map(|acl| acl.as_str()))?;
     let checksum = requested_checksum!(req, input)?;
     let options = PutOptions {
         content_type: input.content_type,
@@ -274,6 +276,7 @@ pub(super) async fn copy_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    require_private_canned("CopyObject", input.acl.as_ref().map(|acl| acl.as_str()))?;
     let replace = match input.metadata_directive.as_ref().map(|d| d.as_str()) {
         None | Some(dto::MetadataDirective::COPY) => false,
         Some(dto::MetadataDirective::REPLACE) => true,
@@ -327,4 +330,59 @@ pub(super) async fn copy_object(
         }),
         ..Default::default()
     }))
+}
+
+/// GetObjectAttributes: the attributes asked for, of what HeadObject knows. Parts are
+/// counted, not listed: the parts of a completed upload are not kept apart.
+pub(super) async fn get_object_attributes(
+    frontend: &S3Frontend,
+    req: S3Request<dto::GetObjectAttributesInput>,
+) -> S3Result<S3Response<dto::GetObjectAttributesOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Read, &path).await?;
+    let input = req.input;
+    require_null_version(input.version_id.as_deref())?;
+    let info = frontend
+        .storage
+        .head_object(&ns, &input.bucket, &input.key, &GetOptions::default())
+        .await
+        .map_err(storage_to_s3)?;
+    // s3s keeps the header's comma-separated list as one entry.
+    let wanted = |name: &str| {
+        input
+            .object_attributes
+            .iter()
+            .flat_map(|a| a.as_str().split(','))
+            .any(|a| a.trim() == name)
+    };
+    let mut output = dto::GetObjectAttributesOutput {
+        last_modified: Some(timestamp(info.last_modified_ms)),
+        ..Default::default()
+    };
+    if wanted(dto::ObjectAttributes::ETAG) {
+        output.e_tag = Some(etag(&info.etag));
+    }
+    if wanted(dto::ObjectAttributes::OBJECT_SIZE) {
+        output.object_size = Some(info.size as i64);
+    }
+    if wanted(dto::ObjectAttributes::STORAGE_CLASS) {
+        output.storage_class = Some(dto::StorageClass::from_static(dto::StorageClass::STANDARD));
+    }
+    if wanted(dto::ObjectAttributes::CHECKSUM) && info.checksum.is_some() {
+        let mut checksum = dto::Checksum {
+            checksum_type: checksum_type(info.checksum.as_ref()),
+            ..Default::default()
+        };
+        set_checksum_fields!(checksum, info.checksum.as_ref());
+        output.checksum = Some(checksum);
+    }
+    if wanted(dto::ObjectAttributes::OBJECT_PARTS)
+        && let Some(parts) = info.parts
+    {
+        output.object_parts = Some(dto::GetObjectAttributesParts {
+            total_parts_count: Some(parts as i32),
+            ..Default::default()
+        });
+    }
+    Ok(S3Response::new(output))
 }
