@@ -8,7 +8,7 @@ in `test_s3_boto3.py`, whose helpers it shares.
 
 import unittest
 
-from test_s3_boto3 import MIB, NS, S3, error_code, new_bucket, pattern
+from test_s3_boto3 import MIB, NS, S3, error_code, new_bucket, pattern, signed
 
 
 class Versions(unittest.TestCase):
@@ -164,6 +164,68 @@ class Attributes(unittest.TestCase):
         multi = S3.get_object_attributes(Bucket=bucket, Key="m", ObjectAttributes=["ObjectParts", "ObjectSize"])
         self.assertEqual((multi["ObjectParts"]["TotalPartsCount"], multi["ObjectSize"]), (2, 5 * MIB + 10))
         self.assertEqual(error_code(S3.get_object_attributes, Bucket=bucket, Key="absent", ObjectAttributes=["ETag"]), "NoSuchKey")
+
+
+class ListingEdges(unittest.TestCase):
+    KEYS = ["a b/1", "a+b/2", "p%41", "tab\u00e9", "z&<>"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+        for key in cls.KEYS:
+            S3.put_object(Bucket=cls.bucket, Key=key, Body=b"x")
+
+    def raw(self, query):
+        status, code, body = signed("GET", f"/{self.bucket}?{query}")
+        self.assertEqual((status, code), (200, None), body)
+        return body
+
+    def test_encoding_type_url(self):
+        # boto3 asks for EncodingType=url and decodes what it gets, so keys come back exact.
+        for call in (S3.list_objects, S3.list_objects_v2, S3.list_object_versions):
+            listed = call(Bucket=self.bucket)
+            self.assertEqual([o["Key"] for o in listed.get("Contents", listed.get("Versions", []))], self.KEYS, call)
+        top = S3.list_objects_v2(Bucket=self.bucket, Delimiter="/", Prefix="a")
+        self.assertEqual([p["Prefix"] for p in top["CommonPrefixes"]], ["a b/", "a+b/"])
+        body = self.raw("list-type=2&encoding-type=url&prefix=a%2Bb")
+        self.assertIn("<Key>a%2Bb%2F2</Key>", body)
+        self.assertIn("<EncodingType>url</EncodingType>", body)
+        self.assertIn("<Prefix>a%2Bb</Prefix>", body)
+        self.assertIn("<Key>a+b/2</Key>", self.raw("list-type=2&prefix=a%2Bb"))
+
+    def test_empty_delimiter_is_not_echoed_and_fetch_owner(self):
+        body = self.raw("list-type=2&delimiter=")
+        self.assertNotIn("<Delimiter>", body)
+        self.assertNotIn("<Delimiter>", self.raw("delimiter="))
+        owned = S3.list_objects_v2(Bucket=self.bucket, FetchOwner=True)
+        self.assertEqual(owned["Contents"][0]["Owner"]["ID"], NS)
+        self.assertNotIn("Owner", S3.list_objects_v2(Bucket=self.bucket)["Contents"][0])
+        self.assertEqual(S3.list_objects(Bucket=self.bucket)["Contents"][0]["Owner"]["ID"], NS)
+
+    def test_control_characters_in_prefix_marker_and_start_after(self):
+        self.assertNotIn("Contents", S3.list_objects_v2(Bucket=self.bucket, Prefix="a\n"))
+        self.assertEqual([o["Key"] for o in S3.list_objects_v2(Bucket=self.bucket, StartAfter="p\n")["Contents"]], self.KEYS[2:])
+        self.assertEqual([o["Key"] for o in S3.list_objects(Bucket=self.bucket, Marker="p\t")["Contents"]], self.KEYS[2:])
+        self.assertEqual([o["Key"] for o in S3.list_object_versions(Bucket=self.bucket, KeyMarker="p\r")["Versions"]], self.KEYS[2:])
+
+    def test_list_buckets_pages(self):
+        mine = sorted(new_bucket() for _ in range(3))
+        names, token, pages = [], None, 0
+        while True:
+            page = S3.list_buckets(MaxBuckets=2, **({"ContinuationToken": token} if token else {}))
+            self.assertLessEqual(len(page["Buckets"]), 2)
+            names += [b["Name"] for b in page["Buckets"]]
+            pages += 1
+            token = page.get("ContinuationToken")
+            if not token:
+                break
+        self.assertEqual(names, sorted(names))
+        self.assertTrue(set(mine) <= set(names))
+        self.assertEqual(names, [b["Name"] for b in S3.list_buckets()["Buckets"]])
+        self.assertGreater(pages, 1)
+        prefixed = S3.list_buckets(Prefix=mine[0][:-2])
+        self.assertIn(mine[0], [b["Name"] for b in prefixed["Buckets"]])
+        self.assertEqual(signed("GET", "/?max-buckets=0")[:2], (400, "InvalidArgument"))
 
 
 if __name__ == "__main__":

@@ -7,16 +7,40 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::convert::timestamp;
 use super::{S3Frontend, storage_to_s3};
 
+/// Most buckets one ListBuckets page holds when `max-buckets` is given (S3's bound).
+const MAX_BUCKETS_PAGE: i32 = 10_000;
+
+/// ListBuckets, by name: all at once, or in pages of `max-buckets` continued by the token.
 pub(super) async fn list_buckets(
     frontend: &S3Frontend,
     req: S3Request<dto::ListBucketsInput>,
 ) -> S3Result<S3Response<dto::ListBucketsOutput>> {
     let ns = frontend.authorize(&req, Action::Read, "").await?;
-    let buckets = frontend
+    let input = &req.input;
+    let max = match input.max_buckets {
+        None => usize::MAX,
+        Some(n @ 1..=MAX_BUCKETS_PAGE) => n as usize,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and {MAX_BUCKETS_PAGE}"
+            ));
+        }
+    };
+    let prefix = input.prefix.as_deref().unwrap_or_default();
+    // The token is the last bucket name of the previous page: a bucket's name is no secret
+    // from a caller who may list the namespace's buckets.
+    let after = input.continuation_token.as_deref().unwrap_or_default();
+    let mut buckets: Vec<_> = frontend
         .storage
         .list_buckets(&ns)
         .await
-        .map_err(storage_to_s3)?;
+        .map_err(storage_to_s3)?
+        .into_iter()
+        .filter(|bucket| bucket.name.starts_with(prefix) && bucket.name.as_str() > after)
+        .collect();
+    let next = (buckets.len() > max).then(|| buckets[max - 1].name.clone());
+    buckets.truncate(max);
     let buckets = buckets
         .into_iter()
         .map(|bucket| dto::Bucket {
@@ -27,6 +51,8 @@ pub(super) async fn list_buckets(
         .collect();
     Ok(S3Response::new(dto::ListBucketsOutput {
         buckets: Some(buckets),
+        continuation_token: next,
+        prefix: req.input.prefix,
         owner: Some(dto::Owner {
             display_name: Some(ns.to_string()),
             id: Some(ns.to_string()),

@@ -28,6 +28,16 @@ impl ObjectsPage {
         self.objects.len() + self.common_prefixes.len()
     }
 
+    /// The common prefixes, encoded as asked.
+    fn prefixes(&self, encode: Encoding) -> Vec<dto::CommonPrefix> {
+        self.common_prefixes
+            .iter()
+            .map(|prefix| dto::CommonPrefix {
+                prefix: prefix.prefix.as_deref().map(|p| encode.apply(p)),
+            })
+            .collect()
+    }
+
     /// Whether the page ends with an object rather than a common prefix.
     fn ends_with_object(&self) -> bool {
         let object = self.objects.last().map(|o| o.key.as_str());
@@ -38,13 +48,14 @@ impl ObjectsPage {
         object.is_some() && object > prefix
     }
 
-    /// The objects as ListObjects (both versions) writes them.
-    fn contents(&self) -> Vec<dto::Object> {
+    /// The objects as ListObjects (both versions) writes them, with their owner when asked.
+    fn contents(&self, encode: Encoding, owner: Option<&dto::Owner>) -> Vec<dto::Object> {
         self.objects
             .iter()
             .map(|object| dto::Object {
                 e_tag: Some(etag(&object.etag)),
-                key: Some(object.key.clone()),
+                key: Some(encode.apply(&object.key)),
+                owner: owner.cloned(),
                 last_modified: Some(timestamp(object.last_modified_ms)),
                 size: Some(object.size as i64),
                 storage_class: Some(dto::ObjectStorageClass::from_static(
@@ -120,6 +131,7 @@ pub(super) async fn list_objects_v2(
 ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
     let authorizer = frontend.authorizer(&req).await?;
     let input = req.input;
+    let encode = Encoding::of(input.encoding_type.as_ref())?;
     let token = input
         .continuation_token
         .as_deref()
@@ -142,18 +154,23 @@ pub(super) async fn list_objects_v2(
         max,
     )
     .await?;
+    let owner = input
+        .fetch_owner
+        .unwrap_or(false)
+        .then(|| owner(&authorizer));
     Ok(S3Response::new(dto::ListObjectsV2Output {
         key_count: Some(page.key_count() as i32),
         is_truncated: Some(page.next.is_some()),
         next_continuation_token: page.next.as_deref().map(encode_token),
-        contents: Some(page.contents()),
-        common_prefixes: Some(page.common_prefixes),
+        contents: Some(page.contents(encode, owner.as_ref())),
+        common_prefixes: Some(page.prefixes(encode)),
         name: Some(input.bucket),
-        prefix: input.prefix,
-        delimiter: input.delimiter,
+        prefix: encode.option(input.prefix),
+        delimiter: encode.option(input.delimiter.filter(|d| !d.is_empty())),
         max_keys: Some(max as i32),
         continuation_token: input.continuation_token,
-        start_after: input.start_after,
+        start_after: encode.option(input.start_after),
+        encoding_type: input.encoding_type,
         ..Default::default()
     }))
 }
@@ -169,6 +186,7 @@ pub(super) async fn list_objects(
 ) -> S3Result<S3Response<dto::ListObjectsOutput>> {
     let authorizer = frontend.authorizer(&req).await?;
     let input = req.input;
+    let encode = Encoding::of(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys);
     let resume = input
         .marker
@@ -186,18 +204,21 @@ pub(super) async fn list_objects(
     )
     .await?;
     let marked = delimited || page.next.as_deref().is_some_and(is_sealed);
-    let contents = page.contents();
+    // The first version always names the owner, as S3's does.
+    let contents = page.contents(encode, Some(&owner(&authorizer)));
+    let common_prefixes = page.prefixes(encode);
     Ok(S3Response::new(dto::ListObjectsOutput {
         is_truncated: Some(page.next.is_some()),
-        next_marker: page.next.filter(|_| marked),
+        next_marker: page.next.filter(|_| marked).map(|next| encode.apply(&next)),
         contents: Some(contents),
-        common_prefixes: Some(page.common_prefixes),
+        common_prefixes: Some(common_prefixes),
         name: Some(input.bucket),
-        prefix: input.prefix,
+        prefix: encode.option(input.prefix),
         // S3 always answers the marker it was given, empty for the first page.
-        marker: Some(input.marker.unwrap_or_default()),
-        delimiter: input.delimiter,
+        marker: Some(encode.apply(&input.marker.unwrap_or_default())),
+        delimiter: encode.option(input.delimiter.filter(|d| !d.is_empty())),
         max_keys: Some(max as i32),
+        encoding_type: input.encoding_type,
         ..Default::default()
     }))
 }
@@ -212,6 +233,8 @@ pub(super) async fn list_object_versions(
 ) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
     let authorizer = frontend.authorizer(&req).await?;
     let input = req.input;
+    let encode = Encoding::of(input.encoding_type.as_ref())?;
+    let owner = owner(&authorizer);
     let key_marker = input.key_marker.as_deref().filter(|key| !key.is_empty());
     match (key_marker, input.version_id_marker.as_deref()) {
         (_, None | Some("")) | (Some(_), Some(NULL_VERSION)) => {}
@@ -245,7 +268,8 @@ pub(super) async fn list_object_versions(
         .map(|object| dto::ObjectVersion {
             e_tag: Some(etag(&object.etag)),
             is_latest: Some(true),
-            key: Some(object.key.clone()),
+            key: Some(encode.apply(&object.key)),
+            owner: Some(owner.clone()),
             last_modified: Some(timestamp(object.last_modified_ms)),
             size: Some(object.size as i64),
             storage_class: Some(dto::ObjectVersionStorageClass::from_static(
@@ -257,14 +281,15 @@ pub(super) async fn list_object_versions(
         .collect();
     Ok(S3Response::new(dto::ListObjectVersionsOutput {
         is_truncated: Some(page.next.is_some()),
-        next_key_marker: page.next,
+        next_key_marker: page.next.as_deref().map(|next| encode.apply(next)),
         next_version_id_marker,
         versions: Some(versions),
-        common_prefixes: Some(page.common_prefixes),
+        common_prefixes: Some(page.prefixes(encode)),
         name: Some(input.bucket),
-        prefix: input.prefix,
-        delimiter: input.delimiter,
-        key_marker: Some(input.key_marker.unwrap_or_default()),
+        prefix: encode.option(input.prefix),
+        delimiter: encode.option(input.delimiter.filter(|d| !d.is_empty())),
+        encoding_type: input.encoding_type,
+        key_marker: Some(encode.apply(&input.key_marker.unwrap_or_default())),
         version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
         max_keys: Some(max as i32),
         ..Default::default()
@@ -338,7 +363,7 @@ pub(super) async fn list_multipart_uploads(
     Ok(S3Response::new(dto::ListMultipartUploadsOutput {
         bucket: Some(bucket),
         prefix: input.prefix,
-        delimiter: input.delimiter,
+        delimiter: input.delimiter.filter(|d| !d.is_empty()),
         key_marker: input.key_marker,
         upload_id_marker: input.upload_id_marker,
         max_uploads: Some(max as i32),
@@ -349,6 +374,48 @@ pub(super) async fn list_multipart_uploads(
         common_prefixes: Some(common_prefixes),
         ..Default::default()
     }))
+}
+
+/// How names are written in a listing: as they are, or with `encoding-type=url` URL-encoded
+/// (form encoding, as S3's: a space is `+`), which keeps keys XML cannot carry intact and
+/// tells a `+` from a space for clients that decode what they asked to be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Raw,
+    Url,
+}
+
+impl Encoding {
+    fn of(encoding_type: Option<&dto::EncodingType>) -> S3Result<Encoding> {
+        match encoding_type.map(|e| e.as_str()) {
+            None => Ok(Encoding::Raw),
+            Some(dto::EncodingType::URL) => Ok(Encoding::Url),
+            Some(_) => Err(s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request"
+            )),
+        }
+    }
+
+    fn apply(self, name: &str) -> String {
+        match self {
+            Encoding::Raw => name.to_owned(),
+            Encoding::Url => form_urlencoded::byte_serialize(name.as_bytes()).collect(),
+        }
+    }
+
+    fn option(self, name: Option<String>) -> Option<String> {
+        name.map(|name| self.apply(&name))
+    }
+}
+
+/// The owner of every object: the namespace.
+fn owner(authorizer: &Authorizer) -> dto::Owner {
+    let ns = authorizer.namespace().to_string();
+    dto::Owner {
+        display_name: Some(ns.clone()),
+        id: Some(ns),
+    }
 }
 
 /// A decoded continuation token.
