@@ -57,7 +57,6 @@ pub(super) async fn list_buckets(
             display_name: Some(ns.to_string()),
             id: Some(ns.to_string()),
         }),
-        ..Default::default()
     }))
 }
 
