@@ -246,8 +246,9 @@ impl Eq for ExpectedChecksum {}
 pub struct WriteConditions {
     /// `If-Match`: the current ETag must be this (`*`: the object must exist).
     pub if_match: Option<String>,
-    /// `If-None-Match: *`: the object must not exist.
-    pub if_none_match_any: bool,
+    /// `If-None-Match`: the object must not exist (`*`), or its current ETag must be none of
+    /// these (a comma-separated list; an absent object passes).
+    pub if_none_match: Option<String>,
 }
 
 /// A byte range as a client asks for it.

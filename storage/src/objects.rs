@@ -91,8 +91,16 @@ impl Storage {
         current: &Current,
     ) -> Result<RecordCondition, StorageError> {
         let failed = |why: &str| Err(StorageError::PreconditionFailed(why.to_owned()));
-        if conditions.if_none_match_any && current.is_some() {
-            return failed("If-None-Match: * but the object exists");
+        if let Some(list) = &conditions.if_none_match
+            && let Some((record, _)) = current
+        {
+            let tags: Vec<&str> = list.split(',').map(bare_etag).collect();
+            if tags.contains(&"*") {
+                return failed("If-None-Match: * but the object exists");
+            }
+            if tags.contains(&record.etag.as_str()) {
+                return failed("If-None-Match matches the ETag");
+            }
         }
         if let Some(tag) = &conditions.if_match {
             match current {

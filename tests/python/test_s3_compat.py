@@ -228,5 +228,29 @@ class ListingEdges(unittest.TestCase):
         self.assertEqual(signed("GET", "/?max-buckets=0")[:2], (400, "InvalidArgument"))
 
 
+class ConditionalWrites(unittest.TestCase):
+    def test_if_none_match_and_if_match_against_the_current_etag(self):
+        bucket = new_bucket()
+        etag = S3.put_object(Bucket=bucket, Key="k", Body=b"one")["ETag"]
+        self.assertEqual(error_code(S3.put_object, Bucket=bucket, Key="k", Body=b"two", IfNoneMatch=etag), "PreconditionFailed")
+        S3.put_object(Bucket=bucket, Key="k", Body=b"two", IfNoneMatch='"0000"')
+        S3.put_object(Bucket=bucket, Key="new", Body=b"x", IfNoneMatch=etag)
+        self.assertEqual(error_code(S3.put_object, Bucket=bucket, Key="k", Body=b"three", IfMatch=etag), "PreconditionFailed")
+        current = S3.head_object(Bucket=bucket, Key="k")["ETag"]
+        upload = S3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+        part = S3.upload_part(Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=b"multi")
+        complete = dict(Bucket=bucket, Key="k", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+        self.assertEqual(error_code(S3.complete_multipart_upload, **complete, IfMatch=etag), "PreconditionFailed")
+        self.assertEqual(error_code(S3.complete_multipart_upload, **complete, IfNoneMatch=current), "PreconditionFailed")
+        S3.complete_multipart_upload(**complete, IfMatch=current)
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="k")["Body"].read(), b"multi")
+
+    def test_creating_a_bucket_you_own_succeeds(self):
+        bucket = new_bucket()
+        S3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+        S3.create_bucket(Bucket=bucket)
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="k")["Body"].read(), b"kept")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

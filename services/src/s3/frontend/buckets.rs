@@ -1,6 +1,7 @@
 //! Bucket operations: list, create, head, location and delete.
 
 use ferrobase_core::policy::Action;
+use ferrobase_storage::StorageError;
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -70,11 +71,12 @@ pub(super) async fn create_bucket(
         "CreateBucket",
         req.input.acl.as_ref().map(|acl| acl.as_str()),
     )?;
-    frontend
-        .storage
-        .create_bucket(&ns, &bucket)
-        .await
-        .map_err(storage_to_s3)?;
+    // Bucket names are per namespace, and the namespace owns all of its buckets: creating one
+    // it already has succeeds, as S3 answers in us-east-1.
+    match frontend.storage.create_bucket(&ns, &bucket).await {
+        Ok(()) | Err(StorageError::BucketAlreadyExists(_)) => {}
+        Err(error) => return Err(storage_to_s3(error)),
+    }
     Ok(S3Response::new(dto::CreateBucketOutput {
         location: Some(format!("/{bucket}")),
     }))

@@ -294,19 +294,9 @@ pub(super) fn read_conditions(
 pub(super) fn write_conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
-) -> S3Result<WriteConditions> {
-    let if_none_match_any = match if_none_match {
-        None => false,
-        Some(ETagCondition::Any) => true,
-        Some(ETagCondition::ETag(_)) => {
-            return Err(s3_error!(
-                NotImplemented,
-                "on writes, If-None-Match only supports \"*\""
-            ));
-        }
-    };
-    Ok(WriteConditions {
+) -> WriteConditions {
+    WriteConditions {
         if_match: if_match.map(condition_text),
-        if_none_match_any,
-    })
+        if_none_match: if_none_match.map(condition_text),
+    }
 }

@@ -116,7 +116,7 @@ pub(super) async fn complete_multipart_upload(
             })
         })
         .collect::<S3Result<Vec<_>>>()?;
-    let conditions = write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let conditions = write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref());
     let info = frontend
         .storage
         .complete_multipart(

@@ -27,7 +27,7 @@ pub(super) async fn put_object(
         content_type: input.content_type,
         metadata: metadata(input.metadata),
         checks: body_checks(input.content_md5.as_deref(), input.content_length, checksum)?,
-        conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+        conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
         causation: Causation::default(),
     };
     let info = frontend
