@@ -93,6 +93,32 @@ pub(crate) struct ObjectRecord {
     /// The additional checksum the body was stored with (single-part bodies only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<Checksum>,
+    /// The multipart upload that made this object, so that a retried completion of it with
+    /// the same parts answers the same result (as S3 does) rather than NoSuchUpload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_from: Option<Completion>,
+}
+
+/// Which upload completed into an object, and with which parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Completion {
+    pub upload_id: String,
+    /// Hex MD5 of the part numbers and ETags named on completion.
+    pub parts: String,
+}
+
+impl Completion {
+    pub(crate) fn new(upload_id: &str, parts: &[CompletedPart]) -> Self {
+        use md5::{Digest, Md5};
+        let mut digest = Md5::new();
+        for part in parts {
+            digest.update(format!("{}:{}\n", part.part_number, bare_etag(&part.etag)));
+        }
+        Completion {
+            upload_id: upload_id.to_owned(),
+            parts: hex::encode(digest.finalize()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

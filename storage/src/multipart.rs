@@ -14,9 +14,9 @@ use md5::{Digest, Md5};
 use crate::backend::blob_path;
 use crate::digest::composite_checksum;
 use crate::model::{
-    Blob, CompletedPart, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord, PartInfo,
-    PartRecord, UploadInfo, UploadMarker, UploadPage, UploadQuery, UploadRecord, WriteConditions,
-    bare_etag, validate_bucket,
+    Blob, CompletedPart, Completion, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord,
+    PartInfo, PartRecord, UploadInfo, UploadMarker, UploadPage, UploadQuery, UploadRecord,
+    WriteConditions, bare_etag, validate_bucket,
 };
 use crate::objects::{new_blob_id, object_record_key};
 use crate::{
@@ -420,7 +420,15 @@ impl Storage {
         conditions: &WriteConditions,
         causation: Causation,
     ) -> Result<ObjectInfo, StorageError> {
-        let (upload, upload_version) = self.read_upload(ns, bucket, key, upload_id).await?;
+        let (upload, upload_version) = match self.read_upload(ns, bucket, key, upload_id).await {
+            Err(StorageError::NoSuchUpload(id)) => {
+                return self
+                    .completed_before(ns, bucket, key, upload_id, parts)
+                    .await?
+                    .ok_or(StorageError::NoSuchUpload(id));
+            }
+            other => other?,
+        };
         if parts.is_empty() {
             return Err(StorageError::InvalidPart(
                 "a multipart upload needs at least one part".to_owned(),
@@ -492,6 +500,7 @@ impl Storage {
                     .map_err(|_| StorageError::InvalidPart("too many parts".to_owned()))?,
             ),
             checksum,
+            completed_from: Some(Completion::new(upload_id, parts)),
         };
         let upload_key = keys::upload(bucket, upload_id);
         let info = self
@@ -525,6 +534,27 @@ impl Storage {
         let numbers: Vec<u32> = stored.iter().map(|(n, _)| *n).collect();
         self.delete_part_records(ns, upload_id, numbers).await;
         Ok(info)
+    }
+
+    /// The object a completion of `upload_id` with these `parts` made, when it is still the
+    /// current object at `key`: a client that retries a completion whose answer it lost gets
+    /// that answer again.
+    async fn completed_before(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Option<ObjectInfo>, StorageError> {
+        let Some((record, _)) = self
+            .read_object(ns, &object_record_key(bucket, key)?)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let same = record.completed_from.as_ref() == Some(&Completion::new(upload_id, parts));
+        Ok(same.then(|| ObjectInfo::from_record(bucket, key, &record)))
     }
 
     /// Abandons an upload: its parts are deleted and nothing becomes visible.

@@ -283,6 +283,7 @@ impl Storage {
             }],
             parts: None,
             checksum: written.checksum,
+            completed_from: None,
         };
         let mut extra: Extra = (Vec::new(), Vec::new());
         let mut mark_key = None;
@@ -564,6 +565,7 @@ impl Storage {
             parts: source.parts,
             // The same bytes: the same checksum.
             checksum: source.checksum,
+            completed_from: None,
         };
         let result = self
             .commit_object(
