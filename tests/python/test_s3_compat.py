@@ -252,5 +252,23 @@ class ConditionalWrites(unittest.TestCase):
         self.assertEqual(S3.get_object(Bucket=bucket, Key="k")["Body"].read(), b"kept")
 
 
+class Lifecycle(unittest.TestCase):
+    def test_a_repeated_completion_answers_the_same(self):
+        bucket = new_bucket()
+        upload = S3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+        part = S3.upload_part(Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=b"once")
+        complete = dict(Bucket=bucket, Key="k", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+        first = S3.complete_multipart_upload(**complete)
+        self.assertEqual(S3.complete_multipart_upload(**complete)["ETag"], first["ETag"])
+        self.assertEqual(error_code(S3.complete_multipart_upload, **dict(complete, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"0000"'}]})), "NoSuchUpload")
+
+    def test_delete_bucket_aborts_unfinished_uploads(self):
+        bucket = new_bucket()
+        upload = S3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+        S3.upload_part(Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=b"part")
+        S3.delete_bucket(Bucket=bucket)
+        self.assertEqual(error_code(S3.head_bucket, Bucket=bucket), "404")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
