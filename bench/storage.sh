@@ -3,7 +3,8 @@
 #
 # Starts a release server on a temporary data directory, runs `ferrobase-bench storage`
 # (PUT/GET ops/s and p99 for 1 KiB objects, MB/s for 1 MiB and 64 MiB objects, each against
-# fsync'd writes and cached reads of files on the same disk), then times `dd` itself as the
+# fsync'd writes and cached reads of files on the same disk), CopyObject beside UploadPartCopy
+# of a 64 MiB object through the S3 endpoint (bench/s3_copy.py), then times `dd` itself as the
 # issue asks: `dd conv=fsync` for writes and `dd` of a cached file for reads.
 #
 # Environment (all optional):
@@ -12,6 +13,7 @@
 #   BENCH_TMPDIR         parent of the temporary data dir (default <repo>/target)
 #   BENCH_SMALL          requests per 1 KiB phase (default 5000)
 #   BENCH_CONNECTIONS    connections for the 1 KiB phases (default 32)
+#   BENCH_COPIES         runs per server-side copy phase of a 64 MiB object (default 3)
 #   BENCH_ENFORCE        1 = exit 1 when a target ratio is missed
 #   FERROBASE_STORAGE_ETAG  the server's ETag mode: auto (the default; BLAKE3-based ETags for
 #                        bodies over 8 MiB) or md5 (every ETag an MD5), to compare the two
@@ -57,6 +59,14 @@ log "ferrobase-bench storage against $URL (ETag mode: ${FERROBASE_STORAGE_ETAG:-
     --scratch-dir "$WORK/data/scratch" \
     --small-requests "${BENCH_SMALL:-5000}" --connections "${BENCH_CONNECTIONS:-32}" \
     | tee "$WORK/report.txt"
+
+# Server-side copies through the S3 endpoint: CopyObject beside UploadPartCopy.
+S3_URL=$(cat "$WORK/data/s3/address")
+S3_KEY=$("$BIN" keys create --ns bench --role service --data-dir "$WORK/data" | tail -n 1)
+python3 "$REPO/bench/s3_copy.py" "$S3_URL" \
+    "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["access_key_id"])' "$S3_KEY")" \
+    "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_access_key"])' "$S3_KEY")" \
+    64 "${BENCH_COPIES:-3}"
 
 # dd itself, on the same disk, as the ceiling: each object-sized write is one
 # `dd conv=fsync`, each read one `dd` of a file in the page cache (process start included,

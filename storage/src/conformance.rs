@@ -36,7 +36,7 @@ mod multipart;
 pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use checksums::checksums_are_checked_and_kept;
 pub use conditions::{conditional_reads, conditional_writes};
-pub use copy::copy_objects;
+pub use copy::{copy_objects, part_copies};
 pub use etags::etags_follow_the_policy;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
@@ -198,27 +198,51 @@ pub async fn bucket_lifecycle(h: Harness) {
     h.storage.head_bucket(&a, "photos").await.unwrap();
 
     put(&h, "a", "photos", "cat.jpg", "meow").await;
+    let kept = h
+        .storage
+        .create_multipart(&a, "photos", "big", PutOptions::default())
+        .await
+        .unwrap();
     assert!(matches!(
         h.storage.delete_bucket(&a, "photos").await,
         Err(StorageError::BucketNotEmpty(_))
     ));
+    assert_eq!(
+        h.storage
+            .list_uploads(&a, "photos", "")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a bucket kept for its objects keeps its uploads"
+    );
+    h.storage
+        .abort_multipart(&a, "photos", "big", &kept)
+        .await
+        .unwrap();
+    // Uploads in progress alone do not keep a bucket: they are aborted with it.
     let upload = h
         .storage
         .create_multipart(&a, "docs", "big", PutOptions::default())
         .await
         .unwrap();
-    assert!(
-        matches!(
-            h.storage.delete_bucket(&a, "docs").await,
-            Err(StorageError::BucketNotEmpty(_))
-        ),
-        "an upload in progress keeps the bucket"
-    );
     h.storage
-        .abort_multipart(&a, "docs", "big", &upload)
+        .upload_part(
+            &a,
+            "docs",
+            "big",
+            &upload,
+            1,
+            text("part"),
+            BodyChecks::default(),
+        )
         .await
         .unwrap();
     h.storage.delete_bucket(&a, "docs").await.unwrap();
+    assert!(matches!(
+        h.storage.abort_multipart(&a, "docs", "big", &upload).await,
+        Err(StorageError::NoSuchUpload(_))
+    ));
     assert!(matches!(
         h.storage.head_bucket(&a, "docs").await,
         Err(StorageError::NoSuchBucket(_))
@@ -639,7 +663,8 @@ macro_rules! storage_conformance_tests {
             copy_objects, namespaces_are_isolated, orphan_sweep, key_rules,
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
             function_writes_apply_once, etags_follow_the_policy,
-            checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep);
+            checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep,
+            part_copies);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

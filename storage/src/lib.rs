@@ -45,8 +45,8 @@ pub use digest::{Checksum, ChecksumAlgorithm, EtagPolicy, check_body};
 pub use error::StorageError;
 pub use model::{
     BodyChecks, BucketInfo, ByteRange, ChecksumCheck, CompletedPart, ExpectedChecksum, GetOptions,
-    ListPage, ListQuery, ObjectInfo, PartInfo, PutOptions, ReadConditions, SweepReport, UploadInfo,
-    UploadMarker, UploadPage, UploadQuery, WriteConditions,
+    ListPage, ListQuery, ObjectInfo, PartInfo, PartSource, PutOptions, ReadConditions, SweepReport,
+    UploadInfo, UploadMarker, UploadPage, UploadQuery, WriteConditions,
 };
 
 use model::{BucketRecord, validate_bucket};
@@ -222,7 +222,8 @@ impl Storage {
         }
     }
 
-    /// Deletes an empty bucket (no objects, no multipart uploads in progress).
+    /// Deletes a bucket without objects, aborting the multipart uploads still in progress in
+    /// it (as S3 does for general-purpose buckets).
     ///
     /// Checking that the bucket is empty and removing it are two steps, so the bucket is
     /// marked as being deleted first and removed only if its record is still the marked
@@ -252,6 +253,18 @@ impl Storage {
                 .records
                 .scan(ns, &keys::objects(bucket), None, 1)
                 .await?;
+            if objects.is_empty() {
+                // No upload can start while the mark holds, nor complete into an object.
+                for upload in self.list_uploads(ns, bucket, "").await? {
+                    match self
+                        .abort_multipart(ns, bucket, &upload.key, &upload.upload_id)
+                        .await
+                    {
+                        Ok(()) | Err(StorageError::NoSuchUpload(_)) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
             let uploads = self
                 .records
                 .scan(ns, &keys::uploads(bucket), None, 1)

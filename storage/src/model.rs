@@ -93,6 +93,32 @@ pub(crate) struct ObjectRecord {
     /// The additional checksum the body was stored with (single-part bodies only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<Checksum>,
+    /// The multipart upload that made this object, so that a retried completion of it with
+    /// the same parts answers the same result (as S3 does) rather than NoSuchUpload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_from: Option<Completion>,
+}
+
+/// Which upload completed into an object, and with which parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Completion {
+    pub upload_id: String,
+    /// Hex MD5 of the part numbers and ETags named on completion.
+    pub parts: String,
+}
+
+impl Completion {
+    pub(crate) fn new(upload_id: &str, parts: &[CompletedPart]) -> Self {
+        use md5::{Digest, Md5};
+        let mut digest = Md5::new();
+        for part in parts {
+            digest.update(format!("{}:{}\n", part.part_number, bare_etag(&part.etag)));
+        }
+        Completion {
+            upload_id: upload_id.to_owned(),
+            parts: hex::encode(digest.finalize()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,8 +272,9 @@ impl Eq for ExpectedChecksum {}
 pub struct WriteConditions {
     /// `If-Match`: the current ETag must be this (`*`: the object must exist).
     pub if_match: Option<String>,
-    /// `If-None-Match: *`: the object must not exist.
-    pub if_none_match_any: bool,
+    /// `If-None-Match`: the object must not exist (`*`), or its current ETag must be none of
+    /// these (a comma-separated list; an absent object passes).
+    pub if_none_match: Option<String>,
 }
 
 /// A byte range as a client asks for it.
@@ -442,6 +469,18 @@ pub struct UploadPage {
     /// Where the next page starts (pass it back as `after`); `None` on the last page. Its
     /// upload id is unset when the page ended with a common prefix.
     pub next: Option<UploadMarker>,
+}
+
+/// Where UploadPartCopy takes a part's bytes from: an object, or a span of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartSource {
+    pub bucket: String,
+    pub key: String,
+    /// The source's read conditions (`x-amz-copy-source-if-*`); an unchanged source fails
+    /// with PreconditionFailed rather than NotModified, as in S3.
+    pub conditions: ReadConditions,
+    /// `x-amz-copy-source-range`: first and last byte, both inside the source.
+    pub range: Option<(u64, u64)>,
 }
 
 /// A part named in CompleteMultipartUpload.

@@ -14,14 +14,14 @@ use md5::{Digest, Md5};
 use crate::backend::blob_path;
 use crate::digest::composite_checksum;
 use crate::model::{
-    Blob, CompletedPart, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord, PartInfo,
-    PartRecord, UploadInfo, UploadMarker, UploadPage, UploadQuery, UploadRecord, WriteConditions,
-    bare_etag, validate_bucket,
+    Blob, CompletedPart, Completion, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_BYTES, ObjectRecord,
+    PartInfo, PartRecord, UploadInfo, UploadMarker, UploadPage, UploadQuery, UploadRecord,
+    WriteConditions, bare_etag, validate_bucket,
 };
 use crate::objects::{new_blob_id, object_record_key};
 use crate::{
-    BodyChecks, ByteStream, ChecksumCheck, ExpectedChecksum, ObjectInfo, PutOptions, Storage,
-    StorageError, WRITE_RETRIES, decode, encode, keys,
+    BodyChecks, ByteRange, ByteStream, ChecksumCheck, ExpectedChecksum, GetOptions, ObjectInfo,
+    PartSource, PutOptions, Storage, StorageError, WRITE_RETRIES, decode, encode, keys,
 };
 
 /// Record writes per commit when removing part records (the record store bounds commits).
@@ -186,6 +186,58 @@ impl Storage {
         Err(StorageError::PreconditionFailed(
             "too many concurrent uploads of this part".to_owned(),
         ))
+    }
+
+    /// Stores a part whose bytes are those of another object, or of a span of it
+    /// (UploadPartCopy). The bytes stream through this process into a blob of their own, as
+    /// an uploaded part's do, so the part gets its ETag and checksum by the same rules, and the
+    /// source may be replaced or deleted meanwhile without touching the part.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part_copy(
+        &self,
+        ns: &Namespace,
+        source: &PartSource,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<PartInfo, StorageError> {
+        self.read_upload(ns, bucket, key, upload_id).await?;
+        let range = source
+            .range
+            .map(|(start, end)| ByteRange::Bounded { start, end });
+        let options = GetOptions {
+            range,
+            conditions: source.conditions.clone(),
+        };
+        let object = self
+            .get_object(ns, &source.bucket, &source.key, &options)
+            .await
+            .map_err(|error| match error {
+                StorageError::NotModified { .. } => {
+                    StorageError::PreconditionFailed("the copy source is unchanged".to_owned())
+                }
+                StorageError::InvalidRange { size } => StorageError::InvalidArgument(format!(
+                    "the copy source range is not within the source object of {size} bytes"
+                )),
+                other => other,
+            })?;
+        let length = match &object.range {
+            Some(span) if span.end - span.start != source.range.map_or(0, |(s, e)| e - s + 1) => {
+                return Err(StorageError::InvalidArgument(format!(
+                    "the copy source range is not within the source object of {} bytes",
+                    object.info.size
+                )));
+            }
+            Some(span) => span.end - span.start,
+            None => object.info.size,
+        };
+        let checks = BodyChecks {
+            content_length: Some(length),
+            ..BodyChecks::default()
+        };
+        self.upload_part(ns, bucket, key, upload_id, part_number, object.body, checks)
+            .await
     }
 
     /// Every part record of an upload, in part-number order.
@@ -368,7 +420,15 @@ impl Storage {
         conditions: &WriteConditions,
         causation: Causation,
     ) -> Result<ObjectInfo, StorageError> {
-        let (upload, upload_version) = self.read_upload(ns, bucket, key, upload_id).await?;
+        let (upload, upload_version) = match self.read_upload(ns, bucket, key, upload_id).await {
+            Err(StorageError::NoSuchUpload(id)) => {
+                return self
+                    .completed_before(ns, bucket, key, upload_id, parts)
+                    .await?
+                    .ok_or(StorageError::NoSuchUpload(id));
+            }
+            other => other?,
+        };
         if parts.is_empty() {
             return Err(StorageError::InvalidPart(
                 "a multipart upload needs at least one part".to_owned(),
@@ -440,6 +500,7 @@ impl Storage {
                     .map_err(|_| StorageError::InvalidPart("too many parts".to_owned()))?,
             ),
             checksum,
+            completed_from: Some(Completion::new(upload_id, parts)),
         };
         let upload_key = keys::upload(bucket, upload_id);
         let info = self
@@ -473,6 +534,27 @@ impl Storage {
         let numbers: Vec<u32> = stored.iter().map(|(n, _)| *n).collect();
         self.delete_part_records(ns, upload_id, numbers).await;
         Ok(info)
+    }
+
+    /// The object a completion of `upload_id` with these `parts` made, when it is still the
+    /// current object at `key`: a client that retries a completion whose answer it lost gets
+    /// that answer again.
+    async fn completed_before(
+        &self,
+        ns: &Namespace,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Option<ObjectInfo>, StorageError> {
+        let Some((record, _)) = self
+            .read_object(ns, &object_record_key(bucket, key)?)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let same = record.completed_from.as_ref() == Some(&Completion::new(upload_id, parts));
+        Ok(same.then(|| ObjectInfo::from_record(bucket, key, &record)))
     }
 
     /// Abandons an upload: its parts are deleted and nothing becomes visible.

@@ -91,8 +91,16 @@ impl Storage {
         current: &Current,
     ) -> Result<RecordCondition, StorageError> {
         let failed = |why: &str| Err(StorageError::PreconditionFailed(why.to_owned()));
-        if conditions.if_none_match_any && current.is_some() {
-            return failed("If-None-Match: * but the object exists");
+        if let Some(list) = &conditions.if_none_match
+            && let Some((record, _)) = current
+        {
+            let tags: Vec<&str> = list.split(',').map(bare_etag).collect();
+            if tags.contains(&"*") {
+                return failed("If-None-Match: * but the object exists");
+            }
+            if tags.contains(&record.etag.as_str()) {
+                return failed("If-None-Match matches the ETag");
+            }
         }
         if let Some(tag) = &conditions.if_match {
             match current {
@@ -275,6 +283,7 @@ impl Storage {
             }],
             parts: None,
             checksum: written.checksum,
+            completed_from: None,
         };
         let mut extra: Extra = (Vec::new(), Vec::new());
         let mut mark_key = None;
@@ -556,6 +565,7 @@ impl Storage {
             parts: source.parts,
             // The same bytes: the same checksum.
             checksum: source.checksum,
+            completed_from: None,
         };
         let result = self
             .commit_object(
@@ -589,12 +599,17 @@ impl Storage {
                 "max-keys must be between 1 and {MAX_LIST_KEYS}"
             )));
         }
+        // Keys never hold control characters, so a prefix with one matches nothing, and a
+        // start-after key with one is the same bound as a key without it (see `key_bound`).
+        if query.prefix.chars().any(char::is_control) {
+            return Ok(ListPage::default());
+        }
+        let after = query.after.as_deref().map(key_bound);
         let base = keys::objects(bucket);
         let scan_prefix = format!("{base}{}", query.prefix);
         let delimiter = query.delimiter.as_deref().filter(|d| !d.is_empty());
         let mut page = ListPage::default();
-        let mut cursor: Option<String> = query
-            .after
+        let mut cursor: Option<String> = after
             .as_ref()
             .filter(|after| after.as_str() >= query.prefix.as_str())
             .map(|after| format!("{base}{after}"));
@@ -609,7 +624,7 @@ impl Storage {
             for (record_key, record) in batch {
                 cursor = Some(record_key.clone());
                 let key = &record_key[base.len()..];
-                if let Some(after) = &query.after
+                if let Some(after) = &after
                     && key <= after.as_str()
                 {
                     continue;
@@ -620,7 +635,7 @@ impl Storage {
                         .map(|at| key[..query.prefix.len() + at + d.len()].to_owned())
                 });
                 if let Some(common) = &rolled
-                    && (query.after.as_deref().is_some_and(|a| common.as_str() <= a)
+                    && (after.as_deref().is_some_and(|a| common.as_str() <= a)
                         || page.common_prefixes.last() == Some(common))
                 {
                     cursor = Some(format!("{base}{common}{}", char::MAX));
@@ -652,6 +667,18 @@ impl Storage {
                 return Ok(page);
             }
         }
+    }
+}
+
+/// A start-after bound without control characters that the same keys sort after. Before a
+/// control character below U+0020 every key character sorts after it, so the bound is what
+/// precedes it; before DEL or a C1 control, the key characters that sort after it are those
+/// after `~` (0x7E) followed by the greatest character.
+fn key_bound(after: &str) -> String {
+    match after.char_indices().find(|(_, c)| c.is_control()) {
+        None => after.to_owned(),
+        Some((at, c)) if c < ' ' => after[..at].to_owned(),
+        Some((at, _)) => format!("{}~{}", &after[..at], char::MAX),
     }
 }
 

@@ -34,7 +34,7 @@ head -c 3000000 /dev/urandom >"$work/random.bin"
 printf 'hello from aws-cli\n' >"$work/hello.txt"
 
 check "mb creates a bucket" aws_s3 s3 mb "s3://$bucket"
-check "creating it again fails" expect_code BucketAlreadyOwnedByYou aws_s3 s3api create-bucket --bucket "$bucket"
+check "creating it again succeeds (us-east-1: you own it)" aws_s3 s3api create-bucket --bucket "$bucket"
 check "ls lists the bucket" bash -c "aws --endpoint-url '$S3_ENDPOINT' s3 ls | grep -q ' $bucket\$'"
 check "cp uploads a file" aws_s3 s3 cp "$work/hello.txt" "s3://$bucket/docs/hello.txt"
 check "cp uploads a 3 MB file" aws_s3 s3 cp "$work/random.bin" "s3://$bucket/data/random.bin"

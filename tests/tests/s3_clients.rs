@@ -1,4 +1,4 @@
-//! Real S3 clients against the real binary: the boto3 suite (`tests/python/`) and the aws-cli
+//! Real S3 clients against the real binary: the boto3 suites (`tests/python/`) and the aws-cli
 //! suite (`tests/shell/`), each against a server of its own. `./scripts/test` installs boto3
 //! and aws-cli when they are missing; a missing client fails the test rather than skipping it.
 
@@ -55,6 +55,15 @@ fn boto3_suite() {
     let server = Server::start_with(s3_options()).unwrap();
     let mut command = Command::new("python3");
     command.arg(suite_path("python/test_s3_boto3.py"));
+    run_suite(&server, command);
+}
+
+/// S3 behaviour real tools rely on beyond the basics (`python/test_s3_compat.py`).
+#[test]
+fn boto3_compat_suite() {
+    let server = Server::start_with(s3_options()).unwrap();
+    let mut command = Command::new("python3");
+    command.arg(suite_path("python/test_s3_compat.py"));
     run_suite(&server, command);
 }
 

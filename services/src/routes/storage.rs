@@ -222,15 +222,6 @@ fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
                 .ok_or_else(|| ApiError::invalid("Content-MD5 must be the base64 of an MD5"))
         })
         .transpose()?;
-    let if_none_match_any = match header_text(headers, header::IF_NONE_MATCH) {
-        None => false,
-        Some(text) if text.trim() == "*" => true,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "on writes, If-None-Match only supports \"*\" (create if absent)",
-            ));
-        }
-    };
     let metadata: BTreeMap<String, String> = headers
         .iter()
         .filter_map(|(name, value)| {
@@ -255,7 +246,7 @@ fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
         },
         conditions: WriteConditions {
             if_match: header_text(headers, header::IF_MATCH),
-            if_none_match_any,
+            if_none_match: header_text(headers, header::IF_NONE_MATCH),
         },
         causation: Causation::default(),
     })

@@ -107,7 +107,7 @@ pub async fn conditional_writes(h: Harness) {
     bucket(&h, "a", "wrt").await;
     let create_only = PutOptions {
         conditions: WriteConditions {
-            if_none_match_any: true,
+            if_none_match: Some("*".to_owned()),
             ..Default::default()
         },
         ..PutOptions::default()
@@ -156,6 +156,92 @@ pub async fn conditional_writes(h: Harness) {
         get(&h, "a", "wrt", "k", GetOptions::default()).await,
         b"four"
     );
-    assert_eq!(events(&h, "a").await.len(), 2);
+    // If-None-Match with ETags: refused while the object has one of them.
+    let if_none_match = |tags: &str| PutOptions {
+        conditions: WriteConditions {
+            if_none_match: Some(tags.to_owned()),
+            ..Default::default()
+        },
+        ..PutOptions::default()
+    };
+    let four = md5_hex(b"four");
+    assert!(matches!(
+        h.storage
+            .put_object(
+                &a,
+                "wrt",
+                "k",
+                text("five"),
+                if_none_match(&format!("\"x\", \"{four}\""))
+            )
+            .await,
+        Err(StorageError::PreconditionFailed(_))
+    ));
+    h.storage
+        .put_object(
+            &a,
+            "wrt",
+            "fresh",
+            text("new"),
+            if_none_match(&format!("\"{four}\"")),
+        )
+        .await
+        .unwrap();
+    // CompleteMultipartUpload is held to the same conditions against the current object.
+    let upload = h
+        .storage
+        .create_multipart(&a, "wrt", "k", PutOptions::default())
+        .await
+        .unwrap();
+    let part = h
+        .storage
+        .upload_part(
+            &a,
+            "wrt",
+            "k",
+            &upload,
+            1,
+            text("part"),
+            BodyChecks::default(),
+        )
+        .await
+        .unwrap();
+    let parts = [CompletedPart {
+        part_number: 1,
+        etag: part.etag,
+        checksum: None,
+    }];
+    let complete = |conditions: WriteConditions| {
+        let (h, a, upload, parts) = (&h, a.clone(), upload.clone(), parts.clone());
+        async move {
+            h.storage
+                .complete_multipart(
+                    &a,
+                    "wrt",
+                    "k",
+                    &upload,
+                    &parts,
+                    &conditions,
+                    Causation::default(),
+                )
+                .await
+        }
+    };
+    for failing in [
+        if_match("\"stale\"").conditions,
+        if_none_match(&four).conditions,
+        if_none_match("*").conditions,
+    ] {
+        assert!(matches!(
+            complete(failing).await,
+            Err(StorageError::PreconditionFailed(_))
+        ));
+    }
+    complete(if_match(&four).conditions).await.unwrap();
+    assert_eq!(
+        get(&h, "a", "wrt", "k", GetOptions::default()).await,
+        b"part"
+    );
+    assert_eq!(events(&h, "a").await.len(), 4);
     assert_no_orphans(&h).await;
 }

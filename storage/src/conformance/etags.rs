@@ -97,7 +97,7 @@ pub async fn etags_follow_the_policy(h: Harness) {
     let replace_if_match = PutOptions {
         conditions: WriteConditions {
             if_match: Some(quoted.clone()),
-            if_none_match_any: false,
+            if_none_match: None,
         },
         ..PutOptions::default()
     };

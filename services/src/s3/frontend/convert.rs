@@ -14,6 +14,27 @@ use s3s::{S3Result, TrailingHeaders, s3_error};
 
 use crate::s3::SyncStream;
 
+/// The version id of every object: buckets are unversioned, as S3 calls objects stored while
+/// versioning was never enabled.
+pub(super) const NULL_VERSION: &str = "null";
+
+/// Whether a request naming `version_id` means the one version an object has.
+pub(super) fn is_null_version(version_id: Option<&str>) -> bool {
+    version_id.is_none_or(|id| id.is_empty() || id == NULL_VERSION)
+}
+
+/// NoSuchVersion for a read of any version but `null`.
+pub(super) fn require_null_version(version_id: Option<&str>) -> S3Result<()> {
+    if is_null_version(version_id) {
+        Ok(())
+    } else {
+        Err(s3_error!(
+            NoSuchVersion,
+            "buckets are unversioned: the only version of an object is \"null\""
+        ))
+    }
+}
+
 pub(super) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
 }
@@ -273,19 +294,9 @@ pub(super) fn read_conditions(
 pub(super) fn write_conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
-) -> S3Result<WriteConditions> {
-    let if_none_match_any = match if_none_match {
-        None => false,
-        Some(ETagCondition::Any) => true,
-        Some(ETagCondition::ETag(_)) => {
-            return Err(s3_error!(
-                NotImplemented,
-                "on writes, If-None-Match only supports \"*\""
-            ));
-        }
-    };
-    Ok(WriteConditions {
+) -> WriteConditions {
+    WriteConditions {
         if_match: if_match.map(condition_text),
-        if_none_match_any,
-    })
+        if_none_match: if_none_match.map(condition_text),
+    }
 }

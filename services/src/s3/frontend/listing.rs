@@ -4,19 +4,19 @@
 use base64::Engine as _;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_storage::model::MAX_LIST_KEYS;
-use ferrobase_storage::{UploadMarker, UploadQuery};
+use ferrobase_storage::{ObjectInfo, UploadMarker, UploadQuery};
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::convert::{etag, timestamp};
+use super::convert::{NULL_VERSION, etag, timestamp};
 use super::{S3Frontend, api_to_s3, storage_to_s3};
 use crate::auth::Authorizer;
 use crate::auth::listing::{Resume, VisiblePage, is_sealed};
 use crate::routes::storage::list_visible_objects;
 
-/// One page of objects as `s3s` writes them, for both versions of ListObjects.
+/// One page of objects the caller may read, for every listing of objects.
 struct ObjectsPage {
-    contents: Vec<dto::Object>,
+    objects: Vec<ObjectInfo>,
     common_prefixes: Vec<dto::CommonPrefix>,
     /// Where a truncated page continues: the last key or common prefix shown, or a sealed
     /// cursor (`auth::listing`).
@@ -25,7 +25,45 @@ struct ObjectsPage {
 
 impl ObjectsPage {
     fn key_count(&self) -> usize {
-        self.contents.len() + self.common_prefixes.len()
+        self.objects.len() + self.common_prefixes.len()
+    }
+
+    /// The common prefixes, encoded as asked.
+    fn prefixes(&self, encode: Encoding) -> Vec<dto::CommonPrefix> {
+        self.common_prefixes
+            .iter()
+            .map(|prefix| dto::CommonPrefix {
+                prefix: prefix.prefix.as_deref().map(|p| encode.apply(p)),
+            })
+            .collect()
+    }
+
+    /// Whether the page ends with an object rather than a common prefix.
+    fn ends_with_object(&self) -> bool {
+        let object = self.objects.last().map(|o| o.key.as_str());
+        let prefix = self
+            .common_prefixes
+            .last()
+            .and_then(|p| p.prefix.as_deref());
+        object.is_some() && object > prefix
+    }
+
+    /// The objects as ListObjects (both versions) writes them, with their owner when asked.
+    fn contents(&self, encode: Encoding, owner: Option<&dto::Owner>) -> Vec<dto::Object> {
+        self.objects
+            .iter()
+            .map(|object| dto::Object {
+                e_tag: Some(etag(&object.etag)),
+                key: Some(encode.apply(&object.key)),
+                owner: owner.cloned(),
+                last_modified: Some(timestamp(object.last_modified_ms)),
+                size: Some(object.size as i64),
+                storage_class: Some(dto::ObjectStorageClass::from_static(
+                    dto::ObjectStorageClass::STANDARD,
+                )),
+                ..Default::default()
+            })
+            .collect()
     }
 }
 
@@ -71,20 +109,6 @@ async fn objects_page(
         .await
         .map_err(api_to_s3)?
     };
-    let contents = page
-        .items
-        .into_iter()
-        .map(|object| dto::Object {
-            e_tag: Some(etag(&object.etag)),
-            key: Some(object.key),
-            last_modified: Some(timestamp(object.last_modified_ms)),
-            size: Some(object.size as i64),
-            storage_class: Some(dto::ObjectStorageClass::from_static(
-                dto::ObjectStorageClass::STANDARD,
-            )),
-            ..Default::default()
-        })
-        .collect();
     let common_prefixes = page
         .prefixes
         .into_iter()
@@ -93,7 +117,7 @@ async fn objects_page(
         })
         .collect();
     Ok(ObjectsPage {
-        contents,
+        objects: page.items,
         common_prefixes,
         next: page.next,
     })
@@ -107,6 +131,7 @@ pub(super) async fn list_objects_v2(
 ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
     let authorizer = frontend.authorizer(&req).await?;
     let input = req.input;
+    let encode = Encoding::of(input.encoding_type.as_ref())?;
     let token = input
         .continuation_token
         .as_deref()
@@ -129,18 +154,23 @@ pub(super) async fn list_objects_v2(
         max,
     )
     .await?;
+    let owner = input
+        .fetch_owner
+        .unwrap_or(false)
+        .then(|| owner(&authorizer));
     Ok(S3Response::new(dto::ListObjectsV2Output {
         key_count: Some(page.key_count() as i32),
         is_truncated: Some(page.next.is_some()),
         next_continuation_token: page.next.as_deref().map(encode_token),
-        contents: Some(page.contents),
-        common_prefixes: Some(page.common_prefixes),
+        contents: Some(page.contents(encode, owner.as_ref())),
+        common_prefixes: Some(page.prefixes(encode)),
         name: Some(input.bucket),
-        prefix: input.prefix,
-        delimiter: input.delimiter,
+        prefix: encode.option(input.prefix),
+        delimiter: encode.option(input.delimiter.filter(|d| !d.is_empty())),
         max_keys: Some(max as i32),
         continuation_token: input.continuation_token,
-        start_after: input.start_after,
+        start_after: encode.option(input.start_after),
+        encoding_type: input.encoding_type,
         ..Default::default()
     }))
 }
@@ -156,6 +186,7 @@ pub(super) async fn list_objects(
 ) -> S3Result<S3Response<dto::ListObjectsOutput>> {
     let authorizer = frontend.authorizer(&req).await?;
     let input = req.input;
+    let encode = Encoding::of(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys);
     let resume = input
         .marker
@@ -173,16 +204,93 @@ pub(super) async fn list_objects(
     )
     .await?;
     let marked = delimited || page.next.as_deref().is_some_and(is_sealed);
+    // The first version always names the owner, as S3's does.
+    let contents = page.contents(encode, Some(&owner(&authorizer)));
+    let common_prefixes = page.prefixes(encode);
     Ok(S3Response::new(dto::ListObjectsOutput {
         is_truncated: Some(page.next.is_some()),
-        next_marker: page.next.filter(|_| marked),
-        contents: Some(page.contents),
-        common_prefixes: Some(page.common_prefixes),
+        next_marker: page.next.filter(|_| marked).map(|next| encode.apply(&next)),
+        contents: Some(contents),
+        common_prefixes: Some(common_prefixes),
         name: Some(input.bucket),
-        prefix: input.prefix,
+        prefix: encode.option(input.prefix),
         // S3 always answers the marker it was given, empty for the first page.
-        marker: Some(input.marker.unwrap_or_default()),
-        delimiter: input.delimiter,
+        marker: Some(encode.apply(&input.marker.unwrap_or_default())),
+        delimiter: encode.option(input.delimiter.filter(|d| !d.is_empty())),
+        max_keys: Some(max as i32),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}
+
+/// ListObjectVersions of an unversioned bucket: every object once, as version `null` and
+/// the latest, and never a delete marker, so version-aware tools work. Pages resume after
+/// `key-marker` (a key, common prefix or sealed cursor, as ListObjects' `marker`); the only
+/// version there is to resume after is `null`, so `version-id-marker` must be that or empty.
+pub(super) async fn list_object_versions(
+    frontend: &S3Frontend,
+    req: S3Request<dto::ListObjectVersionsInput>,
+) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
+    let authorizer = frontend.authorizer(&req).await?;
+    let input = req.input;
+    let encode = Encoding::of(input.encoding_type.as_ref())?;
+    let owner = owner(&authorizer);
+    let key_marker = input.key_marker.as_deref().filter(|key| !key.is_empty());
+    match (key_marker, input.version_id_marker.as_deref()) {
+        (_, None | Some("")) | (Some(_), Some(NULL_VERSION)) => {}
+        (None, Some(_)) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
+    }
+    let max = max_keys(input.max_keys);
+    let resume = key_marker.map_or(Resume::Beginning, Resume::CursorOrKey);
+    let page = objects_page(
+        frontend,
+        &authorizer,
+        &input.bucket,
+        input.prefix.as_deref(),
+        input.delimiter.as_deref(),
+        resume,
+        max,
+    )
+    .await?;
+    let next_version_id_marker =
+        (page.next.is_some() && page.ends_with_object()).then(|| NULL_VERSION.to_owned());
+    let versions = page
+        .objects
+        .iter()
+        .map(|object| dto::ObjectVersion {
+            e_tag: Some(etag(&object.etag)),
+            is_latest: Some(true),
+            key: Some(encode.apply(&object.key)),
+            owner: Some(owner.clone()),
+            last_modified: Some(timestamp(object.last_modified_ms)),
+            size: Some(object.size as i64),
+            storage_class: Some(dto::ObjectVersionStorageClass::from_static(
+                dto::ObjectVersionStorageClass::STANDARD,
+            )),
+            version_id: Some(NULL_VERSION.to_owned()),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(dto::ListObjectVersionsOutput {
+        is_truncated: Some(page.next.is_some()),
+        next_key_marker: page.next.as_deref().map(|next| encode.apply(next)),
+        next_version_id_marker,
+        versions: Some(versions),
+        common_prefixes: Some(page.prefixes(encode)),
+        name: Some(input.bucket),
+        prefix: encode.option(input.prefix),
+        delimiter: encode.option(input.delimiter.filter(|d| !d.is_empty())),
+        encoding_type: input.encoding_type,
+        key_marker: Some(encode.apply(&input.key_marker.unwrap_or_default())),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
         max_keys: Some(max as i32),
         ..Default::default()
     }))
@@ -255,7 +363,7 @@ pub(super) async fn list_multipart_uploads(
     Ok(S3Response::new(dto::ListMultipartUploadsOutput {
         bucket: Some(bucket),
         prefix: input.prefix,
-        delimiter: input.delimiter,
+        delimiter: input.delimiter.filter(|d| !d.is_empty()),
         key_marker: input.key_marker,
         upload_id_marker: input.upload_id_marker,
         max_uploads: Some(max as i32),
@@ -266,6 +374,48 @@ pub(super) async fn list_multipart_uploads(
         common_prefixes: Some(common_prefixes),
         ..Default::default()
     }))
+}
+
+/// How names are written in a listing: as they are, or with `encoding-type=url` URL-encoded
+/// (form encoding, as S3's: a space is `+`), which keeps keys XML cannot carry intact and
+/// tells a `+` from a space for clients that decode what they asked to be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Raw,
+    Url,
+}
+
+impl Encoding {
+    fn of(encoding_type: Option<&dto::EncodingType>) -> S3Result<Encoding> {
+        match encoding_type.map(|e| e.as_str()) {
+            None => Ok(Encoding::Raw),
+            Some(dto::EncodingType::URL) => Ok(Encoding::Url),
+            Some(_) => Err(s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request"
+            )),
+        }
+    }
+
+    fn apply(self, name: &str) -> String {
+        match self {
+            Encoding::Raw => name.to_owned(),
+            Encoding::Url => form_urlencoded::byte_serialize(name.as_bytes()).collect(),
+        }
+    }
+
+    fn option(self, name: Option<String>) -> Option<String> {
+        name.map(|name| self.apply(&name))
+    }
+}
+
+/// The owner of every object: the namespace.
+fn owner(authorizer: &Authorizer) -> dto::Owner {
+    let ns = authorizer.namespace().to_string();
+    dto::Owner {
+        display_name: Some(ns.clone()),
+        id: Some(ns),
+    }
 }
 
 /// A decoded continuation token.

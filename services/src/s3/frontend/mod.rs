@@ -8,9 +8,10 @@
 //! which bound the user input a message echoes.
 //!
 //! The [`S3`] trait must be implemented in one block, so it lives here and hands each
-//! operation to the module of its concept: `buckets`, `objects`, `multipart` and
-//! `listing`; `convert` holds the conversions between `s3s` and storage types.
+//! operation to the module of its concept: `buckets`, `objects`, `multipart`,
+//! `listing` and `acl`; `convert` holds the conversions between `s3s` and storage types.
 
+mod acl;
 mod buckets;
 mod convert;
 mod listing;
@@ -257,6 +258,20 @@ impl S3 for S3Frontend {
         buckets::delete_bucket(self, req).await
     }
 
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<dto::GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
+        buckets::get_bucket_versioning(self, req).await
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<dto::PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::PutBucketVersioningOutput>> {
+        buckets::put_bucket_versioning(self, req).await
+    }
+
     async fn put_object(
         &self,
         req: S3Request<dto::PutObjectInput>,
@@ -313,6 +328,13 @@ impl S3 for S3Frontend {
         multipart::upload_part(self, req).await
     }
 
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<dto::UploadPartCopyInput>,
+    ) -> S3Result<S3Response<dto::UploadPartCopyOutput>> {
+        multipart::upload_part_copy(self, req).await
+    }
+
     async fn complete_multipart_upload(
         &self,
         req: S3Request<dto::CompleteMultipartUploadInput>,
@@ -348,10 +370,52 @@ impl S3 for S3Frontend {
         listing::list_objects_v2(self, req).await
     }
 
+    async fn list_object_versions(
+        &self,
+        req: S3Request<dto::ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
+        listing::list_object_versions(self, req).await
+    }
+
     async fn list_multipart_uploads(
         &self,
         req: S3Request<dto::ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
         listing::list_multipart_uploads(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<dto::GetObjectAclInput>,
+    ) -> S3Result<S3Response<dto::GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<dto::PutObjectAclInput>,
+    ) -> S3Result<S3Response<dto::PutObjectAclOutput>> {
+        acl::put_object_acl(self, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<dto::GetBucketAclInput>,
+    ) -> S3Result<S3Response<dto::GetBucketAclOutput>> {
+        acl::get_bucket_acl(self, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<dto::PutBucketAclInput>,
+    ) -> S3Result<S3Response<dto::PutBucketAclOutput>> {
+        acl::put_bucket_acl(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<dto::GetObjectAttributesOutput>> {
+        objects::get_object_attributes(self, req).await
     }
 }

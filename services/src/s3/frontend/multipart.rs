@@ -1,15 +1,19 @@
-//! Multipart uploads: create, upload a part, complete, abort and list the parts.
+//! Multipart uploads: create, upload a part (or copy one), complete, abort and list the parts.
 
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::Action;
-use ferrobase_storage::{BodyChecks, ChecksumCheck, CompletedPart, ExpectedChecksum, PutOptions};
+use ferrobase_storage::{
+    BodyChecks, ByteRange, ChecksumCheck, CompletedPart, ExpectedChecksum, PartSource, PutOptions,
+};
 use s3s::dto::{self, ETag};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::acl::require_private_canned;
 use super::convert::{
     body_checks, body_stream, checksum_algorithm, checksum_type, etag, metadata, part_checksum,
-    requested_checksum, set_checksum_fields, timestamp, write_conditions,
+    read_conditions, requested_checksum, set_checksum_fields, timestamp, write_conditions,
 };
+use super::objects::copy_source;
 use super::{S3Frontend, storage_to_s3};
 
 pub(super) async fn create_multipart_upload(
@@ -19,6 +23,10 @@ pub(super) async fn create_multipart_upload(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    require_private_canned(
+        "CreateMultipartUpload",
+        input.acl.as_ref().map(|acl| acl.as_str()),
+    )?;
     let algorithm = input
         .checksum_algorithm
         .as_ref()
@@ -108,7 +116,7 @@ pub(super) async fn complete_multipart_upload(
             })
         })
         .collect::<S3Result<Vec<_>>>()?;
-    let conditions = write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let conditions = write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref());
     let info = frontend
         .storage
         .complete_multipart(
@@ -188,6 +196,67 @@ pub(super) async fn list_parts(
         part_number_marker: input.part_number_marker,
         next_part_number_marker: if truncated { next } else { None },
         parts: Some(parts),
+        ..Default::default()
+    }))
+}
+
+/// UploadPartCopy: a part made of another object's bytes, or of the span
+/// `x-amz-copy-source-range: bytes=first-last` of them.
+pub(super) async fn upload_part_copy(
+    frontend: &S3Frontend,
+    req: S3Request<dto::UploadPartCopyInput>,
+) -> S3Result<S3Response<dto::UploadPartCopyOutput>> {
+    let (source_bucket, source_key) = copy_source(&req.input.copy_source)?;
+    let ns = frontend
+        .authorize(&req, Action::Read, &format!("{source_bucket}/{source_key}"))
+        .await?;
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    frontend.authorize(&req, Action::Write, &path).await?;
+    let input = req.input;
+    let number = u32::try_from(input.part_number)
+        .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
+    let range = input
+        .copy_source_range
+        .as_deref()
+        .map(|text| match ByteRange::parse(text) {
+            Ok(ByteRange::Bounded { start, end }) => Ok((start, end)),
+            _ => Err(s3_error!(
+                InvalidArgument,
+                "x-amz-copy-source-range must be bytes=first-last"
+            )),
+        })
+        .transpose()?;
+    let source = PartSource {
+        bucket: source_bucket,
+        key: source_key,
+        conditions: read_conditions(
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        ),
+        range,
+    };
+    let part = frontend
+        .storage
+        .upload_part_copy(
+            &ns,
+            &source,
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            number,
+        )
+        .await
+        .map_err(storage_to_s3)?;
+    let mut result = dto::CopyPartResult {
+        e_tag: Some(etag(&part.etag)),
+        last_modified: Some(timestamp(part.last_modified_ms)),
+        ..Default::default()
+    };
+    set_checksum_fields!(result, part.checksum.as_ref());
+    Ok(S3Response::new(dto::UploadPartCopyOutput {
+        copy_part_result: Some(result),
         ..Default::default()
     }))
 }

@@ -6,10 +6,11 @@ use ferrobase_storage::{BodyChecks, ChecksumAlgorithm, GetOptions, PutOptions, c
 use s3s::dto;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::acl::require_private_canned;
 use super::convert::{
-    blob, body_checks, body_stream, checksum_check, checksum_type, checksum_wanted, etag, metadata,
-    out_metadata, range, read_conditions, requested_checksum, set_checksum_fields, timestamp,
-    write_conditions,
+    blob, body_checks, body_stream, checksum_check, checksum_type, checksum_wanted, etag,
+    is_null_version, metadata, out_metadata, range, read_conditions, requested_checksum,
+    require_null_version, set_checksum_fields, timestamp, write_conditions,
 };
 use super::{S3Frontend, WholeBody, storage_to_s3};
 
@@ -20,12 +21,13 @@ pub(super) async fn put_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    require_private_canned("PutObject", input.acl.as_ref().map(|acl| acl.as_str()))?;
     let checksum = requested_checksum!(req, input)?;
     let options = PutOptions {
         content_type: input.content_type,
         metadata: metadata(input.metadata),
         checks: body_checks(input.content_md5.as_deref(), input.content_length, checksum)?,
-        conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+        conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
         causation: Causation::default(),
     };
     let info = frontend
@@ -55,6 +57,7 @@ pub(super) async fn get_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Read, &path).await?;
     let input = req.input;
+    require_null_version(input.version_id.as_deref())?;
     let options = GetOptions {
         range: range(input.range),
         conditions: read_conditions(
@@ -111,6 +114,7 @@ pub(super) async fn head_object(
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Read, &path).await?;
     let input = req.input;
+    require_null_version(input.version_id.as_deref())?;
     let options = GetOptions {
         range: None,
         conditions: read_conditions(
@@ -150,11 +154,14 @@ pub(super) async fn delete_object(
 ) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     let ns = frontend.authorize(&req, Action::Write, &path).await?;
-    frontend
-        .storage
-        .delete_object(&ns, &req.input.bucket, &req.input.key, Causation::default())
-        .await
-        .map_err(storage_to_s3)?;
+    // Any other version does not exist, and deleting what does not exist succeeds (as in S3).
+    if is_null_version(req.input.version_id.as_deref()) {
+        frontend
+            .storage
+            .delete_object(&ns, &req.input.bucket, &req.input.key, Causation::default())
+            .await
+            .map_err(storage_to_s3)?;
+    }
     Ok(S3Response::new(dto::DeleteObjectOutput::default()))
 }
 
@@ -177,6 +184,7 @@ pub(super) async fn delete_objects(
     for object in &req.input.delete.objects {
         let path = format!("{bucket}/{}", object.key);
         let outcome = match frontend.authorize(&req, Action::Write, &path).await {
+            Ok(_) if !is_null_version(object.version_id.as_deref()) => Ok(false),
             Ok(_) => frontend
                 .storage
                 .delete_object(&ns, &bucket, &object.key, Causation::default())
@@ -189,6 +197,7 @@ pub(super) async fn delete_objects(
                 if !quiet {
                     deleted.push(dto::DeletedObject {
                         key: Some(object.key.clone()),
+                        version_id: object.version_id.clone(),
                         ..Default::default()
                     });
                 }
@@ -206,6 +215,23 @@ pub(super) async fn delete_objects(
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     }))
+}
+
+/// The bucket and key of a copy source (version `null` only; no access points).
+pub(super) fn copy_source(source: &dto::CopySource) -> S3Result<(String, String)> {
+    match source {
+        dto::CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            require_null_version(version_id.as_deref())?;
+            Ok((bucket.to_string(), key.to_string()))
+        }
+        dto::CopySource::AccessPoint { .. } | dto::CopySource::Outpost { .. } => {
+            Err(s3_error!(NotImplemented, "access points are not supported"))
+        }
+    }
 }
 
 /// Most keys one DeleteObjects request may name, as in S3.
@@ -243,18 +269,14 @@ pub(super) async fn copy_object(
     frontend: &S3Frontend,
     req: S3Request<dto::CopyObjectInput>,
 ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
-    let (source_bucket, source_key) = match &req.input.copy_source {
-        dto::CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
-        dto::CopySource::AccessPoint { .. } | dto::CopySource::Outpost { .. } => {
-            return Err(s3_error!(NotImplemented, "access points are not supported"));
-        }
-    };
+    let (source_bucket, source_key) = copy_source(&req.input.copy_source)?;
     let ns = frontend
         .authorize(&req, Action::Read, &format!("{source_bucket}/{source_key}"))
         .await?;
     let path = format!("{}/{}", req.input.bucket, req.input.key);
     frontend.authorize(&req, Action::Write, &path).await?;
     let input = req.input;
+    require_private_canned("CopyObject", input.acl.as_ref().map(|acl| acl.as_str()))?;
     let replace = match input.metadata_directive.as_ref().map(|d| d.as_str()) {
         None | Some(dto::MetadataDirective::COPY) => false,
         Some(dto::MetadataDirective::REPLACE) => true,
@@ -308,4 +330,59 @@ pub(super) async fn copy_object(
         }),
         ..Default::default()
     }))
+}
+
+/// GetObjectAttributes: the attributes asked for, of what HeadObject knows. Parts are
+/// counted, not listed: the parts of a completed upload are not kept apart.
+pub(super) async fn get_object_attributes(
+    frontend: &S3Frontend,
+    req: S3Request<dto::GetObjectAttributesInput>,
+) -> S3Result<S3Response<dto::GetObjectAttributesOutput>> {
+    let path = format!("{}/{}", req.input.bucket, req.input.key);
+    let ns = frontend.authorize(&req, Action::Read, &path).await?;
+    let input = req.input;
+    require_null_version(input.version_id.as_deref())?;
+    let info = frontend
+        .storage
+        .head_object(&ns, &input.bucket, &input.key, &GetOptions::default())
+        .await
+        .map_err(storage_to_s3)?;
+    // s3s keeps the header's comma-separated list as one entry.
+    let wanted = |name: &str| {
+        input
+            .object_attributes
+            .iter()
+            .flat_map(|a| a.as_str().split(','))
+            .any(|a| a.trim() == name)
+    };
+    let mut output = dto::GetObjectAttributesOutput {
+        last_modified: Some(timestamp(info.last_modified_ms)),
+        ..Default::default()
+    };
+    if wanted(dto::ObjectAttributes::ETAG) {
+        output.e_tag = Some(etag(&info.etag));
+    }
+    if wanted(dto::ObjectAttributes::OBJECT_SIZE) {
+        output.object_size = Some(info.size as i64);
+    }
+    if wanted(dto::ObjectAttributes::STORAGE_CLASS) {
+        output.storage_class = Some(dto::StorageClass::from_static(dto::StorageClass::STANDARD));
+    }
+    if wanted(dto::ObjectAttributes::CHECKSUM) && info.checksum.is_some() {
+        let mut checksum = dto::Checksum {
+            checksum_type: checksum_type(info.checksum.as_ref()),
+            ..Default::default()
+        };
+        set_checksum_fields!(checksum, info.checksum.as_ref());
+        output.checksum = Some(checksum);
+    }
+    if wanted(dto::ObjectAttributes::OBJECT_PARTS)
+        && let Some(parts) = info.parts
+    {
+        output.object_parts = Some(dto::GetObjectAttributesParts {
+            total_parts_count: Some(parts as i32),
+            ..Default::default()
+        });
+    }
+    Ok(S3Response::new(output))
 }
