@@ -48,6 +48,23 @@ pub struct FunctionSpec {
     pub web: bool,
 }
 
+/// How a function's code is called, decided from its syntax when it loads (see
+/// `engine::load`): the form of its event and result, and what a web request becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Contract {
+    /// An ES module's default export, called as `(event, ctx)`; its result is the answer
+    /// as it is (`undefined` is `null`).
+    #[default]
+    Ferrobase,
+    /// OpenWhisk's action contract: `main(params)` of a script (run in sloppy mode) or a
+    /// module's `main` export. Returning nothing answers `{}`; a result with a top-level
+    /// `error` is an application error; `process.env` has the `__OW_*` variables; a web
+    /// request arrives as merged `params` with the `__ow_*` fields.
+    #[serde(rename = "openwhisk")]
+    OpenWhisk,
+}
+
 /// What a function is made of.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,6 +230,10 @@ pub struct FunctionVersion {
     pub spec: FunctionSpec,
     /// RFC 3339 time of the deploy.
     pub deployed_at: String,
+    /// How the code is called, found when the deploy compiled it (`ferrobase` for sequences
+    /// and for versions recorded before the contract was).
+    #[serde(default)]
+    pub contract: Contract,
 }
 
 impl FunctionVersion {

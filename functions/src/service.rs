@@ -16,8 +16,8 @@ use crate::activations::{ActivationRetention, ActivationStore};
 use crate::engine::{FetchPolicy, HostBinding};
 use crate::host::{HostApi, HostContext, Idempotency};
 use crate::model::{
-    ActivationError, ActivationRecord, Cause, FunctionKind, FunctionSpec, FunctionVersion,
-    OutcomeKind, StartKind, Target, billed_gb_seconds, validate_name,
+    ActivationError, ActivationRecord, Cause, Contract, FunctionKind, FunctionSpec,
+    FunctionVersion, OutcomeKind, StartKind, Target, billed_gb_seconds, validate_name,
 };
 use crate::pool::{Execution, Pool, PoolConfig, PoolStats};
 use crate::store::FunctionStore;
@@ -156,7 +156,13 @@ impl FunctionService {
             self.check_sequence(ns, name, &spec.steps).await?;
             let version = self
                 .store
-                .deploy(ns, name, spec, rfc3339_millis(now_ms()))
+                .deploy(
+                    ns,
+                    name,
+                    spec,
+                    Contract::Ferrobase,
+                    rfc3339_millis(now_ms()),
+                )
                 .await?;
             self.limiters
                 .lock()
@@ -169,10 +175,10 @@ impl FunctionService {
         let check_limit = spec.timeout().min(Duration::from_secs(5));
         // On a supervised executor thread: top-level code stuck in a native builtin is refused
         // at the limit instead of holding the deploy (and a thread) for as long as it runs.
-        self.pool.check(code, memory, check_limit).await?;
+        let contract = self.pool.check(code, memory, check_limit).await?;
         let version = self
             .store
-            .deploy(ns, name, spec, rfc3339_millis(now_ms()))
+            .deploy(ns, name, spec, contract, rfc3339_millis(now_ms()))
             .await?;
         // A redeploy may change the concurrency; the next invocation builds a new limiter.
         self.limiters
