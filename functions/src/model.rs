@@ -284,7 +284,11 @@ pub enum Cause {
     Request,
     /// A request to a web action: the result becomes the HTTP response, so it must be one
     /// that can be sent as it is ([`crate::web::shape`]), or the activation is an error.
-    Web,
+    Web {
+        /// The response type the request's extension asked for.
+        #[serde(default)]
+        response: crate::web::ResponseType,
+    },
     /// A change event delivered by a rule: the event id, and which delivery attempt this is
     /// (1 for the first; handlers see it as `ctx.cause.attempt`).
     Event {

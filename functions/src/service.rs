@@ -38,6 +38,9 @@ pub struct FunctionsConfig {
     pub max_result_bytes: usize,
     /// What `fetch` may reach; the server's HTTP client shares this same policy.
     pub fetch: Arc<FetchPolicy>,
+    /// The server's base URL as functions should call it, for OpenWhisk's `__OW_API_HOST`
+    /// (empty when not configured).
+    pub api_host: String,
 }
 
 impl Default for FunctionsConfig {
@@ -49,6 +52,7 @@ impl Default for FunctionsConfig {
             max_record_result_bytes: 64 * 1024,
             max_result_bytes: 6 * 1024 * 1024,
             fetch: Arc::new(FetchPolicy::default()),
+            api_host: String::new(),
         }
     }
 }
@@ -311,7 +315,7 @@ impl FunctionService {
                 event: event.clone(),
                 // Only the sequence's own result answers a web request, not its steps'.
                 cause: match &invocation.cause {
-                    Cause::Web => Cause::Request,
+                    Cause::Web { .. } => Cause::Request,
                     cause => cause.clone(),
                 },
                 ..invocation.clone()
@@ -355,8 +359,8 @@ impl FunctionService {
         }
         let duration = started.elapsed();
         if failure.is_none()
-            && invocation.cause == Cause::Web
-            && let Err(error) = web_result_check(result_json.as_deref())
+            && let Cause::Web { response } = invocation.cause
+            && let Err(error) = web_result_check(result_json.as_deref(), version.contract, response)
         {
             failure = Some((OutcomeKind::Error, Some(error)));
         }
@@ -425,6 +429,18 @@ impl FunctionService {
         let timeout = version.spec.timeout();
         let deadline = Instant::now() + timeout;
         let deadline_ms = now_ms() + timeout.as_millis() as u64;
+        let mut env = version.spec.env.clone();
+        if version.contract == Contract::OpenWhisk {
+            // OpenWhisk's action context, read by actions as `process.env.__OW_*`.
+            env.insert(
+                "__OW_ACTION_NAME".into(),
+                format!("/{}/{}", version.namespace, version.name),
+            );
+            env.insert("__OW_ACTIVATION_ID".into(), id.clone());
+            env.insert("__OW_NAMESPACE".into(), version.namespace.to_string());
+            env.insert("__OW_DEADLINE".into(), deadline_ms.to_string());
+            env.insert("__OW_API_HOST".into(), self.config.api_host.clone());
+        }
         let ctx = json!({
             "activationId": id,
             "functionName": version.name,
@@ -432,7 +448,7 @@ impl FunctionService {
             "namespace": version.namespace,
             "deadline": deadline_ms,
             "cause": invocation.cause,
-            "env": version.spec.env,
+            "env": env,
         });
         // Writes made by this activation are one hop deeper than what triggered it (a request
         // is depth 0), so chains of functions triggering functions can be cut off.
@@ -455,7 +471,7 @@ impl FunctionService {
                     causation,
                     idempotency: match &invocation.cause {
                         Cause::Event { id, .. } => Some(Idempotency::new(id, &version.name)),
-                        Cause::Request | Cause::Web => None,
+                        Cause::Request | Cause::Web { .. } => None,
                     },
                 },
                 fetch: self.fetch.clone(),
@@ -496,8 +512,9 @@ impl FunctionService {
             output.result_json = None;
         }
         if output.outcome == OutcomeKind::Ok
-            && invocation.cause == Cause::Web
-            && let Err(error) = web_result_check(output.result_json.as_deref())
+            && let Cause::Web { response } = invocation.cause
+            && let Err(error) =
+                web_result_check(output.result_json.as_deref(), version.contract, response)
         {
             output.outcome = OutcomeKind::Error;
             output.error = Some(error);
@@ -657,8 +674,12 @@ impl Ticket {
 }
 
 /// Why a web action's successful result cannot answer its request, as the activation's error.
-fn web_result_check(result_json: Option<&str>) -> Result<(), crate::model::ActivationError> {
-    crate::web::shape(result_json.unwrap_or("null"))
+fn web_result_check(
+    result_json: Option<&str>,
+    contract: Contract,
+    response: crate::web::ResponseType,
+) -> Result<(), crate::model::ActivationError> {
+    crate::web::shape(result_json.unwrap_or("null"), contract, response)
         .map(drop)
         .map_err(|message| crate::model::ActivationError {
             message: format!("invalid web response: {message}"),
