@@ -429,7 +429,7 @@ impl FunctionService {
         let timeout = version.spec.timeout();
         let deadline = Instant::now() + timeout;
         let deadline_ms = now_ms() + timeout.as_millis() as u64;
-        let mut env = version.spec.env.clone();
+        let mut env = version.spec.runtime_env();
         if version.contract == Contract::OpenWhisk {
             // OpenWhisk's action context, read by actions as `process.env.__OW_*`.
             env.insert(
@@ -497,6 +497,9 @@ impl FunctionService {
                 started_at,
             ),
         };
+        if !version.spec.secrets.is_empty() {
+            redact_output(&version.spec, &mut output);
+        }
         if let Some(result) = &output.result_json
             && result.len() > self.config.max_result_bytes
         {
@@ -670,6 +673,43 @@ impl Ticket {
             .expect("limiter semaphores are never closed");
         limiter.waiting.fetch_sub(1, Ordering::SeqCst);
         permit
+    }
+}
+
+/// Takes the secrets' values out of everything of an activation that leaves the server: its
+/// result (the caller's answer and the record), its error and its logs.
+fn redact_output(spec: &FunctionSpec, output: &mut crate::engine::ActivationOutput) {
+    if let Some(json) = &mut output.result_json
+        && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json)
+    {
+        // Within the parsed value, so that the redaction cannot break the JSON.
+        redact_value(spec, &mut value);
+        *json = value.to_string();
+    }
+    if let Some(error) = &mut output.error {
+        error.message = spec.redact(&error.message);
+        error.stack = error.stack.as_deref().map(|stack| spec.redact(stack));
+    }
+    for line in &mut output.logs {
+        *line = spec.redact(line);
+    }
+}
+
+fn redact_value(spec: &FunctionSpec, value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => *text = spec.redact(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_value(spec, v)),
+        serde_json::Value::Object(fields) => {
+            let redacted = std::mem::take(fields)
+                .into_iter()
+                .map(|(key, mut v)| {
+                    redact_value(spec, &mut v);
+                    (spec.redact(&key), v)
+                })
+                .collect();
+            *fields = redacted;
+        }
+        _ => {}
     }
 }
 

@@ -150,6 +150,8 @@ async fn get_function(
     let mut shown_json = summary(&shown);
     shown_json["code"] = json!(shown.spec.code);
     shown_json["env"] = json!(shown.spec.env);
+    // Secrets are write-only: their names, never their values.
+    shown_json["secrets"] = json!(shown.spec.secrets.keys().collect::<Vec<_>>());
     Ok(Json(json!({
         "name": name,
         "latest": versions.last().map(|v| v.version),
