@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrobase_core::Namespace;
 use ferrobase_core::event::{Causation, rfc3339_millis};
 use ferrobase_core::records::RecordStore;
+use ferrobase_core::{Clock, Namespace, SystemClock};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -41,6 +41,8 @@ pub struct FunctionsConfig {
     /// The server's base URL as functions should call it, for OpenWhisk's `__OW_API_HOST`
     /// (empty when not configured).
     pub api_host: String,
+    /// Wall-clock time of deploys, deadlines and sequence records.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for FunctionsConfig {
@@ -53,6 +55,7 @@ impl Default for FunctionsConfig {
             max_result_bytes: 6 * 1024 * 1024,
             fetch: Arc::new(FetchPolicy::default()),
             api_host: String::new(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -110,13 +113,8 @@ pub struct FunctionService {
     fetch: Arc<FetchPolicy>,
     limiters: Mutex<HashMap<(Namespace, String), Arc<Limiter>>>,
     usage: Mutex<HashMap<Namespace, NamespaceUsage>>,
+    clock: Arc<dyn Clock>,
     config: FunctionsConfig,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl FunctionService {
@@ -134,6 +132,7 @@ impl FunctionService {
             fetch: config.fetch.clone(),
             limiters: Mutex::default(),
             usage: Mutex::default(),
+            clock: config.clock.clone(),
             config,
         }))
     }
@@ -165,7 +164,7 @@ impl FunctionService {
                     name,
                     spec,
                     Contract::Ferrobase,
-                    rfc3339_millis(now_ms()),
+                    rfc3339_millis(self.clock.now_ms()),
                 )
                 .await?;
             self.limiters
@@ -182,7 +181,13 @@ impl FunctionService {
         let contract = self.pool.check(code, memory, check_limit).await?;
         let version = self
             .store
-            .deploy(ns, name, spec, contract, rfc3339_millis(now_ms()))
+            .deploy(
+                ns,
+                name,
+                spec,
+                contract,
+                rfc3339_millis(self.clock.now_ms()),
+            )
             .await?;
         // A redeploy may change the concurrency; the next invocation builds a new limiter.
         self.limiters
@@ -302,7 +307,7 @@ impl FunctionService {
         id: String,
     ) -> Completed {
         let started = Instant::now();
-        let started_at = SystemTime::now();
+        let start_ms = self.clock.now_ms();
         let mut event = invocation.event.clone();
         let mut step_ids = Vec::new();
         let mut logs = Vec::new();
@@ -368,9 +373,6 @@ impl FunctionService {
         if outcome != OutcomeKind::Ok {
             result_json = None;
         }
-        let start_ms = started_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         let record = ActivationRecord {
             id,
             namespace: version.namespace.clone(),
@@ -428,7 +430,7 @@ impl FunctionService {
     ) -> Completed {
         let timeout = version.spec.timeout();
         let deadline = Instant::now() + timeout;
-        let deadline_ms = now_ms() + timeout.as_millis() as u64;
+        let deadline_ms = self.clock.now_ms() + timeout.as_millis() as u64;
         let mut env = version.spec.runtime_env();
         if version.contract == Contract::OpenWhisk {
             // OpenWhisk's action context, read by actions as `process.env.__OW_*`.
