@@ -18,6 +18,8 @@ pub const MAX_CONCURRENCY: u32 = 1000;
 pub const MAX_CODE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_ENV_BYTES: usize = 64 * 1024;
 pub const MAX_NAME_LEN: usize = 64;
+/// What a secret's value reads as wherever it would leave the server.
+pub const REDACTED: &str = "[redacted]";
 
 /// What a deploy request carries (`PUT /v1/functions/{ns}/{name}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,9 +45,31 @@ pub struct FunctionSpec {
     /// Values the function reads as `ctx.env` (never the server's environment).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Values the function reads in `ctx.env` like `env`, which never leave the server: the
+    /// API shows only their names, and every occurrence of a value in an activation's
+    /// result, error and logs is replaced by [`REDACTED`]. A name may not be in both.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Whether the function answers web requests at `/web/{ns}/{name}/...` without a token.
     #[serde(default)]
     pub web: bool,
+}
+
+/// How a function's code is called, decided from its syntax when it loads (see
+/// `engine::load`): the form of its event and result, and what a web request becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Contract {
+    /// An ES module's default export, called as `(event, ctx)`; its result is the answer
+    /// as it is (`undefined` is `null`).
+    #[default]
+    Ferrobase,
+    /// OpenWhisk's action contract: `main(params)` of a script (run in sloppy mode) or a
+    /// module's `main` export. Returning nothing answers `{}`; a result with a top-level
+    /// `error` is an application error; `process.env` has the `__OW_*` variables; a web
+    /// request arrives as merged `params` with the `__ow_*` fields.
+    #[serde(rename = "openwhisk")]
+    OpenWhisk,
 }
 
 /// What a function is made of.
@@ -72,6 +96,29 @@ fn default_concurrency() -> u32 {
 }
 
 impl FunctionSpec {
+    /// What the function reads as `ctx.env`: `env` and `secrets` together.
+    pub fn runtime_env(&self) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        env.extend(self.secrets.clone());
+        env
+    }
+
+    /// Replaces every occurrence of a secret's value in `text` (also as it reads inside a
+    /// JSON string) by [`REDACTED`].
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for value in self.secrets.values().filter(|v| !v.is_empty()) {
+            let escaped = serde_json::to_string(value).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            for form in [value.as_str(), escaped] {
+                if !form.is_empty() && text.contains(form) {
+                    text = text.replace(form, REDACTED);
+                }
+            }
+        }
+        text
+    }
+
     /// Checks every bound, naming the field that is out of range.
     pub fn validate(&self) -> Result<(), FunctionError> {
         let invalid = |message: String| Err(FunctionError::Invalid(message));
@@ -112,9 +159,23 @@ impl FunctionSpec {
                 "concurrency must be between 1 and {MAX_CONCURRENCY}"
             ));
         }
-        let env_bytes: usize = self.env.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let env_bytes: usize = self
+            .env
+            .iter()
+            .chain(&self.secrets)
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
         if env_bytes > MAX_ENV_BYTES {
-            return invalid(format!("env is larger than {MAX_ENV_BYTES} bytes"));
+            return invalid(format!(
+                "env and secrets are larger than {MAX_ENV_BYTES} bytes"
+            ));
+        }
+        if let Some(name) = self
+            .secrets
+            .keys()
+            .find(|name| self.env.contains_key(*name))
+        {
+            return invalid(format!("{:?} is both in env and in secrets", bounded(name)));
         }
         Ok(())
     }
@@ -213,6 +274,10 @@ pub struct FunctionVersion {
     pub spec: FunctionSpec,
     /// RFC 3339 time of the deploy.
     pub deployed_at: String,
+    /// How the code is called, found when the deploy compiled it (`ferrobase` for sequences
+    /// and for versions recorded before the contract was).
+    #[serde(default)]
+    pub contract: Contract,
 }
 
 impl FunctionVersion {
@@ -293,7 +358,11 @@ pub enum Cause {
     Request,
     /// A request to a web action: the result becomes the HTTP response, so it must be one
     /// that can be sent as it is ([`crate::web::shape`]), or the activation is an error.
-    Web,
+    Web {
+        /// The response type the request's extension asked for.
+        #[serde(default)]
+        response: crate::web::ResponseType,
+    },
     /// A change event delivered by a rule: the event id, and which delivery attempt this is
     /// (1 for the first; handlers see it as `ctx.cause.attempt`).
     Event {

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrobase_core::Namespace;
 use ferrobase_core::event::{Causation, rfc3339_millis};
 use ferrobase_core::records::RecordStore;
+use ferrobase_core::{Clock, Namespace, SystemClock};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -16,8 +16,8 @@ use crate::activations::{ActivationRetention, ActivationStore};
 use crate::engine::{FetchPolicy, HostBinding};
 use crate::host::{HostApi, HostContext, Idempotency};
 use crate::model::{
-    ActivationError, ActivationRecord, Cause, FunctionKind, FunctionSpec, FunctionVersion,
-    OutcomeKind, StartKind, Target, billed_gb_seconds, validate_name,
+    ActivationError, ActivationRecord, Cause, Contract, FunctionKind, FunctionSpec,
+    FunctionVersion, OutcomeKind, StartKind, Target, billed_gb_seconds, validate_name,
 };
 use crate::pool::{Execution, Pool, PoolConfig, PoolStats};
 use crate::store::FunctionStore;
@@ -38,6 +38,11 @@ pub struct FunctionsConfig {
     pub max_result_bytes: usize,
     /// What `fetch` may reach; the server's HTTP client shares this same policy.
     pub fetch: Arc<FetchPolicy>,
+    /// The server's base URL as functions should call it, for OpenWhisk's `__OW_API_HOST`
+    /// (empty when not configured).
+    pub api_host: String,
+    /// Wall-clock time of deploys, deadlines and sequence records.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for FunctionsConfig {
@@ -49,6 +54,8 @@ impl Default for FunctionsConfig {
             max_record_result_bytes: 64 * 1024,
             max_result_bytes: 6 * 1024 * 1024,
             fetch: Arc::new(FetchPolicy::default()),
+            api_host: String::new(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -109,13 +116,8 @@ pub struct FunctionService {
     /// Invocations started with [`FunctionService::start_invoke`] that still run; shutdown
     /// waits for them, so that an accepted asynchronous invocation gets its record.
     detached: tokio_util::task::TaskTracker,
+    clock: Arc<dyn Clock>,
     config: FunctionsConfig,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl FunctionService {
@@ -134,6 +136,7 @@ impl FunctionService {
             limiters: Mutex::default(),
             usage: Mutex::default(),
             detached: tokio_util::task::TaskTracker::new(),
+            clock: config.clock.clone(),
             config,
         }))
     }
@@ -169,7 +172,13 @@ impl FunctionService {
             self.check_sequence(ns, name, &spec.steps).await?;
             let version = self
                 .store
-                .deploy(ns, name, spec, rfc3339_millis(now_ms()))
+                .deploy(
+                    ns,
+                    name,
+                    spec,
+                    Contract::Ferrobase,
+                    rfc3339_millis(self.clock.now_ms()),
+                )
                 .await?;
             self.limiters
                 .lock()
@@ -182,10 +191,16 @@ impl FunctionService {
         let check_limit = spec.timeout().min(Duration::from_secs(5));
         // On a supervised executor thread: top-level code stuck in a native builtin is refused
         // at the limit instead of holding the deploy (and a thread) for as long as it runs.
-        self.pool.check(code, memory, check_limit).await?;
+        let contract = self.pool.check(code, memory, check_limit).await?;
         let version = self
             .store
-            .deploy(ns, name, spec, rfc3339_millis(now_ms()))
+            .deploy(
+                ns,
+                name,
+                spec,
+                contract,
+                rfc3339_millis(self.clock.now_ms()),
+            )
             .await?;
         // A redeploy may change the concurrency; the next invocation builds a new limiter.
         self.limiters
@@ -310,7 +325,7 @@ impl FunctionService {
         id: String,
     ) -> Completed {
         let started = Instant::now();
-        let started_at = SystemTime::now();
+        let start_ms = self.clock.now_ms();
         let mut event = invocation.event.clone();
         let mut step_ids = Vec::new();
         let mut logs = Vec::new();
@@ -323,7 +338,7 @@ impl FunctionService {
                 event: event.clone(),
                 // Only the sequence's own result answers a web request, not its steps'.
                 cause: match &invocation.cause {
-                    Cause::Web => Cause::Request,
+                    Cause::Web { .. } => Cause::Request,
                     cause => cause.clone(),
                 },
                 ..invocation.clone()
@@ -367,8 +382,8 @@ impl FunctionService {
         }
         let duration = started.elapsed();
         if failure.is_none()
-            && invocation.cause == Cause::Web
-            && let Err(error) = web_result_check(result_json.as_deref())
+            && let Cause::Web { response } = invocation.cause
+            && let Err(error) = web_result_check(result_json.as_deref(), version.contract, response)
         {
             failure = Some((OutcomeKind::Error, Some(error)));
         }
@@ -376,9 +391,6 @@ impl FunctionService {
         if outcome != OutcomeKind::Ok {
             result_json = None;
         }
-        let start_ms = started_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         let record = ActivationRecord {
             id,
             namespace: version.namespace.clone(),
@@ -441,7 +453,19 @@ impl FunctionService {
     ) -> Completed {
         let timeout = version.spec.timeout();
         let deadline = Instant::now() + timeout;
-        let deadline_ms = now_ms() + timeout.as_millis() as u64;
+        let deadline_ms = self.clock.now_ms() + timeout.as_millis() as u64;
+        let mut env = version.spec.runtime_env();
+        if version.contract == Contract::OpenWhisk {
+            // OpenWhisk's action context, read by actions as `process.env.__OW_*`.
+            env.insert(
+                "__OW_ACTION_NAME".into(),
+                format!("/{}/{}", version.namespace, version.name),
+            );
+            env.insert("__OW_ACTIVATION_ID".into(), id.clone());
+            env.insert("__OW_NAMESPACE".into(), version.namespace.to_string());
+            env.insert("__OW_DEADLINE".into(), deadline_ms.to_string());
+            env.insert("__OW_API_HOST".into(), self.config.api_host.clone());
+        }
         let ctx = json!({
             "activationId": id,
             "functionName": version.name,
@@ -449,7 +473,7 @@ impl FunctionService {
             "namespace": version.namespace,
             "deadline": deadline_ms,
             "cause": invocation.cause,
-            "env": version.spec.env,
+            "env": env,
         });
         // Writes made by this activation are one hop deeper than what triggered it (a request
         // is depth 0), so chains of functions triggering functions can be cut off.
@@ -472,7 +496,7 @@ impl FunctionService {
                     causation,
                     idempotency: match &invocation.cause {
                         Cause::Event { id, .. } => Some(Idempotency::new(id, &version.name)),
-                        Cause::Request | Cause::Web => None,
+                        Cause::Request | Cause::Web { .. } => None,
                     },
                 },
                 fetch: self.fetch.clone(),
@@ -498,6 +522,9 @@ impl FunctionService {
                 started_at,
             ),
         };
+        if !version.spec.secrets.is_empty() {
+            redact_output(&version.spec, &mut output);
+        }
         if let Some(result) = &output.result_json
             && result.len() > self.config.max_result_bytes
         {
@@ -513,8 +540,9 @@ impl FunctionService {
             output.result_json = None;
         }
         if output.outcome == OutcomeKind::Ok
-            && invocation.cause == Cause::Web
-            && let Err(error) = web_result_check(output.result_json.as_deref())
+            && let Cause::Web { response } = invocation.cause
+            && let Err(error) =
+                web_result_check(output.result_json.as_deref(), version.contract, response)
         {
             output.outcome = OutcomeKind::Error;
             output.error = Some(error);
@@ -667,9 +695,50 @@ impl Ticket {
     }
 }
 
+/// Takes the secrets' values out of everything of an activation that leaves the server: its
+/// result (the caller's answer and the record), its error and its logs.
+fn redact_output(spec: &FunctionSpec, output: &mut crate::engine::ActivationOutput) {
+    if let Some(json) = &mut output.result_json
+        && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json)
+    {
+        // Within the parsed value, so that the redaction cannot break the JSON.
+        redact_value(spec, &mut value);
+        *json = value.to_string();
+    }
+    if let Some(error) = &mut output.error {
+        error.message = spec.redact(&error.message);
+        error.stack = error.stack.as_deref().map(|stack| spec.redact(stack));
+    }
+    for line in &mut output.logs {
+        *line = spec.redact(line);
+    }
+}
+
+fn redact_value(spec: &FunctionSpec, value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => *text = spec.redact(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_value(spec, v)),
+        serde_json::Value::Object(fields) => {
+            let redacted = std::mem::take(fields)
+                .into_iter()
+                .map(|(key, mut v)| {
+                    redact_value(spec, &mut v);
+                    (spec.redact(&key), v)
+                })
+                .collect();
+            *fields = redacted;
+        }
+        _ => {}
+    }
+}
+
 /// Why a web action's successful result cannot answer its request, as the activation's error.
-fn web_result_check(result_json: Option<&str>) -> Result<(), crate::model::ActivationError> {
-    crate::web::shape(result_json.unwrap_or("null"))
+fn web_result_check(
+    result_json: Option<&str>,
+    contract: Contract,
+    response: crate::web::ResponseType,
+) -> Result<(), crate::model::ActivationError> {
+    crate::web::shape(result_json.unwrap_or("null"), contract, response)
         .map(drop)
         .map_err(|message| crate::model::ActivationError {
             message: format!("invalid web response: {message}"),

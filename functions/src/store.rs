@@ -12,7 +12,7 @@ use ferrobase_core::records::{RecordCommit, RecordCondition, RecordStore};
 use serde::{Deserialize, Serialize};
 
 use crate::FunctionError;
-use crate::model::{FunctionSpec, FunctionVersion};
+use crate::model::{Contract, FunctionSpec, FunctionVersion};
 
 /// How often a deploy retries when a concurrent deploy took its version number.
 const DEPLOY_ATTEMPTS: usize = 8;
@@ -59,6 +59,7 @@ impl FunctionStore {
         ns: &Namespace,
         name: &str,
         spec: FunctionSpec,
+        contract: Contract,
         deployed_at: String,
     ) -> Result<Arc<FunctionVersion>, FunctionError> {
         for _ in 0..DEPLOY_ATTEMPTS {
@@ -77,6 +78,7 @@ impl FunctionStore {
                 version: latest + 1,
                 spec: spec.clone(),
                 deployed_at: deployed_at.clone(),
+                contract,
             });
             let new_head = FunctionHead {
                 latest: version.version,

@@ -1,8 +1,25 @@
-//! What a web action's result may become on the wire.
+//! Web actions: what an HTTP request becomes for the function ([`event`]) and what its result
+//! may become on the wire ([`shape`]).
 //!
-//! A web action (a function deployed with `"web": true`, reached at `/web/{ns}/{name}`) answers
-//! the HTTP request with its result. A result that is an object with only `status`, `headers`
-//! and `body` keys is an HTTP response; any other value is sent as a JSON 200.
+//! A web action (a function deployed with `"web": true`, reached at `/web/{ns}/{name}`)
+//! answers the HTTP request with its result. The name may end in an extension choosing the
+//! response type, as on OpenWhisk ([`ResponseType`]): `.json` sends the result as JSON,
+//! `.html` and `.text` send its `html` or `text` field, `.http` (the default) reads the result
+//! as a response. What a response is depends on the function's [`Contract`]:
+//!
+//! - `ferrobase`: an object with only `status`, `headers` and `body` keys is a response; any
+//!   other value is sent as a JSON 200. The event is `{method, path, query, headers, body,
+//!   json, auth}`.
+//! - `openwhisk`: an object's `statusCode` (or `status`), `headers` and `body` are the
+//!   response (other keys are ignored; no body is a 204); a string body with a binary
+//!   `content-type` is base64 and is sent decoded; a string body without one is `text/html`.
+//!   The params are the query parameters, merged with a JSON object or form body, plus
+//!   `__ow_method` (lower case), `__ow_headers`, `__ow_path`, `__ow_query` (the raw query),
+//!   `__ow_body` (the body as text, base64 when binary) and `__ow_user` (a valid token's
+//!   subject).
+//!
+//! Credentials stay out of both: the `authorization` and `cookie` headers and the
+//! `access_token` query parameter are removed before the function sees the request.
 //!
 //! The function controls the status, its own headers and the body, never the framing: the
 //! server computes `content-length` (or chunking) itself, so headers that frame the message or
@@ -15,7 +32,12 @@
 //! [`shape`] is the one place these rules live; the HTTP layer only copies a [`WebResponse`]
 //! into its own types.
 
-use serde_json::Value;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::model::Contract;
 
 /// Headers a web action may not set: they frame the message or belong to one connection
 /// (RFC 9110 §7.6.1 and RFC 9112 §6–7), and the server sets them itself. They are dropped.
@@ -48,25 +70,277 @@ pub struct WebResponse {
     pub body: Vec<u8>,
 }
 
-/// Turns a web action's result (JSON text) into the response to send, or says why it cannot
-/// be sent.
-pub fn shape(result_json: &str) -> Result<WebResponse, String> {
+/// The response type a web request asks for with the extension of the action's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseType {
+    /// The result is read as a response (no extension, or `.http`).
+    #[default]
+    Http,
+    /// The result, as JSON.
+    Json,
+    /// The result's `html` field, as `text/html`.
+    Html,
+    /// The result's `text` field, as `text/plain`.
+    Text,
+}
+
+impl ResponseType {
+    /// Splits a path segment `name.ext` into the name and the response type it asks for;
+    /// `None` for an extension that is none of `.http`, `.json`, `.html`, `.text`. Function
+    /// names have no dot, so the split is unambiguous.
+    pub fn split(segment: &str) -> Option<(&str, ResponseType)> {
+        let Some((name, extension)) = segment.rsplit_once('.') else {
+            return Some((segment, ResponseType::Http));
+        };
+        let kind = match extension {
+            "http" => ResponseType::Http,
+            "json" => ResponseType::Json,
+            "html" => ResponseType::Html,
+            "text" => ResponseType::Text,
+            _ => return None,
+        };
+        Some((name, kind))
+    }
+}
+
+/// A web request as the HTTP layer read it.
+#[derive(Debug, Clone)]
+pub struct WebRequest<'a> {
+    pub method: &'a str,
+    /// The path after the action's name, from `/`.
+    pub path: &'a str,
+    /// The raw query string (without `?`).
+    pub query: &'a str,
+    /// Names in lower case, in request order.
+    pub headers: Vec<(String, String)>,
+    pub body: &'a [u8],
+    /// The claims of a token valid for the action's namespace, if the caller sent one.
+    pub auth: Option<Value>,
+}
+
+/// Headers and query parameters that carry credentials, never shown to a function.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie"];
+const CREDENTIAL_PARAMETER: &str = "access_token";
+
+/// The event (Ferrobase) or params (OpenWhisk) a web request becomes.
+pub fn event(request: &WebRequest<'_>, contract: Contract) -> Value {
+    let query_pairs: Vec<(String, String)> = url::form_urlencoded::parse(request.query.as_bytes())
+        .filter(|(name, _)| name != CREDENTIAL_PARAMETER)
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    let headers: Map<String, Value> = request
+        .headers
+        .iter()
+        .filter(|(name, _)| !CREDENTIAL_HEADERS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect();
+    let content_type = headers
+        .get("content-type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    match contract {
+        Contract::Ferrobase => {
+            let query: Map<String, Value> = query_pairs
+                .into_iter()
+                .map(|(name, value)| (name, Value::String(value)))
+                .collect();
+            json!({
+                "method": request.method,
+                "path": request.path,
+                "query": query,
+                "headers": headers,
+                "body": String::from_utf8_lossy(request.body),
+                "json": serde_json::from_slice::<Value>(request.body).ok(),
+                "auth": request.auth,
+            })
+        }
+        Contract::OpenWhisk => {
+            let mut params = Map::new();
+            for (name, value) in &query_pairs {
+                params.insert(name.clone(), Value::String(value.clone()));
+            }
+            let media = media_type(&content_type);
+            if media == "application/json" {
+                if let Ok(Value::Object(fields)) = serde_json::from_slice(request.body) {
+                    params.extend(fields);
+                }
+            } else if media == "application/x-www-form-urlencoded" {
+                for (name, value) in url::form_urlencoded::parse(request.body) {
+                    params.insert(name.into_owned(), Value::String(value.into_owned()));
+                }
+            }
+            let raw_query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&query_pairs)
+                .finish();
+            params.insert(
+                "__ow_method".into(),
+                Value::String(request.method.to_ascii_lowercase()),
+            );
+            params.insert("__ow_headers".into(), Value::Object(headers));
+            params.insert("__ow_path".into(), Value::String(request.path.to_owned()));
+            params.insert("__ow_query".into(), Value::String(raw_query));
+            let body = match std::str::from_utf8(request.body) {
+                Ok(text) if !is_binary(&content_type) => text.to_owned(),
+                _ => BASE64.encode(request.body),
+            };
+            params.insert("__ow_body".into(), Value::String(body));
+            if let Some(sub) = request.auth.as_ref().and_then(|auth| auth.get("sub")) {
+                params.insert("__ow_user".into(), sub.clone());
+            }
+            Value::Object(params)
+        }
+    }
+}
+
+/// The media type of a `content-type` value, lower case, without parameters.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether a body of this content type is bytes rather than text (and so travels as base64).
+/// No content type is text.
+pub fn is_binary(content_type: &str) -> bool {
+    let media = media_type(content_type);
+    if media.is_empty() || media.starts_with("text/") {
+        return false;
+    }
+    let textual = [
+        "application/json",
+        "application/javascript",
+        "application/ecmascript",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "application/graphql",
+        "image/svg+xml",
+    ];
+    !(textual.contains(&media.as_str()) || media.ends_with("+json") || media.ends_with("+xml"))
+}
+
+/// Turns a web action's result (JSON text) into the response to send for the function's
+/// contract and the requested response type, or says why it cannot be sent.
+pub fn shape(
+    result_json: &str,
+    contract: Contract,
+    response_type: ResponseType,
+) -> Result<WebResponse, String> {
     let value: Value = serde_json::from_str(result_json)
         .map_err(|error| format!("the result is not JSON: {error}"))?;
+    let field = |name: &str, content_type: &str| match value.get(name) {
+        Some(Value::String(text)) => Ok(WebResponse {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: text.as_bytes().to_vec(),
+        }),
+        _ => Err(format!(
+            "a .{name} response needs a string `{name}` field in the result"
+        )),
+    };
+    match (response_type, contract) {
+        (ResponseType::Json, _) => Ok(json_response(result_json)),
+        (ResponseType::Html, _) => field("html", "text/html; charset=utf-8"),
+        (ResponseType::Text, _) => field("text", "text/plain; charset=utf-8"),
+        (ResponseType::Http, Contract::Ferrobase) => shape_ferrobase(value, result_json),
+        (ResponseType::Http, Contract::OpenWhisk) => shape_openwhisk(value),
+    }
+}
+
+fn json_response(result_json: &str) -> WebResponse {
+    WebResponse {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: result_json.as_bytes().to_vec(),
+    }
+}
+
+/// An OpenWhisk `.http` result: `statusCode` (or `status`), `headers`, `body`.
+fn shape_openwhisk(value: Value) -> Result<WebResponse, String> {
+    let Value::Object(object) = value else {
+        return Err(format!(
+            "an OpenWhisk web action answers with an object, not {}",
+            bounded(&value.to_string())
+        ));
+    };
+    let mut headers = headers(&object)?;
+    let content_type = headers
+        .iter()
+        .find(|(name, _)| name == "content-type")
+        .map(|(_, value)| value.clone());
+    let body = match object.get("body") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => match &content_type {
+            Some(content_type) if is_binary(content_type) => BASE64
+                .decode(text.trim())
+                .map_err(|_| format!("the body of a {content_type} response must be base64"))?,
+            Some(_) => text.as_bytes().to_vec(),
+            None => {
+                headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
+                text.as_bytes().to_vec()
+            }
+        },
+        Some(other) => {
+            if content_type.is_none() {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            other.to_string().into_bytes()
+        }
+    };
+    let default = if body.is_empty() { 204 } else { 200 };
+    let code = object.get("statusCode").or_else(|| object.get("status"));
+    let status = status(code, default)?;
+    if matches!(status, 204 | 304) && !body.is_empty() {
+        return Err(format!("a {status} response cannot have a body"));
+    }
+    Ok(WebResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A Ferrobase result: a response when it has only `status`, `headers` and `body`.
+fn shape_ferrobase(value: Value, result_json: &str) -> Result<WebResponse, String> {
     let Some(object) = value.as_object().filter(|object| {
         !object.is_empty()
             && object
                 .keys()
                 .all(|k| matches!(k.as_str(), "status" | "headers" | "body"))
     }) else {
-        return Ok(WebResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: result_json.as_bytes().to_vec(),
-        });
+        return Ok(json_response(result_json));
     };
-    let status = match object.get("status") {
-        None | Some(Value::Null) => 200,
+    let status = status(object.get("status"), 200)?;
+    let mut headers = headers(object)?;
+    let body = match object.get("body") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => text.as_bytes().to_vec(),
+        Some(other) => {
+            if !headers.iter().any(|(name, _)| name == "content-type") {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            other.to_string().into_bytes()
+        }
+    };
+    // 204 and 304 never have a body (RFC 9110 §15.3.5, §15.4.5).
+    if matches!(status, 204 | 304) && !body.is_empty() {
+        return Err(format!("a {status} response cannot have a body"));
+    }
+    Ok(WebResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The status a result names, or `default`; only [`STATUS_RANGE`] may be answered.
+fn status(value: Option<&Value>, default: u16) -> Result<u16, String> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
         Some(Value::Number(n)) => n
             .as_u64()
             .and_then(|s| u16::try_from(s).ok())
@@ -78,14 +352,17 @@ pub fn shape(result_json: &str) -> Result<WebResponse, String> {
                     STATUS_RANGE.start(),
                     STATUS_RANGE.end()
                 )
-            })?,
-        Some(other) => {
-            return Err(format!(
-                "status must be a number, not {}",
-                bounded(&other.to_string())
-            ));
-        }
-    };
+            }),
+        Some(other) => Err(format!(
+            "status must be a number, not {}",
+            bounded(&other.to_string())
+        )),
+    }
+}
+
+/// A result's `headers`, checked, lower-cased, framing headers dropped; a name given an array
+/// of values appears once per value.
+fn headers(object: &Map<String, Value>) -> Result<Vec<(String, String)>, String> {
     let mut headers = Vec::new();
     match object.get("headers") {
         None | Some(Value::Null) => {}
@@ -129,25 +406,7 @@ pub fn shape(result_json: &str) -> Result<WebResponse, String> {
             ));
         }
     }
-    let body = match object.get("body") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) => text.as_bytes().to_vec(),
-        Some(other) => {
-            if !headers.iter().any(|(name, _)| name == "content-type") {
-                headers.push(("content-type".into(), "application/json".into()));
-            }
-            other.to_string().into_bytes()
-        }
-    };
-    // 204 and 304 never have a body (RFC 9110 §15.3.5, §15.4.5).
-    if matches!(status, 204 | 304) && !body.is_empty() {
-        return Err(format!("a {status} response cannot have a body"));
-    }
-    Ok(WebResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(headers)
 }
 
 /// An HTTP field name: one or more `tchar` (RFC 9110 §5.6.2).
@@ -178,7 +437,7 @@ mod tests {
     use serde_json::json;
 
     fn shaped(value: Value) -> Result<WebResponse, String> {
-        shape(&value.to_string())
+        shape(&value.to_string(), Contract::Ferrobase, ResponseType::Http)
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! `oom`), an interrupt handler that stops JavaScript at the deadline (outcome `timeout`), and
 //! a bounded stack. An isolate whose activation did not end `ok` must be dropped, never reused.
 
+mod load;
 mod logs;
 mod timers;
 mod web;
@@ -47,7 +48,7 @@ use timers::Timers;
 
 pub use crate::fetch::FetchPolicy;
 use crate::host::{HostApi, HostContext, HostError, HostOp};
-use crate::model::{ActivationError, OutcomeKind};
+use crate::model::{ActivationError, Contract, OutcomeKind};
 
 const SDK_SOURCE: &str = include_str!("sdk.js");
 const SDK_MODULE: &str = "ferrobase";
@@ -139,6 +140,8 @@ pub struct Isolate {
     slot: Rc<RefCell<Slot>>,
     timers: Rc<RefCell<Timers>>,
     entry: Option<Persistent<Function<'static>>>,
+    /// How `entry` is called.
+    contract: Contract,
     /// The web glue's per-activation hook (it sets `process.env`).
     activate: Option<Persistent<Function<'static>>>,
     loaded: Option<String>,
@@ -192,6 +195,7 @@ impl Isolate {
             slot,
             timers,
             entry: None,
+            contract: Contract::Ferrobase,
             activate: Some(activate),
             loaded: None,
             ctx,
@@ -212,53 +216,29 @@ impl Isolate {
         self.rt.memory_usage().memory_used_size.max(0) as usize
     }
 
-    /// Loads a function's code: an ES module with a default export, or a script defining
-    /// `main` (OpenWhisk style). Top-level code runs now, bounded by `deadline`.
+    /// Loads a function's code: an ES module with a default export or a `main` export, or a
+    /// script defining `main` (OpenWhisk style), decided by parsing (see `load`). Top-level
+    /// code runs now, bounded by `deadline`. Answers how the code is called.
     pub fn specialize(
         &mut self,
         version_id: &str,
         code: &str,
         memory_bytes: usize,
         deadline: Instant,
-    ) -> Result<(), CompileError> {
+    ) -> Result<Contract, CompileError> {
         self.rt.set_memory_limit(memory_bytes);
         self.deadline.set(Some(deadline));
-        let source = module_source(code);
         let name = format!("{version_id}.js");
-        let loaded = self.ctx.with(|ctx| -> Result<Persistent<Function<'static>>, CompileError> {
-            let declared = Module::declare(ctx.clone(), name.as_str(), source)
-                .catch(&ctx)
-                .map_err(|error| compile_error(&error))?;
-            let (module, promise) = declared.eval().catch(&ctx).map_err(|e| compile_error(&e))?;
-            while ctx.execute_pending_job() {}
-            match promise.state() {
-                PromiseState::Resolved => {}
-                PromiseState::Rejected => {
-                    let error = promise.result::<Value>().map(|r| r.catch(&ctx));
-                    let message = match error {
-                        Some(Err(error)) => compile_error(&error),
-                        _ => CompileError::plain("the module failed to evaluate"),
-                    };
-                    return Err(message);
-                }
-                PromiseState::Pending => {
-                    return Err(CompileError::plain(
-                        "top-level await that waits on the SDK is not supported; await inside the function",
-                    ));
-                }
-            }
-            let entry: Value = module.get("default").catch(&ctx).map_err(|e| compile_error(&e))?;
-            match entry.into_function() {
-                Some(function) => Ok(Persistent::save(&ctx, function)),
-                None => Err(CompileError::plain(
-                    "the code must `export default` a function, or define `function main(params)`",
-                )),
-            }
+        let loaded = self.ctx.with(|ctx| {
+            load::load(&ctx, &name, code)
+                .map(|entry| (Persistent::save(&ctx, entry.function), entry.contract))
         });
         self.deadline.set(None);
-        self.entry = Some(loaded?);
+        let (entry, contract) = loaded?;
+        self.entry = Some(entry);
+        self.contract = contract;
         self.loaded = Some(version_id.to_owned());
-        Ok(())
+        Ok(contract)
     }
 
     fn run_jobs(&self) {
@@ -318,10 +298,11 @@ impl Isolate {
                         .catch(&ctx)
                         .map_err(Failure::caught)?;
                 }
-                let value: Value = function
-                    .call((event, context))
-                    .catch(&ctx)
-                    .map_err(Failure::caught)?;
+                let called = match self.contract {
+                    Contract::Ferrobase => function.call((event, context)),
+                    Contract::OpenWhisk => function.call((event,)),
+                };
+                let value: Value = called.catch(&ctx).map_err(Failure::caught)?;
                 let promise = match value.clone().into_promise() {
                     Some(promise) => promise,
                     None => {
@@ -464,7 +445,10 @@ impl Isolate {
                         .result::<Value>()
                         .and_then(Result::ok)
                         .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
-                    result_json(&ctx, value).map(Some)
+                    match self.contract {
+                        Contract::Ferrobase => result_json(&ctx, value).map(Some),
+                        Contract::OpenWhisk => openwhisk_result(&ctx, value).map(Some),
+                    }
                 }
                 PromiseState::Rejected => match promise.result::<Value>() {
                     Some(Err(error)) => Err(Failure::caught(CaughtError::from_error(&ctx, error))),
@@ -509,6 +493,25 @@ fn result_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<String, Failure
             caught_message(&error)
         ))),
     }
+}
+
+/// An OpenWhisk action's result: nothing is `{}`, and an object with a top-level `error` is
+/// an application error carrying that error (its text, or its JSON).
+fn openwhisk_result<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<String, Failure> {
+    if value.is_undefined() {
+        return Ok("{}".to_owned());
+    }
+    if let Some(object) = value.as_object() {
+        let error: Value = object.get("error").map_err(|e| Failure::engine(&e))?;
+        if !error.is_undefined() {
+            let message = match error.as_string() {
+                Some(text) => text.to_string().map_err(|e| Failure::engine(&e))?,
+                None => result_json(ctx, error)?,
+            };
+            return Err(Failure::plain(message));
+        }
+    }
+    result_json(ctx, value)
 }
 
 /// Installs `console`, the host function behind the SDK, the `ferrobase` module, a global
@@ -623,29 +626,10 @@ fn display<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> String {
     }
 }
 
-/// An ES module as is; a script gets an export of its `main` appended.
-fn module_source(code: &str) -> String {
-    if has_export(code) {
-        code.to_owned()
-    } else {
-        format!("{code}\n;export default (typeof main === \"function\" ? main : undefined);\n")
-    }
-}
-
-/// Whether the code uses `export` at the start of a statement (an ES module).
-fn has_export(code: &str) -> bool {
-    code.lines().any(|line| {
-        let line = line.trim_start();
-        line.starts_with("export ")
-            || line.starts_with("export{")
-            || line.starts_with("export default")
-    })
-}
-
 /// Checks that `code` loads: compiles, evaluates its top level within `deadline`, exports a
 /// function. Used at deploy time, in a throwaway isolate, on a supervised executor thread: the
 /// interrupt that enforces `deadline` is not polled inside native builtins.
-pub fn check(code: &str, memory_bytes: usize, deadline: Instant) -> Result<(), CompileError> {
+pub fn check(code: &str, memory_bytes: usize, deadline: Instant) -> Result<Contract, CompileError> {
     let mut isolate = Isolate::new()?;
     isolate.specialize("deploy-check", code, memory_bytes, deadline)
 }
@@ -750,7 +734,7 @@ fn engine_error(error: rquickjs::Error) -> CompileError {
 }
 
 impl CompileError {
-    fn plain(message: impl Into<String>) -> Self {
+    pub(crate) fn plain(message: impl Into<String>) -> Self {
         CompileError {
             message: message.into(),
             line: None,
@@ -807,14 +791,5 @@ mod tests {
             Some((7, 1))
         );
         assert_eq!(parse_position("no position"), None);
-    }
-
-    #[test]
-    fn scripts_get_their_main_exported() {
-        assert!(has_export("export default async function (e) {}"));
-        assert!(has_export("const x = 1;\nexport { x as default };"));
-        assert!(!has_export(
-            "function main(params) { return {exported: 'no'} }"
-        ));
     }
 }

@@ -224,6 +224,7 @@ impl Executor {
                 spec.memory_mb as usize * 1024 * 1024,
                 execution.deadline,
             )
+            .map(drop)
             .map_err(|error| {
                 (
                     format!("the function failed to load: {}", error.message),

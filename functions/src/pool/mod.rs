@@ -46,6 +46,7 @@ use tokio::sync::oneshot;
 
 use crate::FunctionError;
 use crate::engine::{ActivationOutput, CompileError, HostBinding, LogLimits};
+use crate::model::Contract;
 use crate::model::{FunctionVersion, StartKind};
 use threads::{Submitted, Threads};
 
@@ -131,7 +132,7 @@ struct Check {
 #[derive(Debug)]
 enum Work {
     Execute(Box<Execution>, oneshot::Sender<Executed>),
-    Check(Box<Check>, oneshot::Sender<Result<(), CompileError>>),
+    Check(Box<Check>, oneshot::Sender<Result<Contract, CompileError>>),
 }
 
 /// Work handed to a thread that the dispatcher can take back until the thread starts it: so
@@ -237,13 +238,14 @@ impl Pool {
     }
 
     /// Checks that `code` loads (compiles, its top level ends within `limit`, it exports a
-    /// function) on an executor thread, under the same supervision as activations.
+    /// function) on an executor thread, under the same supervision as activations; answers
+    /// how the code is called.
     pub async fn check(
         &self,
         code: String,
         memory_bytes: usize,
         limit: Duration,
-    ) -> Result<(), FunctionError> {
+    ) -> Result<Contract, FunctionError> {
         let deadline = Instant::now() + limit;
         let (reply, answer) = oneshot::channel();
         let check = Check {

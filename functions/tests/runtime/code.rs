@@ -237,3 +237,68 @@ async fn sequences_pass_each_result_on_and_link_their_steps() {
         serde_json::from_value(json!({"kind": "sequence", "steps": ["inc"], "code": "x"})).unwrap();
     assert!(f.service.deploy(&f.ns, "bad", with_code).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_or_script_is_decided_by_parsing() {
+    let f = fixture_with(config());
+    let cases = [
+        (
+            "one-line",
+            r#"import { kv } from "ferrobase"; export default async function (e) { return { n: e.n, kv: typeof kv.get } }"#,
+            json!({"n": 1, "kv": "function"}),
+        ),
+        (
+            "reexport",
+            "const handler=async(e)=>({n:e.n});export{handler as default};",
+            json!({"n": 1}),
+        ),
+        (
+            "arrow",
+            "export default (e, ctx) => ({ n: e.n, fn: ctx.functionName })",
+            json!({"n": 1, "fn": "arrow"}),
+        ),
+        (
+            "main-fn",
+            "export async function main(params) { return { n: params.n } }",
+            json!({"n": 1}),
+        ),
+        (
+            "main-const",
+            "export const main = (params) => ({ n: params.n, args: arguments_count() });\nfunction arguments_count() { return 1 }",
+            json!({"n": 1, "args": 1}),
+        ),
+        (
+            "script",
+            "/* export default is only in this comment */ function main(params) { return { n: params.n } }",
+            json!({"n": 1}),
+        ),
+    ];
+    for (name, code, expected) in cases {
+        f.deploy(name, spec(code)).await;
+        assert_eq!(
+            result(&f.invoke(name, json!({"n": 1})).await),
+            expected,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syntax_errors_are_reported_where_they_are_in_either_form() {
+    let f = fixture_with(config());
+    for (code, line) in [
+        (
+            "const a = 1; export default function (e) {\n  return {;\n}",
+            2,
+        ),
+        ("function main(params) {\n\n  return {;\n}", 3),
+    ] {
+        match f.service.deploy(&f.ns, "broken", spec(code)).await {
+            Err(FunctionError::Compile(compile)) => {
+                assert_eq!(compile.line, Some(line), "{code}: {compile:?}");
+                assert!(compile.column.is_some(), "{compile:?}");
+            }
+            other => panic!("{code}: expected a compile error, got {other:?}"),
+        }
+    }
+}

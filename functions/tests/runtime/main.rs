@@ -3,8 +3,9 @@
 //! boundary that keeps values in a map and can hold calls open to test concurrency.
 //!
 //! - `harness`: the test host, the fixture and shared helpers.
-//! - `code`, `deadlines`, `limits`, `pool`, `records`, `sdk`, `web`: the tests, by concept.
+//! - `bundle`, `code`, `deadlines`, `limits`, `pool`, `records`, `sdk`, `web`: the tests, by concept.
 
+mod bundle;
 mod code;
 mod deadlines;
 mod harness;

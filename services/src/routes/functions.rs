@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,8 +19,9 @@ use ferrobase_core::ErrorCode;
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_core::wire::ActivationAccepted;
-use ferrobase_functions::model::{Cause, Target};
+use ferrobase_functions::model::{Cause, Contract, Target};
 use ferrobase_functions::service::{Completed, Invocation};
+use ferrobase_functions::web::{self, ResponseType, WebRequest};
 use ferrobase_functions::{
     FunctionError, FunctionService, FunctionSpec, FunctionVersion, OutcomeKind,
 };
@@ -102,6 +103,7 @@ fn summary(version: &FunctionVersion) -> Value {
         "web": version.spec.web,
         "kind": version.spec.kind,
         "steps": version.spec.steps,
+        "contract": version.contract,
     })
 }
 
@@ -145,6 +147,8 @@ async fn get_function(
     let mut shown_json = summary(&shown);
     shown_json["code"] = json!(shown.spec.code);
     shown_json["env"] = json!(shown.spec.env);
+    // Secrets are write-only: their names, never their values.
+    shown_json["secrets"] = json!(shown.spec.secrets.keys().collect::<Vec<_>>());
     Ok(Json(json!({
         "name": name,
         "latest": versions.last().map(|v| v.version),
@@ -249,15 +253,19 @@ fn failure_response(
         .into_response()
 }
 
-/// A web action: the request becomes the event; the result becomes the response, shaped and
-/// checked by [`ferrobase_functions::web::shape`] (an unsendable result is an activation error).
+/// A web action: the request becomes the event (or OpenWhisk params) and the result the
+/// response, both by [`ferrobase_functions::web`]; an unsendable result is an activation
+/// error. The name may end in `.http`, `.json`, `.html` or `.text` (the response type).
 async fn web_action(
     State(state): State<AppState>,
     Path(params): Path<BTreeMap<String, String>>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(params.get("ns").map_or("", String::as_str))?;
-    let name = params.get("name").map_or("", String::as_str);
+    let segment = params.get("name").map_or("", String::as_str);
+    let Some((name, response_type)) = ResponseType::split(segment) else {
+        return Err(ApiError::not_found("no such web action"));
+    };
     let service = service(&state)?;
     let version = match service.get(&ns, name).await {
         Ok(version) if version.spec.web => version,
@@ -270,61 +278,43 @@ async fn web_action(
     let (parts, body) = request.into_parts();
     let body = crate::routes::read_body(body, MAX_EVENT_BYTES, "request body").await?;
     let caller = crate::auth::web_caller(&state, &parts, &ns);
-    let event = web_event(&parts, params.get("path"), caller.as_ref(), &body);
+    let path = format!("/{}", params.get("path").map_or("", String::as_str));
+    let web_request = WebRequest {
+        method: parts.method.as_str(),
+        path: &path,
+        query: parts.uri.query().unwrap_or(""),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+            .collect(),
+        body: &body,
+        auth: caller
+            .as_ref()
+            .map(|claims| json!({"sub": claims.sub, "role": claims.role, "ns": claims.ns})),
+    };
+    let event = web::event(&web_request, version.contract);
     let completed = service
         .invoke(Invocation {
             namespace: ns,
             target: format!("{}@{}", version.name, version.version),
             event,
-            cause: Cause::Web,
+            cause: Cause::Web {
+                response: response_type,
+            },
             causation: Causation::default(),
         })
         .await?;
-    Ok(web_response(completed))
+    Ok(web_response(completed, version.contract, response_type))
 }
 
-/// The event a web action sees. Credentials stay out of it: the `authorization` and `cookie`
-/// headers and the `access_token` query parameter are removed, and the caller appears only as
-/// the claims of a token valid for the action's namespace.
-fn web_event(
-    parts: &axum::http::request::Parts,
-    path: Option<&String>,
-    caller: Option<&ferrobase_core::auth::Claims>,
-    body: &Bytes,
-) -> Value {
-    let query: BTreeMap<String, String> =
-        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .filter(|(name, _)| name != "access_token")
-            .map(|(name, value)| (name.into_owned(), value.into_owned()))
-            .collect();
-    let header_map: BTreeMap<String, String> = parts
-        .headers
-        .iter()
-        .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
-        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
-        .collect();
-    let auth =
-        caller.map(|claims| json!({"sub": claims.sub, "role": claims.role, "ns": claims.ns}));
-    let text = String::from_utf8_lossy(body).into_owned();
-    let json_body = serde_json::from_slice::<Value>(body).ok();
-    json!({
-        "method": parts.method.as_str(),
-        "path": format!("/{}", path.map_or("", String::as_str)),
-        "query": query,
-        "headers": header_map,
-        "body": text,
-        "json": json_body,
-        "auth": auth,
-    })
-}
-
-fn web_response(completed: Completed) -> Response {
+fn web_response(completed: Completed, contract: Contract, response_type: ResponseType) -> Response {
     let id = completed.record.id.clone();
     let (OutcomeKind::Ok, Some(json)) = (completed.record.outcome, completed.result_json) else {
         return failure_response(completed.record.outcome, &completed.record.error, &id);
     };
     // The service has checked the result already (an unsendable one is an error outcome).
-    let shaped = match ferrobase_functions::web::shape(&json) {
+    let shaped = match web::shape(&json, contract, response_type) {
         Ok(shaped) => shaped,
         Err(message) => {
             let error = ferrobase_functions::model::ActivationError {

@@ -63,6 +63,13 @@
       });
     }
   }
+  // Node's name for the global object, which OpenWhisk actions and npm libraries use.
+  Object.defineProperty(globalThis, "global", {
+    value: globalThis,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
   // The node: modules reach the glue through this; it only ever hands out what the globals
   // above hand out.
   Object.defineProperty(globalThis, Symbol.for("ferrobase.load"), { value: load });
