@@ -272,7 +272,7 @@ async fn web_action(
     };
     let (parts, body) = request.into_parts();
     let body = crate::routes::read_body(body, MAX_EVENT_BYTES, "request body").await?;
-    let caller = crate::auth::web_caller(&state, &parts, &ns);
+    let caller = crate::auth::web_caller(&state, &parts, &ns).await;
     let event = web_event(&parts, params.get("path"), caller.as_ref(), &body);
     let completed = service
         .invoke(Invocation {
