@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn each_operation_and_key_has_its_own_budget() {
         let limits = RateLimits::new(LimitSettings {
-            per_ip_per_minute: NonZeroU32::new(2),
+            per_ip_per_minute: NonZeroU32::new(3),
             per_account_per_minute: NonZeroU32::new(1),
         });
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
