@@ -30,6 +30,26 @@ pub enum EventType {
     TriggerFired,
     #[serde(rename = "ferrobase.function.completed")]
     FunctionCompleted,
+    #[serde(rename = "ferrobase.auth.user.created")]
+    AuthUserCreated,
+    #[serde(rename = "ferrobase.auth.user.updated")]
+    AuthUserUpdated,
+    #[serde(rename = "ferrobase.auth.user.deleted")]
+    AuthUserDeleted,
+    #[serde(rename = "ferrobase.auth.signed_in")]
+    AuthSignedIn,
+    #[serde(rename = "ferrobase.auth.token_refreshed")]
+    AuthTokenRefreshed,
+    #[serde(rename = "ferrobase.auth.session.revoked")]
+    AuthSessionRevoked,
+    #[serde(rename = "ferrobase.auth.verification_requested")]
+    AuthVerificationRequested,
+    #[serde(rename = "ferrobase.auth.password_reset_requested")]
+    AuthPasswordResetRequested,
+    #[serde(rename = "ferrobase.auth.config.updated")]
+    AuthConfigUpdated,
+    #[serde(rename = "ferrobase.auth.key.rotated")]
+    AuthKeyRotated,
 }
 
 impl EventType {
@@ -44,6 +64,16 @@ impl EventType {
             EventType::CronTick => "ferrobase.cron.tick",
             EventType::TriggerFired => "ferrobase.trigger.fired",
             EventType::FunctionCompleted => "ferrobase.function.completed",
+            EventType::AuthUserCreated => "ferrobase.auth.user.created",
+            EventType::AuthUserUpdated => "ferrobase.auth.user.updated",
+            EventType::AuthUserDeleted => "ferrobase.auth.user.deleted",
+            EventType::AuthSignedIn => "ferrobase.auth.signed_in",
+            EventType::AuthTokenRefreshed => "ferrobase.auth.token_refreshed",
+            EventType::AuthSessionRevoked => "ferrobase.auth.session.revoked",
+            EventType::AuthVerificationRequested => "ferrobase.auth.verification_requested",
+            EventType::AuthPasswordResetRequested => "ferrobase.auth.password_reset_requested",
+            EventType::AuthConfigUpdated => "ferrobase.auth.config.updated",
+            EventType::AuthKeyRotated => "ferrobase.auth.key.rotated",
         }
     }
 
@@ -55,6 +85,16 @@ impl EventType {
             EventType::QueueMessage => "queue",
             EventType::CronTick | EventType::TriggerFired => "triggers",
             EventType::FunctionCompleted => "functions",
+            EventType::AuthUserCreated
+            | EventType::AuthUserUpdated
+            | EventType::AuthUserDeleted
+            | EventType::AuthSignedIn
+            | EventType::AuthTokenRefreshed
+            | EventType::AuthSessionRevoked
+            | EventType::AuthVerificationRequested
+            | EventType::AuthPasswordResetRequested
+            | EventType::AuthConfigUpdated
+            | EventType::AuthKeyRotated => "auth",
         }
     }
 }

@@ -41,16 +41,21 @@ pub enum Service {
     /// The namespace's policy document itself. Only admin tokens manage it, so it exists for
     /// scopes (`policy:read`, `policy:write`); policies cannot grant it.
     Policy,
+    /// The namespace's accounts (users, sessions, auth settings) and their events. Only admin
+    /// tokens manage them, so, like `policy`, it exists for scopes (`auth:read`,
+    /// `auth:write`); policies cannot grant it.
+    Auth,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Kv,
         Service::Storage,
         Service::Queue,
         Service::Function,
         Service::Events,
         Service::Policy,
+        Service::Auth,
     ];
 
     /// The prefix naming this service in resource patterns and scopes (`kv`, `storage`, ...).
@@ -62,6 +67,7 @@ impl Service {
             Service::Function => "function",
             Service::Events => "events",
             Service::Policy => "policy",
+            Service::Auth => "auth",
         }
     }
 
@@ -74,7 +80,7 @@ impl Service {
             | Service::Queue
             | Service::Function
             | Service::Events => true,
-            Service::Policy => false,
+            Service::Policy | Service::Auth => false,
         }
     }
 }

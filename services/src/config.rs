@@ -584,6 +584,7 @@ impl Config {
         }
         self.functions.validate()?;
         self.http.validate()?;
+        self.auth.validate()?;
         if self.shutdown_grace > Duration::from_secs(3600) {
             bail!("shutdown_grace must be at most 1h");
         }
@@ -632,6 +633,37 @@ pub struct AuthConfig {
     /// Allowed clock skew for `exp` and `nbf`: default 30 s, at most 5 min (e.g. "30s").
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// The built-in auth service: how long a rotated refresh token is still accepted, so two
+    /// tabs refreshing at once both succeed. Default 10 s; at most 1 min.
+    #[serde(with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
+    /// How long one of a namespace's ES256 signing keys signs before it is replaced (it keeps
+    /// verifying until the tokens it signed have expired). Default 7 days; 1 h to 90 days.
+    #[serde(with = "humantime_serde")]
+    pub signing_key_rotation: Duration,
+    pub rate_limits: AuthRateLimits,
+}
+
+/// Rate limits of sign-up, sign-in, refresh and code checks (`[auth.rate_limits]`), each
+/// operation counted apart; over the limit a request answers 429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthRateLimits {
+    /// Requests per minute (and burst) from one client IP. Default 60; 0 turns it off; at
+    /// most 100000.
+    pub per_ip_per_minute: u32,
+    /// Requests per minute (and burst) about one account (an email, or a session for
+    /// refresh). Default 10; 0 turns it off; at most 100000.
+    pub per_account_per_minute: u32,
+}
+
+impl Default for AuthRateLimits {
+    fn default() -> Self {
+        AuthRateLimits {
+            per_ip_per_minute: 60,
+            per_account_per_minute: 10,
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -643,7 +675,29 @@ impl Default for AuthConfig {
             issuer: None,
             audience: None,
             leeway: DEFAULT_LEEWAY,
+            refresh_reuse_grace: Duration::from_secs(10),
+            signing_key_rotation: Duration::from_secs(7 * 24 * 3600),
+            rate_limits: AuthRateLimits::default(),
         }
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.refresh_reuse_grace > Duration::from_secs(60) {
+            bail!("auth.refresh_reuse_grace must be at most 1min");
+        }
+        if !(Duration::from_secs(3600)..=Duration::from_secs(90 * 24 * 3600))
+            .contains(&self.signing_key_rotation)
+        {
+            bail!("auth.signing_key_rotation must be between 1h and 90days");
+        }
+        if self.rate_limits.per_ip_per_minute > 100_000
+            || self.rate_limits.per_account_per_minute > 100_000
+        {
+            bail!("auth.rate_limits values must be at most 100000");
+        }
+        Ok(())
     }
 }
 
@@ -660,6 +714,9 @@ impl fmt::Debug for AuthConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("signing_key_rotation", &self.signing_key_rotation)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }

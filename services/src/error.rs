@@ -69,6 +69,13 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A rate limit says when to come back, in the header clients and proxies read.
+        let retry_after = match (&self.code, &self.details) {
+            (ErrorCode::ResourceExhausted, Some(details)) => details
+                .get("retry_after")
+                .and_then(serde_json::Value::as_u64),
+            _ => None,
+        };
         let mut response = (
             status_of(self.code),
             Json(ErrorDocument {
@@ -93,6 +100,11 @@ impl IntoResponse for ApiError {
                 "www-authenticate",
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

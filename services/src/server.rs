@@ -36,7 +36,17 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         }
         KvEngineKind::Memory => Arc::new(MemoryEngine::new(Arc::new(SystemClock), limits)),
     };
-    let verifier = Arc::new(TokenVerifier::load(&config.auth, &config.data_dir)?);
+    let accounts = Arc::new(
+        crate::auth::accounts::Accounts::new(
+            Arc::new(KvRecordStore::new(kv.clone())),
+            Arc::new(SystemClock),
+            crate::auth::accounts::AccountsOptions::from_config(&config.auth),
+        )
+        .context("starting the auth service")?,
+    );
+    let verifier = Arc::new(
+        TokenVerifier::load(&config.auth, &config.data_dir)?.with_account_tokens(accounts.clone()),
+    );
     let limits = HttpLimits {
         max_value_bytes: config.kv.max_value_bytes,
         max_txn_bytes: config.kv.max_txn_bytes,
@@ -103,7 +113,8 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         .with_queue(queue)
         .with_functions(functions)
         .with_triggers(triggers)
-        .with_storage(storage))
+        .with_storage(storage)
+        .with_accounts(accounts))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends

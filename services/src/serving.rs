@@ -131,7 +131,12 @@ impl Connection {
         let service = {
             let activity = activity.clone();
             let app = self.app;
-            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let remote = self.remote;
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                // The peer's address, for per-IP limits (`axum::extract::ConnectInfo`).
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
                 let in_flight = InFlight::begin(activity.clone());
                 let app = app.clone();
                 async move {

@@ -38,6 +38,8 @@ pub struct AppState {
     pub storage: Option<Arc<ferrobase_storage::Storage>>,
     /// Signs presigned URLs for the S3 endpoint; set once that endpoint listens.
     pub presigner: Option<Arc<crate::auth::presign::Presigner>>,
+    /// The built-in auth service; `None` when the server runs without it (its routes answer 503).
+    pub accounts: Option<Arc<crate::auth::accounts::Accounts>>,
     /// Seals the cursors of listings filtered for the caller (see `auth::listing`).
     pub cursors: Arc<crate::auth::listing::CursorSealer>,
     lifecycle: Arc<Lifecycle>,
@@ -84,6 +86,7 @@ impl AppState {
             triggers: None,
             storage: None,
             presigner: None,
+            accounts: None,
             cursors: Arc::new(crate::auth::listing::CursorSealer::random()),
             lifecycle: Arc::new(Lifecycle {
                 draining: AtomicBool::new(false),
@@ -113,6 +116,12 @@ impl AppState {
     /// The same state with `presigner` signing presigned URLs.
     pub fn with_presigner(mut self, presigner: Arc<crate::auth::presign::Presigner>) -> Self {
         self.presigner = Some(presigner);
+        self
+    }
+
+    /// The same state with `accounts` as its auth service.
+    pub fn with_accounts(mut self, accounts: Arc<crate::auth::accounts::Accounts>) -> Self {
+        self.accounts = Some(accounts);
         self
     }
 

@@ -6,6 +6,9 @@
 //! - RS256 and ES256 (P-256) public keys from PEM files;
 //! - RS256 and ES256 public keys from a JWKS file, chosen by the token's `kid`.
 //!
+//! - the built-in auth service's ES256 keys, one ring per namespace, for tokens whose `kid`
+//!   starts with `fb1.` (see `accounts::keys`), when an [`AccountTokens`] is attached.
+//!
 //! The algorithm named in a token's header picks the kind of key, and no key ever serves two
 //! algorithms, which is what defeats algorithm confusion (an HS256 token "signed" with a public
 //! key, or an HMAC signature presented as RS256). `alg: none` and every other algorithm are
@@ -114,9 +117,22 @@ struct Jwks {
     unnamed: Vec<PublicKey>,
 }
 
+/// Verifies the access tokens of the built-in auth service (`accounts`), whose keys live in
+/// the record store and rotate, so they are looked up per token rather than loaded here.
+#[async_trait::async_trait]
+pub trait AccountTokens: Send + Sync + fmt::Debug {
+    /// Verifies `token`, whose header names `kid`; the claims are always a `user` token of the
+    /// namespace whose key signed it.
+    async fn verify(&self, kid: &str, token: &str) -> Result<Claims, TokenError>;
+}
+
+/// The key-id prefix of the auth service's tokens.
+const ACCOUNT_KID_PREFIX: &str = "fb1.";
+
 /// Verifies bearer tokens and mints HS256 ones. Cheap to share behind an `Arc`.
 #[derive(Clone)]
 pub struct TokenVerifier {
+    accounts: Option<std::sync::Arc<dyn AccountTokens>>,
     hs256_signing: EncodingKey,
     hs256_verifying: DecodingKey,
     pem_keys: Vec<PublicKey>,
@@ -192,6 +208,7 @@ impl TokenVerifier {
             validation
         };
         Ok(TokenVerifier {
+            accounts: None,
             hs256_signing: EncodingKey::from_secret(secret.as_bytes()),
             hs256_verifying: DecodingKey::from_secret(secret.as_bytes()),
             pem_keys,
@@ -202,6 +219,31 @@ impl TokenVerifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
         })
+    }
+
+    /// The same verifier also accepting the auth service's tokens.
+    pub fn with_account_tokens(mut self, accounts: std::sync::Arc<dyn AccountTokens>) -> Self {
+        self.accounts = Some(accounts);
+        self
+    }
+
+    /// Like [`Self::verify`], and also accepts the auth service's tokens: what requests use.
+    pub async fn verify_request(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed(format!(
+                "longer than {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        if let Some(accounts) = &self.accounts {
+            let header = peek_header(token)?;
+            if let Some(kid) = header.kid.filter(|kid| kid.starts_with(ACCOUNT_KID_PREFIX)) {
+                if header.alg != "ES256" {
+                    return Err(TokenError::UnsupportedAlgorithm(echo(&header.alg)));
+                }
+                return accounts.verify(&kid, token).await;
+            }
+        }
+        self.verify(token)
     }
 
     /// Checks the token's signature, expiry and claims, and returns its claims.

@@ -7,6 +7,7 @@
 //! so that they show only what the caller may read.
 
 pub mod access_keys;
+pub mod accounts;
 mod jwt;
 pub mod listing;
 pub mod presign;
@@ -19,7 +20,7 @@ use ferrobase_core::auth::{Claims, Role};
 use ferrobase_core::policy::{self, Action, Decision, DenyReason, Policy, Resource, Service};
 use ferrobase_core::{ErrorCode, Namespace};
 
-pub use jwt::{AuthSetupError, SECRET_FILE, TokenError, TokenVerifier};
+pub use jwt::{AccountTokens, AuthSetupError, SECRET_FILE, TokenError, TokenVerifier};
 
 use crate::error::ApiError;
 use crate::policies::PolicyStore;
@@ -42,7 +43,8 @@ where
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing bearer token"))?;
         verifier
-            .verify(&token)
+            .verify_request(&token)
+            .await
             .map(Identity)
             .map_err(|error| ApiError::new(ErrorCode::Unauthenticated, error.to_string()))
     }
@@ -72,12 +74,12 @@ pub fn bearer_token(parts: &Parts) -> Option<String> {
 /// The verified claims of a web action's caller, when the request carries a valid token that
 /// may reach `ns`. A web action needs no token, so a missing or invalid one is no error; but a
 /// token for another namespace must not identify its bearer to this namespace's code.
-pub(crate) fn web_caller<S>(state: &S, parts: &Parts, ns: &Namespace) -> Option<Claims>
+pub(crate) async fn web_caller<S>(state: &S, parts: &Parts, ns: &Namespace) -> Option<Claims>
 where
     Arc<TokenVerifier>: FromRef<S>,
 {
     let verifier = Arc::<TokenVerifier>::from_ref(state);
-    let claims = verifier.verify(&bearer_token(parts)?).ok()?;
+    let claims = verifier.verify_request(&bearer_token(parts)?).await.ok()?;
     reaches(&claims, ns).ok().map(|()| claims)
 }
 

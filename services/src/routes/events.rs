@@ -57,6 +57,18 @@ fn resource_of(event: &Event) -> Resource<'_> {
         EventType::CronTick | EventType::TriggerFired | EventType::FunctionCompleted => {
             Service::Events
         }
+        // Account events carry emails and one-time codes: only tokens that manage accounts
+        // (admin and service tokens whose scopes cover `auth:read`) see them.
+        EventType::AuthUserCreated
+        | EventType::AuthUserUpdated
+        | EventType::AuthUserDeleted
+        | EventType::AuthSignedIn
+        | EventType::AuthTokenRefreshed
+        | EventType::AuthSessionRevoked
+        | EventType::AuthVerificationRequested
+        | EventType::AuthPasswordResetRequested
+        | EventType::AuthConfigUpdated
+        | EventType::AuthKeyRotated => Service::Auth,
     };
     Resource::new(service, &event.subject)
 }

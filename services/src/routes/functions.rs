@@ -277,7 +277,7 @@ async fn web_action(
     };
     let (parts, body) = request.into_parts();
     let body = crate::routes::read_body(body, MAX_EVENT_BYTES, "request body").await?;
-    let caller = crate::auth::web_caller(&state, &parts, &ns);
+    let caller = crate::auth::web_caller(&state, &parts, &ns).await;
     let path = format!("/{}", params.get("path").map_or("", String::as_str));
     let web_request = WebRequest {
         method: parts.method.as_str(),

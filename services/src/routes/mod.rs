@@ -1,6 +1,7 @@
 //! The HTTP API: one router function per area, composed here with the cross-cutting layers
 //! (metrics, tracing, CORS).
 
+pub mod auth;
 pub mod events;
 pub mod extract;
 pub mod functions;
@@ -25,6 +26,7 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
     let api = Router::new()
         .merge(ops::router())
         .merge(kv::router())
+        .merge(auth::router())
         .merge(events::router())
         .merge(policies::router())
         .merge(storage::router())
