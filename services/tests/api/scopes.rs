@@ -52,13 +52,26 @@ impl Row {
     }
 }
 
-/// Routes anyone may call without a token: probes and web actions.
+/// Routes that token scopes do not decide: probes and web actions (no token at all), and the
+/// auth service's sign-up, sign-in and code routes (no token) and its session routes, which
+/// take the signed-in user's own session token (tests/tests/auth_accounts.rs covers them).
 const UNAUTHENTICATED: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("ANY", "/web/{ns}/{name}"),
     ("ANY", "/web/{ns}/{name}/{*path}"),
+    ("POST", "/v1/auth/{ns}/signup"),
+    ("POST", "/v1/auth/{ns}/token"),
+    ("POST", "/v1/auth/{ns}/recover"),
+    ("POST", "/v1/auth/{ns}/resend"),
+    ("POST", "/v1/auth/{ns}/verify"),
+    ("GET", "/v1/auth/{ns}/.well-known/jwks.json"),
+    ("POST", "/v1/auth/{ns}/logout"),
+    ("GET", "/v1/auth/{ns}/user"),
+    ("PUT", "/v1/auth/{ns}/user"),
+    ("GET", "/v1/auth/{ns}/sessions"),
+    ("DELETE", "/v1/auth/{ns}/sessions/{id}"),
 ];
 
 const Q: &str = "/v1/queues/{ns}/{queue}";
@@ -80,6 +93,58 @@ fn table() -> Vec<Row> {
             "/v1/events/a/stream",
             &["events:read"],
         ),
+        // the auth service's operator routes (admin tokens with auth scopes)
+        row(
+            "GET",
+            "/v1/auth/{ns}/config",
+            "/v1/auth/a/config",
+            &["auth:read"],
+        )
+        .admin(),
+        row(
+            "PUT",
+            "/v1/auth/{ns}/config",
+            "/v1/auth/a/config",
+            &["auth:write"],
+        )
+        .admin()
+        .body(json!({"enabled": true})),
+        row(
+            "GET",
+            "/v1/auth/{ns}/admin/users",
+            "/v1/auth/a/admin/users",
+            &["auth:read"],
+        )
+        .admin(),
+        row(
+            "GET",
+            "/v1/auth/{ns}/admin/users/{id}",
+            "/v1/auth/a/admin/users/u1",
+            &["auth:read"],
+        )
+        .admin(),
+        row(
+            "PUT",
+            "/v1/auth/{ns}/admin/users/{id}",
+            "/v1/auth/a/admin/users/u1",
+            &["auth:write"],
+        )
+        .admin()
+        .body(json!({"disabled": true})),
+        row(
+            "DELETE",
+            "/v1/auth/{ns}/admin/users/{id}",
+            "/v1/auth/a/admin/users/u1",
+            &["auth:write"],
+        )
+        .admin(),
+        row(
+            "POST",
+            "/v1/auth/{ns}/admin/keys/rotate",
+            "/v1/auth/a/admin/keys/rotate",
+            &["auth:write"],
+        )
+        .admin(),
         // policies
         row(
             "GET",
