@@ -114,6 +114,16 @@ fn registry_key(ns: &Namespace) -> String {
     format!("rules-ns/{ns}")
 }
 
+/// Empties a task table, handing back its tasks (the lock is released before they are used).
+fn take_tasks(tasks: &Mutex<HashMap<(Namespace, String), JoinHandle<()>>>) -> Vec<JoinHandle<()>> {
+    tasks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .map(|(_, task)| task)
+        .collect()
+}
+
 fn storage(error: impl std::fmt::Display) -> FunctionError {
     FunctionError::Storage(error.to_string())
 }
@@ -251,22 +261,10 @@ impl TriggerService {
     /// are delivered after the restart (the cursor is durable).
     pub async fn shutdown(&self) {
         self.stopping.send_replace(true);
-        for (_, task) in self
-            .tickers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-        {
+        for task in take_tasks(&self.tickers) {
             task.abort();
         }
-        let tasks: Vec<JoinHandle<()>> = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, task)| task)
-            .collect();
-        for task in tasks {
+        for task in take_tasks(&self.running) {
             let _ = task.await;
         }
     }
@@ -293,19 +291,9 @@ impl TriggerService {
     /// Stops every rule and ticker task at once, wherever they are (the service is being
     /// replaced, or a graceful [`TriggerService::shutdown`] ran out of time).
     pub fn stop(&self) {
-        for (_, task) in self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-        {
-            task.abort();
-        }
-        for (_, task) in self
-            .tickers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
+        for task in take_tasks(&self.running)
+            .into_iter()
+            .chain(take_tasks(&self.tickers))
         {
             task.abort();
         }
