@@ -22,8 +22,8 @@ use ferrobase_functions::engine::{ActivationInput, FetchPolicy, HostBinding, Iso
 use ferrobase_functions::model::{Cause, OutcomeKind};
 use ferrobase_functions::pool::PoolConfig;
 use ferrobase_functions::service::Invocation;
-use ferrobase_functions::{FunctionService, FunctionSpec, FunctionsConfig, HostContext};
-use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine};
+use ferrobase_functions::{FunctionSpec, FunctionsConfig, HostContext};
+use ferrobase_kv::{KvEngine, KvLimits, MemoryEngine};
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -31,7 +31,9 @@ use crate::percentile;
 use ferrobase::auth::TokenVerifier;
 use ferrobase::config::AuthConfig;
 use ferrobase::host::ServiceHost;
-use ferrobase::state::{AppState, HttpLimits};
+use ferrobase::server::{Foundation, start_services};
+use ferrobase::state::{AppState, HttpLimits, Services};
+use ferrobase_queue::QueueLimits;
 
 const MODULE: &str = "export default (event) => ({ ok: true, n: event.n ?? 0 });";
 /// A realistic small function: parse a CSV upload, total a column and sign the body with
@@ -91,19 +93,27 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         Arc::new(SystemClock),
         KvLimits::default(),
     ));
+    let dir = tempfile_dir()?;
+    let mut foundation = Foundation::embedded(
+        kv.clone(),
+        &dir,
+        Arc::new(SystemClock),
+        QueueLimits::default(),
+    )?;
+    foundation.functions = FunctionsConfig {
+        pool: PoolConfig::default(),
+        max_waiting: 100_000,
+        ..FunctionsConfig::default()
+    };
+    // The isolate phases call the host directly, as an executor thread does.
     let host = Arc::new(ServiceHost::new(
         kv.clone(),
+        foundation.queue.clone(),
+        foundation.storage.clone(),
         Arc::new(FetchPolicy::default()),
     ));
-    let service = FunctionService::start(
-        Arc::new(KvRecordStore::new(kv.clone())),
-        host.clone(),
-        FunctionsConfig {
-            pool: PoolConfig::default(),
-            max_waiting: 100_000,
-            ..FunctionsConfig::default()
-        },
-    )?;
+    let services = start_services(foundation).await?;
+    let service = services.functions.clone();
     let ns = Namespace::parse("bench")?;
     let spec: FunctionSpec = serde_json::from_value(json!({"code": MODULE, "concurrency": 1000}))?;
     service.deploy(&ns, "trivial", spec.clone()).await?;
@@ -139,7 +149,7 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
     );
 
     // 2. Warm, over HTTP: latency with one connection, then throughput with many.
-    let (_, mut single) = http_phase(kv.clone(), service.clone(), 1, args.warm.min(5000)).await?;
+    let (_, mut single) = http_phase(kv.clone(), services.clone(), 1, args.warm.min(5000)).await?;
     let (http_p50, http_p99) = (single.p(0.5), single.p(0.99));
     println!(
         "functions over-HTTP warm, one connection: p50_us={:.1} p99_us={:.1} (n={})",
@@ -149,7 +159,7 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
     );
     let (http_rate, mut loaded) = http_phase(
         kv.clone(),
-        service.clone(),
+        services.clone(),
         args.connections,
         args.http_requests,
     )
@@ -292,7 +302,7 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
 
 async fn http_phase(
     kv: Arc<dyn KvEngine>,
-    service: Arc<FunctionService>,
+    services: Services,
     connections: usize,
     requests: usize,
 ) -> anyhow::Result<(f64, Latencies)> {
@@ -318,7 +328,7 @@ async fn http_phase(
         max_value_bytes: 1 << 20,
         max_txn_bytes: 4 << 20,
     };
-    let state = AppState::new(kv, verifier, limits).with_functions(service);
+    let state = AppState::new(kv, verifier, limits, services);
     let router = ferrobase::routes::router(state, &ferrobase::config::CorsConfig::default())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!(

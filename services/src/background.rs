@@ -47,17 +47,16 @@ impl Background {
                 shutdown(),
             )),
         )];
-        if let Some(queue) = state.queue.clone() {
-            loops.push((
-                "queue maintenance",
-                tokio::spawn(ferrobase_queue::run_maintenance(
-                    queue,
-                    config.queue.maintenance_interval,
-                    shutdown(),
-                )),
-            ));
-        }
-        if let Some(storage) = state.storage.clone() {
+        loops.push((
+            "queue maintenance",
+            tokio::spawn(ferrobase_queue::run_maintenance(
+                state.queue.clone(),
+                config.queue.maintenance_interval,
+                shutdown(),
+            )),
+        ));
+        {
+            let storage = state.storage.clone();
             let (min_age, interval) =
                 (config.storage.orphan_min_age, config.storage.sweep_interval);
             let stop = shutdown();
@@ -89,19 +88,15 @@ impl Background {
     /// latest, then flushes the engines.
     pub async fn shutdown(self, deadline: Instant) -> anyhow::Result<()> {
         let state = &self.state;
-        if let Some(triggers) = &state.triggers
-            && !finished_by(deadline, "trigger deliveries", triggers.shutdown()).await
-        {
-            triggers.stop();
+        if !finished_by(deadline, "trigger deliveries", state.triggers.shutdown()).await {
+            state.triggers.stop();
         }
-        if let Some(functions) = &state.functions {
-            finished_by(
-                deadline,
-                "activations and their records",
-                functions.shutdown(),
-            )
-            .await;
-        }
+        finished_by(
+            deadline,
+            "activations and their records",
+            state.functions.shutdown(),
+        )
+        .await;
         // Idempotent; here so that the loops end also when a caller skipped the signal.
         state.begin_shutdown();
         for (name, task) in self.loops {
@@ -111,9 +106,11 @@ impl Background {
                 abort.abort();
             }
         }
-        if let Some(queue) = &state.queue {
-            queue.flush().await.context("flushing the queue store")?;
-        }
+        state
+            .queue
+            .flush()
+            .await
+            .context("flushing the queue store")?;
         state.kv.flush().await.context("flushing the KV store")?;
         Ok(())
     }

@@ -32,8 +32,8 @@ const MAX_LIST_LIMIT: usize = 1000;
 #[derive(Debug)]
 pub struct ServiceHost {
     kv: Arc<dyn KvEngine>,
-    queue: Option<Arc<dyn ferrobase_queue::Queue>>,
-    storage: Option<Arc<ferrobase_storage::Storage>>,
+    queue: Arc<dyn ferrobase_queue::Queue>,
+    storage: Arc<ferrobase_storage::Storage>,
     fetch: Arc<FetchPolicy>,
     http: reqwest::Client,
 }
@@ -89,45 +89,21 @@ fn refusal(error: &reqwest::Error) -> Option<&FetchRefused> {
 }
 
 impl ServiceHost {
-    /// Functions' fetches are limited by `fetch`, the policy the engine checks them with.
-    pub fn new(kv: Arc<dyn KvEngine>, fetch: Arc<FetchPolicy>) -> Self {
+    /// Functions reach `kv`, publish to `queue` and read and write `storage`; their fetches
+    /// are limited by `fetch`, the policy the engine checks them with.
+    pub fn new(
+        kv: Arc<dyn KvEngine>,
+        queue: Arc<dyn ferrobase_queue::Queue>,
+        storage: Arc<ferrobase_storage::Storage>,
+        fetch: Arc<FetchPolicy>,
+    ) -> Self {
         ServiceHost {
             kv,
-            queue: None,
-            storage: None,
+            queue,
+            storage,
             http: fetch_client(&fetch),
             fetch,
         }
-    }
-
-    /// Lets functions publish to the namespace's queues.
-    pub fn with_queue(mut self, queue: Arc<dyn ferrobase_queue::Queue>) -> Self {
-        self.queue = Some(queue);
-        self
-    }
-
-    /// Lets functions read and write the namespace's objects.
-    pub fn with_storage(mut self, storage: Arc<ferrobase_storage::Storage>) -> Self {
-        self.storage = Some(storage);
-        self
-    }
-
-    fn queue(&self) -> Result<&Arc<dyn ferrobase_queue::Queue>, HostError> {
-        self.queue.as_ref().ok_or_else(|| {
-            HostError::new(
-                ErrorCode::Unavailable,
-                "queues are not enabled on this server",
-            )
-        })
-    }
-
-    fn storage(&self) -> Result<&Arc<ferrobase_storage::Storage>, HostError> {
-        self.storage.as_ref().ok_or_else(|| {
-            HostError::new(
-                ErrorCode::Unavailable,
-                "object storage is not enabled on this server",
-            )
-        })
     }
 
     async fn fetch(
@@ -372,7 +348,7 @@ impl HostApi for ServiceHost {
                     batch.push(new);
                 }
                 let ids = self
-                    .queue()?
+                    .queue
                     .publish(ns, &name, batch)
                     .await
                     .map_err(queue_error)?;
@@ -394,11 +370,7 @@ impl HostApi for ServiceHost {
                 encoding,
             } => {
                 let options = ferrobase_storage::GetOptions::default();
-                match self
-                    .storage()?
-                    .get_object(ns, &bucket, &key, &options)
-                    .await
-                {
+                match self.storage.get_object(ns, &bucket, &key, &options).await {
                     Ok(object) => {
                         use futures::TryStreamExt;
                         let chunks: Vec<Bytes> =
@@ -449,7 +421,7 @@ impl HostApi for ServiceHost {
                 let stream: ferrobase_storage::ByteStream =
                     Box::pin(futures::stream::once(async move { Ok(body) }));
                 let info = self
-                    .storage()?
+                    .storage
                     .put_object(ns, &bucket, &key, stream, options)
                     .await
                     .map_err(storage_error)?;
@@ -457,7 +429,7 @@ impl HostApi for ServiceHost {
             }
             HostOp::StorageDelete { bucket, key } => {
                 let existed = self
-                    .storage()?
+                    .storage
                     .delete_object(ns, &bucket, &key, context.causation.clone())
                     .await
                     .map_err(storage_error)?;
@@ -477,7 +449,7 @@ impl HostApi for ServiceHost {
                     max_keys: limit.unwrap_or(100).clamp(1, 1000),
                 };
                 let page = self
-                    .storage()?
+                    .storage
                     .list_objects(ns, &bucket, &query)
                     .await
                     .map_err(storage_error)?;

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ferrobase_core::SystemClock;
+use ferrobase_core::{Clock, SystemClock};
 use ferrobase_kv::{KvEngine, KvLimits, KvRecordStore, MemoryEngine, SledEngine};
 use ferrobase_queue::{EmbeddedQueue, JetStreamQueue};
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::auth::TokenVerifier;
 use crate::background::Background;
 use crate::config::{Config, KvEngineKind, Listen, LogFormat};
-use crate::state::{AppState, HttpLimits};
+use crate::state::{AppState, HttpLimits, Services};
 
 /// Opens everything `config` describes and returns the state the routers share.
 pub async fn build(config: &Config) -> anyhow::Result<AppState> {
@@ -36,17 +36,7 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         }
         KvEngineKind::Memory => Arc::new(MemoryEngine::new(Arc::new(SystemClock), limits)),
     };
-    let accounts = Arc::new(
-        crate::auth::accounts::Accounts::new(
-            Arc::new(KvRecordStore::new(kv.clone())),
-            Arc::new(SystemClock),
-            crate::auth::accounts::AccountsOptions::from_config(&config.auth),
-        )
-        .context("starting the auth service")?,
-    );
-    let verifier = Arc::new(
-        TokenVerifier::load(&config.auth, &config.data_dir)?.with_account_tokens(accounts.clone()),
-    );
+    let verifier = TokenVerifier::load(&config.auth, &config.data_dir)?;
     let limits = HttpLimits {
         max_value_bytes: config.kv.max_value_bytes,
         max_txn_bytes: config.kv.max_txn_bytes,
@@ -90,31 +80,118 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         .with_etag_policy(config.storage.etag_policy())
         .with_upload_lifetime(config.storage.upload_lifetime()),
     );
-    let fetch = Arc::new(config.functions.fetch_policy()?);
-    let host = crate::host::ServiceHost::new(kv.clone(), fetch.clone())
-        .with_queue(queue.clone())
-        .with_storage(storage.clone());
-    let functions = ferrobase_functions::FunctionService::start(
-        Arc::new(KvRecordStore::new(kv.clone())),
-        Arc::new(host),
-        config.functions.runtime_config(fetch),
-    )
-    .context("starting the function runtime")?;
-    let triggers = ferrobase_functions::triggers::TriggerService::start(
-        Arc::new(KvRecordStore::new(kv.clone())),
+    let foundation = Foundation {
+        kv: kv.clone(),
+        queue,
+        storage,
+        clock: Arc::new(SystemClock),
+        functions: config
+            .functions
+            .runtime_config(Arc::new(config.functions.fetch_policy()?)),
+        triggers: ferrobase_functions::triggers::TriggerConfig::default(),
+        accounts: crate::auth::accounts::AccountsOptions::from_config(&config.auth),
+    };
+    let services = start_services(foundation).await?;
+    let verifier = Arc::new(verifier.with_account_tokens(services.accounts.clone()));
+    Ok(AppState::new(kv, verifier, limits, services))
+}
+
+/// What the services run on and how they are set up: the engines a server opened from its
+/// config, or (in tests and benchmarks) the memory engines.
+#[derive(Debug)]
+pub struct Foundation {
+    pub kv: Arc<dyn KvEngine>,
+    pub queue: Arc<dyn ferrobase_queue::Queue>,
+    pub storage: Arc<ferrobase_storage::Storage>,
+    /// The auth service's clock (the function runtime's is in its settings).
+    pub clock: Arc<dyn Clock>,
+    /// The function runtime's settings, with the fetch policy its host applies too.
+    pub functions: ferrobase_functions::FunctionsConfig,
+    pub triggers: ferrobase_functions::triggers::TriggerConfig,
+    pub accounts: crate::auth::accounts::AccountsOptions,
+}
+
+impl Foundation {
+    /// The embedded engines beside `kv`: a queue store in `dir/queue` with `queue_limits` and
+    /// objects on the local file system in `dir/objects`, with default settings otherwise. For
+    /// tests and benchmarks, which build a whole server without a config file.
+    pub fn embedded(
+        kv: Arc<dyn KvEngine>,
+        dir: &std::path::Path,
+        clock: Arc<dyn Clock>,
+        queue_limits: ferrobase_queue::QueueLimits,
+    ) -> anyhow::Result<Foundation> {
+        let records = Arc::new(KvRecordStore::new(kv.clone()));
+        let queue = EmbeddedQueue::open(
+            &dir.join("queue"),
+            clock.clone(),
+            queue_limits,
+            records.clone(),
+        )
+        .context("opening the queue store")?;
+        let backend = ferrobase_storage::Backend::open(&ferrobase_storage::BackendConfig::Local {
+            root: dir.join("objects"),
+        })
+        .context("opening the object storage backend")?;
+        Ok(Foundation {
+            queue: Arc::new(queue),
+            storage: Arc::new(ferrobase_storage::Storage::new(
+                backend,
+                records,
+                clock.clone(),
+            )),
+            kv,
+            clock,
+            functions: ferrobase_functions::FunctionsConfig::default(),
+            triggers: ferrobase_functions::triggers::TriggerConfig::default(),
+            accounts: crate::auth::accounts::AccountsOptions::from_config(&Default::default()),
+        })
+    }
+}
+
+/// Starts the services on `foundation`, wired to each other as every server runs them:
+/// functions reach KV, queues and storage; rules deliver change-log events and queue messages
+/// to functions; the auth service keeps its records in the KV engine's record store.
+pub async fn start_services(foundation: Foundation) -> anyhow::Result<Services> {
+    let Foundation {
+        kv,
+        queue,
+        storage,
+        clock,
+        functions,
+        triggers,
+        accounts,
+    } = foundation;
+    let records = Arc::new(KvRecordStore::new(kv.clone()));
+    let accounts = Arc::new(
+        crate::auth::accounts::Accounts::new(records.clone(), clock.clone(), accounts)
+            .context("starting the auth service")?,
+    );
+    let host = crate::host::ServiceHost::new(
         kv.clone(),
+        queue.clone(),
+        storage.clone(),
+        functions.fetch.clone(),
+    );
+    let functions =
+        ferrobase_functions::FunctionService::start(records.clone(), Arc::new(host), functions)
+            .context("starting the function runtime")?;
+    let triggers = ferrobase_functions::triggers::TriggerService::start(
+        records,
+        kv,
         functions.clone(),
         Some(Arc::new(crate::host::QueueRules::new(queue.clone()))),
-        ferrobase_functions::triggers::TriggerConfig::default(),
+        triggers,
     )
     .await
     .context("resuming triggers and rules")?;
-    Ok(AppState::new(kv, verifier, limits)
-        .with_queue(queue)
-        .with_functions(functions)
-        .with_triggers(triggers)
-        .with_storage(storage)
-        .with_accounts(accounts))
+    Ok(Services {
+        queue,
+        storage,
+        functions,
+        triggers,
+        accounts,
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains: stops accepting, ends

@@ -19,6 +19,17 @@ pub struct HttpLimits {
     pub max_txn_bytes: usize,
 }
 
+/// The services behind the API besides KV. Every server runs all of them (tests too, on the
+/// memory engines), so handlers never meet a missing service.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub queue: Arc<dyn Queue>,
+    pub storage: Arc<ferrobase_storage::Storage>,
+    pub functions: Arc<ferrobase_functions::FunctionService>,
+    pub triggers: Arc<ferrobase_functions::triggers::TriggerService>,
+    pub accounts: Arc<crate::auth::accounts::Accounts>,
+}
+
 /// Cheap to clone: everything is behind `Arc`s.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -28,18 +39,15 @@ pub struct AppState {
     pub policies: Arc<PolicyStore>,
     pub metrics: Arc<Metrics>,
     pub limits: HttpLimits,
-    /// The queue engine; `None` when the server runs without queues (queue routes answer 503).
-    pub queue: Option<Arc<dyn Queue>>,
-    /// The function runtime; `None` when the server runs without functions.
-    pub functions: Option<Arc<ferrobase_functions::FunctionService>>,
-    /// Triggers and rules; `None` when the server runs without them.
-    pub triggers: Option<Arc<ferrobase_functions::triggers::TriggerService>>,
-    /// Object storage; `None` when the server runs without it (storage routes answer 503).
-    pub storage: Option<Arc<ferrobase_storage::Storage>>,
-    /// Signs presigned URLs for the S3 endpoint; set once that endpoint listens.
+    pub queue: Arc<dyn Queue>,
+    pub functions: Arc<ferrobase_functions::FunctionService>,
+    pub triggers: Arc<ferrobase_functions::triggers::TriggerService>,
+    pub storage: Arc<ferrobase_storage::Storage>,
+    /// The built-in auth service.
+    pub accounts: Arc<crate::auth::accounts::Accounts>,
+    /// Signs presigned URLs for the S3 endpoint; `None` while that endpoint is off
+    /// (`s3_listen = "off"`), when presigning answers 503.
     pub presigner: Option<Arc<crate::auth::presign::Presigner>>,
-    /// The built-in auth service; `None` when the server runs without it (its routes answer 503).
-    pub accounts: Option<Arc<crate::auth::accounts::Accounts>>,
     /// Seals the cursors of listings filtered for the caller (see `auth::listing`).
     pub cursors: Arc<crate::auth::listing::CursorSealer>,
     lifecycle: Arc<Lifecycle>,
@@ -73,7 +81,19 @@ struct Lifecycle {
 }
 
 impl AppState {
-    pub fn new(kv: Arc<dyn KvEngine>, verifier: Arc<TokenVerifier>, limits: HttpLimits) -> Self {
+    pub fn new(
+        kv: Arc<dyn KvEngine>,
+        verifier: Arc<TokenVerifier>,
+        limits: HttpLimits,
+        services: Services,
+    ) -> Self {
+        let Services {
+            queue,
+            storage,
+            functions,
+            triggers,
+            accounts,
+        } = services;
         AppState {
             changelog: kv.clone(),
             policies: Arc::new(PolicyStore::new(kv.clone())),
@@ -81,12 +101,12 @@ impl AppState {
             verifier,
             metrics: Arc::new(Metrics::default()),
             limits,
-            queue: None,
-            functions: None,
-            triggers: None,
-            storage: None,
+            queue,
+            functions,
+            triggers,
+            storage,
+            accounts,
             presigner: None,
-            accounts: None,
             cursors: Arc::new(crate::auth::listing::CursorSealer::random()),
             lifecycle: Arc::new(Lifecycle {
                 draining: AtomicBool::new(false),
@@ -95,42 +115,9 @@ impl AppState {
         }
     }
 
-    /// The same state with `queue` as its queue engine.
-    pub fn with_queue(mut self, queue: Arc<dyn Queue>) -> Self {
-        self.queue = Some(queue);
-        self
-    }
-
-    /// The same state with `functions` as its function runtime.
-    pub fn with_functions(mut self, functions: Arc<ferrobase_functions::FunctionService>) -> Self {
-        self.functions = Some(functions);
-        self
-    }
-
-    /// The same state with `storage` as its object storage.
-    pub fn with_storage(mut self, storage: Arc<ferrobase_storage::Storage>) -> Self {
-        self.storage = Some(storage);
-        self
-    }
-
     /// The same state with `presigner` signing presigned URLs.
     pub fn with_presigner(mut self, presigner: Arc<crate::auth::presign::Presigner>) -> Self {
         self.presigner = Some(presigner);
-        self
-    }
-
-    /// The same state with `accounts` as its auth service.
-    pub fn with_accounts(mut self, accounts: Arc<crate::auth::accounts::Accounts>) -> Self {
-        self.accounts = Some(accounts);
-        self
-    }
-
-    /// The same state with `triggers` delivering events to functions.
-    pub fn with_triggers(
-        mut self,
-        triggers: Arc<ferrobase_functions::triggers::TriggerService>,
-    ) -> Self {
-        self.triggers = Some(triggers);
         self
     }
 

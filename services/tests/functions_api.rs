@@ -22,10 +22,7 @@ struct Reply {
 
 impl App {
     async fn new() -> App {
-        let services = Services {
-            functions: true,
-            ..Services::roomy()
-        };
+        let services = Services::roomy();
         App {
             app: TestApp::with_services(services).await,
         }

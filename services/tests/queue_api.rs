@@ -26,15 +26,11 @@ struct Resp {
 
 impl App {
     async fn new() -> App {
-        App::build(true).await
-    }
-
-    async fn build(with_queue: bool) -> App {
         let services = Services {
-            queue: with_queue.then(|| QueueLimits {
+            queue: QueueLimits {
                 max_message_bytes: 1024,
                 ..QueueLimits::default()
-            }),
+            },
             ..Services::roomy()
         };
         App {
@@ -362,14 +358,6 @@ async fn errors_are_json_with_the_right_status() {
         .post("/v1/queues/shop/q/pull", &other_ns, json!({}))
         .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
-
-    let without = App::build(false).await;
-    let admin = without.admin();
-    let unavailable = without
-        .post("/v1/queues/shop/q/pull", &admin, json!({}))
-        .await;
-    assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(error_code(&unavailable), "unavailable");
 }
 
 #[tokio::test]

@@ -57,13 +57,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/{ns}/admin/keys/rotate", post(rotate_key))
 }
 
-fn accounts(state: &AppState) -> Result<&Arc<Accounts>, ApiError> {
-    state
-        .accounts
-        .as_ref()
-        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the auth service is not enabled"))
-}
-
 /// A JSON body of at most [`MAX_BODY`] bytes; an empty body reads as `{}`.
 async fn json_body<T: for<'de> Deserialize<'de>>(body: axum::body::Body) -> Result<T, ApiError> {
     let bytes = read_body(body, MAX_BODY, "the request body").await?;
@@ -120,7 +113,7 @@ async fn session(
     bearer: &Bearer,
 ) -> Result<(Namespace, Arc<Accounts>, AccessSession), ApiError> {
     let ns = parse_ns(ns)?;
-    let accounts = accounts(state)?.clone();
+    let accounts = state.accounts.clone();
     let session = accounts.access_session(&ns, &bearer.0).await?;
     Ok((ns, accounts, session))
 }
@@ -135,7 +128,7 @@ async fn admin(
     Authorizer::for_namespace(state, identity, &ns)
         .await?
         .require_admin(Service::Auth, action)?;
-    Ok((ns, accounts(state)?.clone()))
+    Ok((ns, state.accounts.clone()))
 }
 
 async fn get_config(
@@ -175,7 +168,8 @@ async fn sign_up(
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
     let credentials: Credentials = json_body(body).await?;
-    let answer = accounts(&state)?
+    let answer = state
+        .accounts
         .sign_up(
             &ns,
             credentials.email.as_deref(),
@@ -205,7 +199,7 @@ async fn token(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
-    let accounts = accounts(&state)?;
+    let accounts = &state.accounts;
     let answer = match grant.grant_type.as_str() {
         "password" => {
             let credentials: Credentials = json_body(body).await?;
@@ -289,7 +283,7 @@ async fn revoke_session(
 
 async fn jwks(State(state): State<AppState>, Path(ns): Path<String>) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
-    let keys = accounts(&state)?.jwks(&ns).await?;
+    let keys = state.accounts.jwks(&ns).await?;
     Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(keys)).into_response())
 }
 
@@ -315,7 +309,8 @@ async fn recover(
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
     let body: EmailBody = json_body(body).await?;
-    accounts(&state)?
+    state
+        .accounts
         .request_code(&ns, CodeKind::Recovery, &body.email, &client)
         .await?;
     Ok(Json(json!({})).into_response())
@@ -329,7 +324,8 @@ async fn resend(
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
     let body: ResendBody = json_body(body).await?;
-    accounts(&state)?
+    state
+        .accounts
         .request_code(&ns, body.kind, &body.email, &client)
         .await?;
     Ok(Json(json!({})).into_response())
@@ -353,7 +349,8 @@ async fn verify(
 ) -> Result<Response, ApiError> {
     let ns = parse_ns(&ns)?;
     let body: VerifyBody = json_body(body).await?;
-    let outcome = accounts(&state)?
+    let outcome = state
+        .accounts
         .verify_code(
             &ns,
             body.kind,

@@ -7,7 +7,6 @@
 //! - `GET /v1/activations/{ns}?function=&after=&limit=`, `GET /v1/activations/{ns}/{id}`
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -22,9 +21,7 @@ use ferrobase_core::wire::ActivationAccepted;
 use ferrobase_functions::model::{Cause, Contract, Target};
 use ferrobase_functions::service::{Completed, Invocation};
 use ferrobase_functions::web::{self, ResponseType, WebRequest};
-use ferrobase_functions::{
-    FunctionError, FunctionService, FunctionSpec, FunctionVersion, OutcomeKind,
-};
+use ferrobase_functions::{FunctionError, FunctionSpec, FunctionVersion, OutcomeKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -53,15 +50,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/activations/{ns}/{id}", get(get_activation))
         .route("/web/{ns}/{name}", any(web_action))
         .route("/web/{ns}/{name}/{*path}", any(web_action))
-}
-
-fn service(state: &AppState) -> Result<&Arc<FunctionService>, ApiError> {
-    state.functions.as_ref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "functions are not enabled on this server",
-        )
-    })
 }
 
 /// The function name of a `name` or `name@version` target, for policy checks.
@@ -118,7 +106,7 @@ async fn deploy(
     let body = crate::routes::read_body(body, MAX_DEPLOY_BYTES, "deploy document").await?;
     let spec: FunctionSpec = serde_json::from_slice(&body)
         .map_err(|error| ApiError::invalid(format!("invalid deploy document: {error}")))?;
-    let version = service(&state)?.deploy(&ns, &name, spec).await?;
+    let version = state.functions.deploy(&ns, &name, spec).await?;
     Ok(Json(summary(&version)).into_response())
 }
 
@@ -135,7 +123,7 @@ async fn get_function(
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
     authorizer.require(Action::Read, function(&name))?;
-    let service = service(&state)?;
+    let service = &state.functions;
     let versions = service.versions(&ns, &name).await?;
     let shown = match params.version {
         Some(number) => service.get(&ns, &format!("{name}@{number}")).await?,
@@ -165,7 +153,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
     authorizer.require(Action::Write, function(&name))?;
-    service(&state)?.delete(&ns, &name).await?;
+    state.functions.delete(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -202,7 +190,7 @@ async fn invoke(
         cause: Cause::Request,
         causation: Causation::default(),
     };
-    let service = service(&state)?;
+    let service = &state.functions;
     if !params.blocking {
         let id = service.start_invoke(invocation).await?;
         return Ok((
@@ -266,7 +254,7 @@ async fn web_action(
     let Some((name, response_type)) = ResponseType::split(segment) else {
         return Err(ApiError::not_found("no such web action"));
     };
-    let service = service(&state)?;
+    let service = &state.functions;
     let version = match service.get(&ns, name).await {
         Ok(version) if version.spec.web => version,
         // Functions not exported to the web look absent, like any unknown path.
@@ -371,7 +359,7 @@ async fn list_activations(
         limit,
     )?;
     let start = listing.start(params.after.as_deref())?;
-    let service = service(&state)?;
+    let service = &state.functions;
     let fetch = |after: Option<String>, max: usize| {
         let function = params.function.as_deref();
         let ns = &ns;
@@ -404,7 +392,7 @@ async fn get_activation(
     let ns = authorizer.namespace().clone();
     // Out of scope is a 403 before the lookup, so it cannot probe which ids exist.
     authorizer.require_scope(Service::Function, Action::Read)?;
-    let record = service(&state)?.activation(&ns, &id).await?;
+    let record = state.functions.activation(&ns, &id).await?;
     authorizer.require(Action::Read, function(&record.function))?;
     Ok(Json(record).into_response())
 }

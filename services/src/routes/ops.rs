@@ -48,12 +48,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         {
             let mut text = state.metrics.render(retained);
-            if let Some(functions) = &state.functions {
-                crate::metrics::append_function_metrics(&mut text, functions);
-            }
-            if let Some(triggers) = &state.triggers {
-                crate::metrics::append_trigger_metrics(&mut text, triggers.stats());
-            }
+            crate::metrics::append_function_metrics(&mut text, &state.functions);
+            crate::metrics::append_trigger_metrics(&mut text, state.triggers.stats());
             text
         },
     )

@@ -27,8 +27,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ferrobase_core::Namespace;
 use ferrobase_core::policy::{Action, Resource, Service};
-use ferrobase_core::{ErrorCode, Namespace};
 use ferrobase_queue::{
     DeadLetterSelection, Delivery, EventEmission, GroupName, MessageId, Nack, NewMessage,
     PullRequest, Queue, QueueConfig, QueueName, Receipt, Retention,
@@ -66,14 +66,6 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/subscribe"), get(subscribe))
 }
 
-/// The engine, or 503 when the server runs without queues.
-fn engine(state: &AppState) -> Result<Arc<dyn Queue>, ApiError> {
-    state
-        .queue
-        .clone()
-        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the queue service is not enabled"))
-}
-
 /// Parses the queue name, checks `actions` on `queue:{queue}` and returns the engine.
 fn authorize(
     state: &AppState,
@@ -85,7 +77,7 @@ fn authorize(
     for action in actions {
         authorizer.require(*action, Resource::new(Service::Queue, queue.as_str()))?;
     }
-    Ok((engine(state)?, authorizer.namespace().clone(), queue))
+    Ok((state.queue.clone(), authorizer.namespace().clone(), queue))
 }
 
 /// Reads and parses a JSON request body (413 beyond [`MAX_REQUEST_BYTES`], 400 when invalid).

@@ -21,8 +21,7 @@ use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_storage::model::MAX_LIST_KEYS;
 use ferrobase_storage::{
     BodyChecks, ByteRange, Checksum, ChecksumAlgorithm, ChecksumCheck, ExpectedChecksum,
-    GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, Storage, StorageError,
-    WriteConditions,
+    GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, StorageError, WriteConditions,
 };
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -56,13 +55,6 @@ pub fn router() -> Router<AppState> {
         // Object bodies stream to the backend; they are not held in memory, so the
         // framework's buffered-body limit does not apply.
         .layer(axum::extract::DefaultBodyLimit::disable())
-}
-
-fn storage(state: &AppState) -> Result<&Storage, ApiError> {
-    state
-        .storage
-        .as_deref()
-        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "object storage is not enabled"))
 }
 
 fn object(bucket: &str, key: &str) -> String {
@@ -161,7 +153,7 @@ async fn create_bucket(
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
     authorizer.require(Action::Write, resource(&bucket))?;
-    storage(&state)?.create_bucket(&ns, &bucket).await?;
+    state.storage.create_bucket(&ns, &bucket).await?;
     Ok(Json(json!({"bucket": bucket})).into_response())
 }
 
@@ -172,7 +164,7 @@ async fn delete_bucket(
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
     authorizer.require(Action::Write, resource(&bucket))?;
-    storage(&state)?.delete_bucket(&ns, &bucket).await?;
+    state.storage.delete_bucket(&ns, &bucket).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -192,8 +184,8 @@ async fn put_object(
         .into_data_stream()
         .map_err(std::io::Error::other)
         .boxed();
-    let info = storage(&state)
-        .map_err(IntoResponse::into_response)?
+    let info = state
+        .storage
         .put_object(&ns, &bucket, &key, stream, options)
         .await
         .map_err(storage_error)?;
@@ -264,7 +256,7 @@ async fn get_object(
         .require(Action::Read, resource(&object(&bucket, &key)))
         .map_err(IntoResponse::into_response)?;
     let options = get_options(&headers).map_err(IntoResponse::into_response)?;
-    let storage = storage(&state).map_err(IntoResponse::into_response)?;
+    let storage = &state.storage;
     if method == Method::HEAD {
         let info = storage
             .head_object(&ns, &bucket, &key, &options)
@@ -327,7 +319,8 @@ async fn delete_object(
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
     authorizer.require(Action::Write, resource(&object(&bucket, &key)))?;
-    let existed = storage(&state)?
+    let existed = state
+        .storage
         .delete_object(&ns, &bucket, &key, Causation::default())
         .await?;
     if existed {
@@ -396,7 +389,7 @@ pub(crate) async fn list_visible_objects(
     after: Resume<'_>,
     limit: usize,
 ) -> Result<VisiblePage<ObjectInfo>, ApiError> {
-    let storage = storage(state)?;
+    let storage = &state.storage;
     let listing = Listing::new(
         authorizer,
         &state.cursors,

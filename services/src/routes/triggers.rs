@@ -9,18 +9,15 @@
 //! `function:write`. Firing a manual trigger needs `invoke` on `function:triggers/{name}`, for
 //! user tokens by policy.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use ferrobase_core::Namespace;
 use ferrobase_core::auth::Role;
 use ferrobase_core::policy::{Action, Resource, Service};
-use ferrobase_core::{ErrorCode, Namespace};
-use ferrobase_functions::triggers::TriggerService;
 use ferrobase_functions::triggers::model::{RuleSpec, TriggerSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -49,15 +46,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/dlq/{ns}/{id}/replay", post(replay))
 }
 
-fn service(state: &AppState) -> Result<&Arc<TriggerService>, ApiError> {
-    state.triggers.as_ref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "triggers are not enabled on this server",
-        )
-    })
-}
-
 /// Admin and service tokens of the namespace manage triggers, rules and dead letters, when
 /// their scopes cover `action` on functions.
 fn manager(authorizer: &Authorizer, action: Action) -> Result<Namespace, ApiError> {
@@ -79,7 +67,7 @@ async fn put_trigger(
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
     let spec: TriggerSpec = document(body, "trigger").await?;
-    let stored = service(&state)?.put_trigger(&ns, &name, spec).await?;
+    let stored = state.triggers.put_trigger(&ns, &name, spec).await?;
     Ok(Json(json!({"name": name, "source": stored.source})).into_response())
 }
 
@@ -89,7 +77,7 @@ async fn get_trigger(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Read)?;
-    let spec = service(&state)?.trigger(&ns, &name).await?;
+    let spec = state.triggers.trigger(&ns, &name).await?;
     Ok(Json(json!({"name": name, "source": spec.source})).into_response())
 }
 
@@ -99,7 +87,7 @@ async fn delete_trigger(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
-    service(&state)?.delete_trigger(&ns, &name).await?;
+    state.triggers.delete_trigger(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -119,7 +107,7 @@ async fn fire(
         serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::invalid(format!("the payload must be JSON: {error}")))?
     };
-    let offset = service(&state)?.fire(&ns, &name, payload).await?;
+    let offset = state.triggers.fire(&ns, &name, payload).await?;
     Ok(Json(json!({"trigger": name, "event_offset": offset})).into_response())
 }
 
@@ -131,7 +119,7 @@ async fn put_rule(
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
     let rule: RuleSpec = document(body, "rule").await?;
-    let stored = service(&state)?.put_rule(&ns, &name, rule).await?;
+    let stored = state.triggers.put_rule(&ns, &name, rule).await?;
     Ok(Json(json!({"name": name, "rule": stored})).into_response())
 }
 
@@ -141,7 +129,7 @@ async fn get_rule(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Read)?;
-    let rule = service(&state)?.rule(&ns, &name).await?;
+    let rule = state.triggers.rule(&ns, &name).await?;
     Ok(Json(json!({"name": name, "rule": rule})).into_response())
 }
 
@@ -151,7 +139,7 @@ async fn delete_rule(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
-    service(&state)?.delete_rule(&ns, &name).await?;
+    state.triggers.delete_rule(&ns, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -171,7 +159,8 @@ async fn list_dead_letters(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    let letters = service(&state)?
+    let letters = state
+        .triggers
         .dead_letters(&ns, params.after.as_deref(), limit)
         .await?;
     let next = (letters.len() == limit)
@@ -186,7 +175,7 @@ async fn replay(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
-    match service(&state)?.replay(&ns, &id).await? {
+    match state.triggers.replay(&ns, &id).await? {
         None => Ok(Json(json!({"id": id, "delivered": true})).into_response()),
         Some(letter) => Ok(Json(
             json!({"id": id, "delivered": false, "attempts": letter.attempts}),
@@ -201,6 +190,6 @@ async fn purge(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
-    service(&state)?.purge(&ns, &id).await?;
+    state.triggers.purge(&ns, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

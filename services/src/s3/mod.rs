@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use anyhow::Context as _;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -57,10 +56,7 @@ impl S3Auth for KeyAuth {
 pub const XML_BODY_MAX: usize = 10_000 * 1024;
 
 pub fn service(state: &AppState, keys: Arc<AccessKeys>) -> anyhow::Result<S3Service> {
-    let storage = state
-        .storage
-        .clone()
-        .context("the S3 endpoint needs the storage service")?;
+    let storage = state.storage.clone();
     let mut builder = S3ServiceBuilder::new(S3Frontend::new(state.clone(), storage, keys.clone()));
     builder.set_auth(KeyAuth(keys));
     let mut config = s3s::config::S3Config::default();

@@ -24,7 +24,7 @@ fn sign_raw(payload: &serde_json::Value) -> String {
 
 #[tokio::test]
 async fn requests_without_a_valid_token_get_401() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let other_dir = tempfile::tempdir().unwrap();
     let other_verifier = verifier_with_secret("another-secret-of-at-least-32-bytes!!", &other_dir);
     let spec = TokenSpec::new(Role::Service, Some("shop"));
@@ -108,7 +108,7 @@ async fn requests_without_a_valid_token_get_401() {
 
 #[tokio::test]
 async fn the_scheme_is_case_insensitive_and_get_accepts_a_query_token() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     app.put_value("shop", "k", "v").await;
     let resp = app
@@ -159,7 +159,7 @@ fn routes_of(ns: &str) -> Vec<(Method, String, &'static str)> {
 
 #[tokio::test]
 async fn tokens_for_one_namespace_cannot_reach_another() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     app.put_value("b", "k", "owned by b").await;
     let before = app.events("b").await;
 
@@ -209,7 +209,7 @@ async fn tokens_for_one_namespace_cannot_reach_another() {
 
 #[tokio::test]
 async fn an_admin_without_namespace_reaches_every_namespace() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let admin = app.admin();
     // In the order of `routes_of`: the key and the policy do not exist until written.
     let expected = [
@@ -246,7 +246,7 @@ async fn an_admin_without_namespace_reaches_every_namespace() {
 
 #[tokio::test]
 async fn the_same_key_in_two_namespaces_is_two_keys() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (a, b) = (app.service("a"), app.service("b"));
     let resp = app.put("/v1/kv/a/config").token(&a).body("for a").await;
     assert_eq!(resp.json()["version"], 1);
@@ -281,7 +281,7 @@ async fn the_same_key_in_two_namespaces_is_two_keys() {
 
 #[tokio::test]
 async fn the_event_stream_sends_the_log_and_resumes_after_last_event_id() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     for key in ["a", "b", "c"] {
         app.put_value("shop", key, "v").await;
@@ -330,7 +330,7 @@ async fn the_event_stream_sends_the_log_and_resumes_after_last_event_id() {
 
 #[tokio::test]
 async fn scopes_narrow_what_a_token_may_do() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     app.put_value("shop", "k", "v").await;
     let read_only = app.mint(TokenSpec::new(Role::Service, Some("shop")).scopes(&["kv:read"]));
 

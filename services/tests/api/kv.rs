@@ -35,7 +35,7 @@ fn delete(key: &str, seq: u64) -> (String, String, u64) {
 
 #[tokio::test]
 async fn put_get_head_delete_and_list() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
 
     let resp = app
@@ -163,7 +163,7 @@ async fn put_get_head_delete_and_list() {
 
 #[tokio::test]
 async fn versions_increase_across_overwrites_and_recreation() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     assert_eq!(app.put_value("shop", "a", "1").await, 1);
     assert_eq!(app.put_value("shop", "a", "2").await, 2);
     let resp = app.delete("/v1/kv/shop/a").token(&app.admin()).send().await;
@@ -175,7 +175,7 @@ async fn versions_increase_across_overwrites_and_recreation() {
 
 #[tokio::test]
 async fn events_filter_by_type_and_page_by_offset() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     app.put_value("shop", "a", "1").await;
     app.put_value("shop", "b", "1").await;
@@ -242,7 +242,7 @@ async fn events_filter_by_type_and_page_by_offset() {
 
 #[tokio::test]
 async fn if_match_replaces_only_the_expected_version() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     app.put_value("shop", "doc", "v1").await;
 
@@ -304,7 +304,7 @@ async fn if_match_replaces_only_the_expected_version() {
 
 #[tokio::test]
 async fn if_match_any_needs_an_existing_key() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     app.put("/v1/kv/shop/missing")
         .token(&token)
@@ -327,7 +327,7 @@ async fn if_match_any_needs_an_existing_key() {
 
 #[tokio::test]
 async fn if_none_match_any_creates_only_once() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let resp = app
         .put("/v1/kv/shop/lock")
@@ -353,7 +353,7 @@ async fn if_none_match_any_creates_only_once() {
 
 #[tokio::test]
 async fn malformed_preconditions_are_refused_before_writing() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     for (name, value) in [
         ("if-match", "\"abc\""),
@@ -377,7 +377,7 @@ async fn malformed_preconditions_are_refused_before_writing() {
 
 #[tokio::test]
 async fn ttl_hides_the_key_when_due_and_the_sweep_logs_its_expiry() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let resp = app
         .put("/v1/kv/shop/session/1?ttl=60")
@@ -438,7 +438,7 @@ async fn ttl_hides_the_key_when_due_and_the_sweep_logs_its_expiry() {
 
 #[tokio::test]
 async fn invalid_ttls_are_refused() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     app.put("/v1/kv/shop/k?ttl=0")
         .token(&token)
@@ -465,7 +465,7 @@ async fn invalid_ttls_are_refused() {
 
 #[tokio::test]
 async fn listing_pages_through_a_prefix_without_gaps_or_duplicates() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let expected: Vec<String> = (0..25).map(|i| format!("items/{i:02}")).collect();
     // Neighbours outside the prefix must not appear.
@@ -516,7 +516,7 @@ async fn listing_pages_through_a_prefix_without_gaps_or_duplicates() {
 
 #[tokio::test]
 async fn keys_are_limited_to_1024_bytes_without_control_characters() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let longest = "k".repeat(1024);
     let resp = app
@@ -554,7 +554,7 @@ async fn keys_are_limited_to_1024_bytes_without_control_characters() {
 
 #[tokio::test]
 async fn values_over_the_limit_are_refused_with_413_and_not_stored() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let resp = app
         .put("/v1/kv/shop/full")
@@ -602,7 +602,7 @@ async fn values_over_the_limit_are_refused_with_413_and_not_stored() {
 
 #[tokio::test]
 async fn invalid_namespaces_are_refused() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.admin();
     for uri in [
         "/v1/kv/Bad_NS/k",
@@ -640,7 +640,7 @@ async fn invalid_namespaces_are_refused() {
 
 #[tokio::test]
 async fn content_types_are_bounded() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let longest = format!("text/{}", "x".repeat(250));
     let resp = app
@@ -667,7 +667,7 @@ async fn content_types_are_bounded() {
 
 #[tokio::test]
 async fn post_is_only_for_transactions() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     app.post("/v1/kv/shop/orders")
         .token(&token)

@@ -8,11 +8,7 @@ use serde_json::{Value, json};
 use crate::harness::{Services, TestApp, TokenSpec};
 
 async fn app() -> TestApp {
-    TestApp::with_services(Services {
-        storage: true,
-        ..Services::roomy()
-    })
-    .await
+    TestApp::with_services(Services::roomy()).await
 }
 
 async fn set_policy(app: &TestApp, ns: &str, policy: &Value) {

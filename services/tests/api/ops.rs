@@ -9,7 +9,7 @@ use crate::harness::TestApp;
 
 #[tokio::test]
 async fn probes_answer_without_a_token() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let resp = app.get("/healthz").send().await;
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(resp.text(), "ok");
@@ -20,7 +20,7 @@ async fn probes_answer_without_a_token() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_kv_operations() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     app.put_value("shop", "a", "1").await;
     app.put_value("shop", "b", "2").await;
     let resp = app
@@ -57,7 +57,7 @@ async fn metrics_count_requests_by_route_and_kv_operations() {
 
 #[tokio::test]
 async fn refused_requests_do_not_count_as_kv_operations() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let resp = app
         .put("/v1/kv/shop/a")
         .token(&app.user("shop", "alice"))
@@ -80,7 +80,7 @@ async fn refused_requests_do_not_count_as_kv_operations() {
 
 #[tokio::test]
 async fn unknown_routes_answer_a_json_404() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.admin();
     for uri in ["/", "/v1", "/v1/nosuch/shop", "/v2/kv/shop/k", "/v1/kv"] {
         app.get(uri)
@@ -99,7 +99,7 @@ async fn unknown_routes_answer_a_json_404() {
 #[tokio::test]
 
 async fn malformed_query_parameters_answer_json_errors() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.admin();
     app.put_value("shop", "k", "v").await;
     for uri in [
@@ -140,7 +140,8 @@ fn preflight<'a>(app: &'a TestApp, origin: &str) -> crate::harness::Call<'a> {
 async fn cors_allows_the_configured_origin_only() {
     let app = TestApp::with_cors(&CorsConfig {
         allowed_origins: vec!["https://app.example".to_owned()],
-    });
+    })
+    .await;
     let resp = preflight(&app, "https://app.example").send().await;
     assert_eq!(resp.status, StatusCode::OK, "{resp:?}");
     assert_eq!(
@@ -191,7 +192,7 @@ async fn cors_allows_the_configured_origin_only() {
 
 #[tokio::test]
 async fn no_cors_headers_by_default() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let resp = preflight(&app, "https://app.example").send().await;
     assert_eq!(resp.header("access-control-allow-origin"), None, "{resp:?}");
     assert_eq!(

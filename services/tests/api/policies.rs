@@ -29,7 +29,7 @@ async fn set_policy(app: &TestApp, ns: &str, policy: &Value) {
 
 #[tokio::test]
 async fn only_admins_read_and_write_policies() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let admin = app.mint(TokenSpec::new(Role::Admin, Some("shop")));
     app.get("/v1/policies/shop")
         .token(&admin)
@@ -84,7 +84,7 @@ async fn only_admins_read_and_write_policies() {
 
 #[tokio::test]
 async fn invalid_policies_are_refused_and_not_stored() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let admin = app.admin();
     let rule = |extra: Value| {
         let mut rule = json!({"actions": ["read"], "resources": ["kv:a/**"]});
@@ -144,7 +144,7 @@ async fn invalid_policies_are_refused_and_not_stored() {
 
 #[tokio::test]
 async fn a_user_reaches_only_her_own_subtree() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let alice = app.user("shop", "alice");
     app.put_value("shop", "users/bob/profile", "bob's").await;
     app.put_value("shop", "settings", "global").await;
@@ -264,7 +264,7 @@ async fn a_user_reaches_only_her_own_subtree() {
 
 #[tokio::test]
 async fn a_user_lists_and_sees_events_of_her_keys_only() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     set_policy(&app, "shop", &own_subtree()).await;
     for key in [
         "users/alice/a",
@@ -313,7 +313,7 @@ async fn a_user_lists_and_sees_events_of_her_keys_only() {
 #[tokio::test]
 
 async fn a_users_list_cursor_names_no_hidden_key() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     set_policy(&app, "shop", &own_subtree()).await;
     app.put_value("shop", "users/aaron/secret-name", "v").await;
     app.put_value("shop", "users/alice/a", "v").await;
@@ -334,7 +334,7 @@ async fn a_users_list_cursor_names_no_hidden_key() {
 
 #[tokio::test]
 async fn deny_rules_win_over_allow_rules() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let policy = json!({"rules": [
         {"actions": ["read", "write"], "resources": ["kv:users/{sub}/**"]},
         {"effect": "deny", "actions": ["write"], "resources": ["kv:users/*/locked/**"]},
@@ -384,7 +384,7 @@ async fn deny_rules_win_over_allow_rules() {
 
 #[tokio::test]
 async fn a_subject_is_matched_literally() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     set_policy(&app, "shop", &own_subtree()).await;
     app.put_value("shop", "users/bob/profile", "bob's").await;
     // Subjects that look like patterns or paths match only themselves.
@@ -400,7 +400,7 @@ async fn a_subject_is_matched_literally() {
 
 #[tokio::test]
 async fn policy_changes_apply_to_the_next_request() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let alice = app.user("shop", "alice");
     let uri = "/v1/kv/shop/users/alice/x";
     app.put(uri)
@@ -428,7 +428,7 @@ async fn policy_changes_apply_to_the_next_request() {
 
 #[tokio::test]
 async fn a_users_scopes_narrow_her_policy() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     set_policy(&app, "shop", &own_subtree()).await;
     app.put_value("shop", "users/alice/a", "v").await;
     let reader = app.mint(
@@ -455,7 +455,7 @@ async fn a_users_scopes_narrow_her_policy() {
 
 #[tokio::test]
 async fn a_user_pages_through_her_keys_past_hidden_ones_without_gaps() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     set_policy(&app, "shop", &own_subtree()).await;
     // Hidden keys before, between and after alice's, more than one page of them.
     for i in 0..30 {

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use ferrobase_core::auth::Role;
-use ferrobase_queue::QueueLimits;
 use serde_json::{Value, json};
 
 use crate::harness::{Services, TestApp, TokenSpec};
@@ -389,13 +388,7 @@ async fn status(app: &TestApp, row: &Row, scopes: &[&str]) -> StatusCode {
 
 #[tokio::test]
 async fn every_route_checks_the_tokens_scopes() {
-    let app = TestApp::with_services(Services {
-        storage: true,
-        triggers: true,
-        queue: Some(QueueLimits::default()),
-        ..Services::roomy()
-    })
-    .await;
+    let app = TestApp::with_services(Services::roomy()).await;
     let scopes = all_scopes();
     for row in table() {
         let name = format!("{} {}", row.method, row.uri);
@@ -420,11 +413,7 @@ async fn every_route_checks_the_tokens_scopes() {
 
 #[tokio::test]
 async fn a_kv_read_token_cannot_manage_triggers_rules_or_dead_letters() {
-    let app = TestApp::with_services(Services {
-        triggers: true,
-        ..Services::roomy()
-    })
-    .await;
+    let app = TestApp::with_services(Services::roomy()).await;
     let reader = app.mint(TokenSpec::new(Role::Service, Some("a")).scopes(&["kv:read"]));
     let rule = json!({"trigger": {"kind": "cron", "schedule": "* * * * *"}, "function": "f"});
     app.put("/v1/triggers/a/t")

@@ -9,7 +9,7 @@ const TXN: &str = "/v1/kv/shop/_txn";
 
 #[tokio::test]
 async fn a_transaction_applies_every_mutation_with_results() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let stock = app.put_value("shop", "stock/apple", "10").await;
     app.put_value("shop", "cart/old", "x").await;
@@ -92,7 +92,7 @@ async fn a_transaction_applies_every_mutation_with_results() {
 
 #[tokio::test]
 async fn a_failed_check_writes_nothing() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     app.put_value("shop", "stock/apple", "10").await;
     let before = app.events("shop").await;
@@ -125,7 +125,7 @@ async fn a_failed_check_writes_nothing() {
 
 #[tokio::test]
 async fn malformed_transactions_are_refused() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     let put = |key: &str| json!({"op": "put", "key": key, "value": "x"});
     let cases: Vec<(&str, Value)> = vec![
@@ -187,7 +187,7 @@ async fn malformed_transactions_are_refused() {
 
 #[tokio::test]
 async fn oversized_transactions_are_refused_with_413() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let token = app.service("shop");
     // A body over the transaction limit, declared and streamed.
     let big_value = "x".repeat(900);

@@ -2,9 +2,9 @@
 //! `tower::ServiceExt::oneshot`.
 //!
 //! The server runs on the in-memory KV engine with a manual clock (tests move time instead of
-//! sleeping) and verifies tokens with a fixed HS256 secret. By default it serves KV only, with
-//! small limits so that tests can cross them cheaply; [`TestApp::with_services`] adds
-//! functions, triggers and the embedded queue.
+//! sleeping) and verifies tokens with a fixed HS256 secret. It runs every service (the embedded
+//! queue and local object storage in a temporary directory), with small KV limits by default so
+//! that tests can cross them cheaply; [`TestApp::with_services`] sets other limits.
 //!
 //! Each suite uses part of it, so unused helpers are expected.
 #![allow(dead_code)]
@@ -18,15 +18,14 @@ use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use ferrobase::auth::TokenVerifier;
 use ferrobase::config::AuthConfig;
 use ferrobase::config::CorsConfig;
-use ferrobase::host::ServiceHost;
+use ferrobase::server::{Foundation, start_services};
 use ferrobase::state::{AppState, HttpLimits};
 use ferrobase_core::auth::{Claims, Role};
 use ferrobase_core::{ManualClock, Namespace};
+use ferrobase_functions::FunctionsConfig;
 use ferrobase_functions::pool::PoolConfig;
-use ferrobase_functions::triggers::{TriggerConfig, TriggerService};
-use ferrobase_functions::{FunctionService, FunctionsConfig};
-use ferrobase_kv::{KvLimits, KvRecordStore, MemoryEngine};
-use ferrobase_queue::{EmbeddedQueue, QueueLimits};
+use ferrobase_kv::{KvLimits, MemoryEngine};
+use ferrobase_queue::QueueLimits;
 use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -49,7 +48,7 @@ pub struct TestApp {
     _data_dir: TempDir,
 }
 
-/// What a test server runs besides the KV service, and its limits.
+/// The limits and CORS settings of a test server (every server runs every service).
 #[derive(Debug, Clone)]
 pub struct Services {
     pub cors: CorsConfig,
@@ -57,14 +56,8 @@ pub struct Services {
     pub max_value: usize,
     /// Largest transaction body.
     pub max_txn: usize,
-    /// Functions on two executor threads; their SDK reaches KV.
-    pub functions: bool,
-    /// Triggers and rules delivering to the functions (implies `functions`).
-    pub triggers: bool,
-    /// The embedded queue engine, with these limits.
-    pub queue: Option<QueueLimits>,
-    /// Object storage on the local file system, in the server's data directory.
-    pub storage: bool,
+    /// The embedded queue engine's limits.
+    pub queue: QueueLimits,
 }
 
 impl Default for Services {
@@ -73,10 +66,7 @@ impl Default for Services {
             cors: CorsConfig::default(),
             max_value: MAX_VALUE,
             max_txn: MAX_TXN,
-            functions: false,
-            triggers: false,
-            queue: None,
-            storage: false,
+            queue: QueueLimits::default(),
         }
     }
 }
@@ -93,7 +83,7 @@ impl Services {
     }
 }
 
-/// The parts every test server has, before the optional services are added.
+/// The parts a test server is made of.
 struct Base {
     clock: Arc<ManualClock>,
     engine: Arc<MemoryEngine>,
@@ -103,7 +93,9 @@ struct Base {
 }
 
 impl Base {
-    fn new(services: &Services) -> Base {
+    /// Every service, on the memory KV engine and the embedded queue and local storage in a
+    /// temporary directory, as a production server wires them.
+    async fn new(services: &Services) -> Base {
         let clock = ManualClock::starting_now();
         let engine = Arc::new(MemoryEngine::new(
             clock.clone(),
@@ -113,6 +105,22 @@ impl Base {
         ));
         let data_dir = tempfile::tempdir().expect("temp dir");
         let verifier = Arc::new(verifier_with_secret(SECRET, &data_dir));
+        let mut foundation = Foundation::embedded(
+            engine.clone(),
+            data_dir.path(),
+            clock.clone(),
+            services.queue,
+        )
+        .expect("engines open");
+        foundation.functions = FunctionsConfig {
+            pool: PoolConfig {
+                threads: 2,
+                stems_per_thread: 1,
+                ..PoolConfig::default()
+            },
+            ..FunctionsConfig::default()
+        };
+        let parts = start_services(foundation).await.expect("services start");
         let state = AppState::new(
             engine.clone(),
             verifier.clone(),
@@ -120,6 +128,7 @@ impl Base {
                 max_value_bytes: services.max_value,
                 max_txn_bytes: services.max_txn,
             },
+            parts,
         );
         Base {
             clock,
@@ -142,72 +151,19 @@ impl Base {
 }
 
 impl TestApp {
-    /// A KV-only server without CORS.
-    pub fn new() -> Self {
-        TestApp::with_cors(&CorsConfig::default())
+    /// A server with small KV limits and without CORS.
+    pub async fn new() -> Self {
+        TestApp::with_cors(&CorsConfig::default()).await
     }
 
-    /// A KV-only server with `cors`.
-    pub fn with_cors(cors: &CorsConfig) -> Self {
-        Base::new(&Services::default()).finish(cors)
+    /// A server with small KV limits and `cors`.
+    pub async fn with_cors(cors: &CorsConfig) -> Self {
+        Base::new(&Services::default()).await.finish(cors)
     }
 
-    /// A server running `services`.
+    /// A server with `services`' limits and CORS.
     pub async fn with_services(services: Services) -> Self {
-        let mut base = Base::new(&services);
-        let records = Arc::new(KvRecordStore::new(base.engine.clone()));
-        if let Some(limits) = services.queue {
-            let queue = EmbeddedQueue::open(
-                &base.data_dir.path().join("queue"),
-                base.clock.clone(),
-                limits,
-                records.clone(),
-            )
-            .expect("queue opens");
-            base.state = base.state.with_queue(Arc::new(queue));
-        }
-        if services.storage {
-            let backend =
-                ferrobase_storage::Backend::open(&ferrobase_storage::BackendConfig::Local {
-                    root: base.data_dir.path().join("objects"),
-                })
-                .expect("storage backend opens");
-            let storage =
-                ferrobase_storage::Storage::new(backend, records.clone(), base.clock.clone());
-            base.state = base.state.with_storage(Arc::new(storage));
-        }
-        if services.functions || services.triggers {
-            let functions = FunctionService::start(
-                records.clone(),
-                Arc::new(ServiceHost::new(
-                    base.engine.clone(),
-                    Arc::new(ferrobase_functions::FetchPolicy::default()),
-                )),
-                FunctionsConfig {
-                    pool: PoolConfig {
-                        threads: 2,
-                        stems_per_thread: 1,
-                        ..PoolConfig::default()
-                    },
-                    ..FunctionsConfig::default()
-                },
-            )
-            .expect("functions start");
-            base.state = base.state.with_functions(functions.clone());
-            if services.triggers {
-                let triggers = TriggerService::start(
-                    records,
-                    base.engine.clone(),
-                    functions,
-                    None,
-                    TriggerConfig::default(),
-                )
-                .await
-                .expect("triggers start");
-                base.state = base.state.with_triggers(triggers);
-            }
-        }
-        base.finish(&services.cors)
+        Base::new(&services).await.finish(&services.cors)
     }
 
     // ---- tokens ----

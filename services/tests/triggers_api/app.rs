@@ -7,6 +7,7 @@ pub use std::time::{Duration, Instant};
 pub use crate::support::{Services, TestApp, TokenSpec};
 pub use axum::http::{Method, StatusCode};
 pub use ferrobase::host::ServiceHost;
+pub use ferrobase::server::Foundation;
 pub use ferrobase_core::auth::Role;
 pub use ferrobase_core::{ManualClock, Namespace};
 pub use ferrobase_functions::pool::PoolConfig;
@@ -21,10 +22,7 @@ pub struct App {
 
 impl App {
     pub async fn new() -> App {
-        let services = Services {
-            triggers: true,
-            ..Services::roomy()
-        };
+        let services = Services::roomy();
         App {
             app: TestApp::with_services(services).await,
         }
@@ -135,17 +133,24 @@ impl App {
 pub const RECORDER: &str = "import { kv } from 'ferrobase';\nexport default async (event) => { await kv.put('seen/' + event.subject, event.type); return 'ok'; };";
 
 /// KV, records and functions without a trigger service, for tests that start and stop trigger
-/// services themselves (restarts).
-pub fn standalone_services() -> (Arc<dyn KvEngine>, Arc<KvRecordStore>, Arc<FunctionService>) {
-    let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(
-        ManualClock::starting_now(),
-        KvLimits::default(),
-    ));
+/// services themselves (restarts). The directory holds the functions' queue and objects.
+pub fn standalone_services() -> (
+    Arc<dyn KvEngine>,
+    Arc<KvRecordStore>,
+    Arc<FunctionService>,
+    tempfile::TempDir,
+) {
+    let clock = ManualClock::starting_now();
+    let kv: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new(clock.clone(), KvLimits::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let engines = Foundation::embedded(kv.clone(), dir.path(), clock, Default::default()).unwrap();
     let records = Arc::new(KvRecordStore::new(kv.clone()));
     let functions = FunctionService::start(
         records.clone(),
         Arc::new(ServiceHost::new(
             kv.clone(),
+            engines.queue,
+            engines.storage,
             Arc::new(ferrobase_functions::FetchPolicy::default()),
         )),
         FunctionsConfig {
@@ -158,5 +163,5 @@ pub fn standalone_services() -> (Arc<dyn KvEngine>, Arc<KvRecordStore>, Arc<Func
         },
     )
     .unwrap();
-    (kv, records, functions)
+    (kv, records, functions, dir)
 }

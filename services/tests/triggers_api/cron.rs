@@ -59,7 +59,7 @@ async fn ticks(kv: &Arc<dyn KvEngine>, ns: &Namespace) -> Vec<(i64, bool)> {
 }
 
 async fn cron_restart(catch_up: bool) -> (Vec<(i64, bool)>, i64, i64) {
-    let (kv, records, functions) = standalone_services();
+    let (kv, records, functions, _dir) = standalone_services();
     let ns = Namespace::parse("shop").unwrap();
     let first = TriggerService::start(
         records.clone(),

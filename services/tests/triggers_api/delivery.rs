@@ -231,7 +231,7 @@ async fn ordered_rules_keep_each_subjects_events_in_order_and_unordered_ones_del
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_repeated_after_a_crash_keeps_one_dead_letter_per_event() {
     use ferrobase_core::records::{RecordCommit, RecordStore};
-    let (kv, records, functions) = standalone_services();
+    let (kv, records, functions, _dir) = standalone_services();
     let ns = Namespace::parse("shop").unwrap();
     functions
         .deploy(
