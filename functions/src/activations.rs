@@ -90,8 +90,13 @@ pub struct ActivationStore {
 }
 
 impl ActivationStore {
-    /// Starts the recorder and retention tasks on the current runtime.
-    pub fn start(records: Arc<dyn RecordStore>, retention: ActivationRetention) -> Self {
+    /// Starts the recorder and retention tasks on the current runtime; `clock` dates the
+    /// retention's age limit.
+    pub fn start(
+        records: Arc<dyn RecordStore>,
+        retention: ActivationRetention,
+        clock: Arc<dyn ferrobase_core::Clock>,
+    ) -> Self {
         let (queue, incoming) = mpsc::channel(RECORD_QUEUE_CAPACITY);
         let unwritten: Unwritten = Arc::default();
         let written = Arc::new(Notify::new());
@@ -105,7 +110,12 @@ impl ActivationStore {
             incoming,
             namespaces.clone(),
         ));
-        tokio::spawn(apply_retention(records.clone(), retention, namespaces));
+        tokio::spawn(apply_retention(
+            records.clone(),
+            retention,
+            namespaces,
+            clock,
+        ));
         ActivationStore {
             records,
             unwritten,
@@ -347,6 +357,7 @@ async fn apply_retention(
     records: Arc<dyn RecordStore>,
     retention: ActivationRetention,
     namespaces: Arc<Mutex<HashSet<Namespace>>>,
+    clock: Arc<dyn ferrobase_core::Clock>,
 ) {
     let mut ticker = tokio::time::interval(retention.interval);
     ticker.tick().await;
@@ -359,22 +370,20 @@ async fn apply_retention(
             .cloned()
             .collect();
         for ns in known {
-            if let Err(error) = prune(&*records, &ns, &retention).await {
+            if let Err(error) = prune(&*records, &ns, &retention, clock.now_ms()).await {
                 tracing::warn!(%error, %ns, "activation retention failed");
             }
         }
     }
 }
 
-/// Removes activations of `ns` beyond the count or older than the age limit.
+/// Removes activations of `ns` beyond the count or older than the age limit at `now_ms`.
 pub async fn prune(
     records: &dyn RecordStore,
     ns: &Namespace,
     retention: &ActivationRetention,
+    now_ms: u64,
 ) -> Result<usize, FunctionError> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     let cutoff_ms = now_ms.saturating_sub(retention.max_age.as_millis() as u64);
     let mut seen = 0usize;
     let mut after: Option<String> = None;
@@ -503,6 +512,7 @@ mod tests {
         let store = Arc::new(ActivationStore::start(
             records.clone(),
             ActivationRetention::default(),
+            Arc::new(ferrobase_core::SystemClock),
         ));
         let mut generator = ulid::Generator::new();
         let sent: Vec<ActivationRecord> = (0..count).map(|_| record(&mut generator)).collect();

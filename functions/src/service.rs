@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ferrobase_core::event::{Causation, rfc3339_millis};
 use ferrobase_core::records::RecordStore;
@@ -129,7 +129,7 @@ impl FunctionService {
     ) -> Result<Arc<Self>, FunctionError> {
         Ok(Arc::new(FunctionService {
             store: FunctionStore::new(records.clone()),
-            activations: ActivationStore::start(records, config.retention),
+            activations: ActivationStore::start(records, config.retention, config.clock.clone()),
             pool: Pool::start(config.pool.clone())?,
             host,
             fetch: config.fetch.clone(),
@@ -502,10 +502,10 @@ impl FunctionService {
                 fetch: self.fetch.clone(),
             },
         };
-        let started_at = SystemTime::now();
+        let (dispatched, dispatched_ms) = (Instant::now(), self.clock.now_ms());
         let executed = self.pool.execute(execution).await;
-        let (start_kind, mut output, duration, started_at) = match executed {
-            Ok(done) => (done.start_kind, done.output, done.duration, done.started_at),
+        let (start_kind, mut output, duration, started) = match executed {
+            Ok(done) => (done.start_kind, done.output, done.duration, done.started),
             Err(error) => (
                 StartKind::Cold,
                 crate::engine::ActivationOutput {
@@ -519,7 +519,7 @@ impl FunctionService {
                     logs_dropped: 0,
                 },
                 Duration::ZERO,
-                started_at,
+                dispatched,
             ),
         };
         if !version.spec.secrets.is_empty() {
@@ -565,9 +565,9 @@ impl FunctionService {
             }
         };
         let gb_seconds = billed_gb_seconds(version.spec.memory_mb, duration);
-        let start_ms = started_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        // Wall-clock start: the clock's time at dispatch plus the wait for an executor.
+        let start_ms =
+            dispatched_ms + started.saturating_duration_since(dispatched).as_millis() as u64;
         let record = ActivationRecord {
             id,
             namespace: version.namespace.clone(),

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -127,7 +127,6 @@ impl Executor {
         claim: &Claim,
     ) {
         let started = Instant::now();
-        let started_at = SystemTime::now();
         let version_id = execution.version.id();
         let deadline = execution.deadline;
         let acquired = {
@@ -187,7 +186,7 @@ impl Executor {
         let _ = reply.send(Executed {
             start_kind,
             output,
-            started_at,
+            started,
             duration: started.elapsed(),
         });
     }

@@ -40,7 +40,7 @@ mod threads;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -99,7 +99,9 @@ pub struct Execution {
 pub struct Executed {
     pub start_kind: StartKind,
     pub output: ActivationOutput,
-    pub started_at: SystemTime,
+    /// When it started running (monotonic: the service turns it into wall-clock time with its
+    /// clock).
+    pub started: Instant,
     pub duration: Duration,
 }
 
@@ -219,7 +221,6 @@ impl Pool {
         let version_id = execution.version.id();
         let deadline = execution.deadline;
         let dispatched = Instant::now();
-        let started_at = SystemTime::now();
         let (reply, answer) = oneshot::channel();
         let work = Work::Execute(Box::new(execution), reply);
         match self
@@ -231,7 +232,7 @@ impl Pool {
                 // Work that never left the queue had no isolate; cold is the honest guess.
                 start_kind: start_kind.unwrap_or(StartKind::Cold),
                 output: ActivationOutput::timed_out(),
-                started_at,
+                started: dispatched,
                 duration: dispatched.elapsed(),
             }),
         }

@@ -8,7 +8,7 @@ use ferrobase_core::event::{Causation, rfc3339_millis};
 use ferrobase_core::records::{EventDraft, RecordCommit};
 
 use super::model::{self, Source, TriggerSpec};
-use super::{TriggerService, encode, now_ms};
+use super::{TriggerService, encode};
 use crate::FunctionError;
 
 impl TriggerService {
@@ -61,11 +61,14 @@ impl TriggerService {
         catch_up: bool,
     ) {
         let state_key = format!("cron/{name}");
-        let started_ms = now_ms();
+        let started_ms = self.now_ms();
         loop {
             // Schedules have whole-second resolution; sub-second parts would leak into the
             // scheduled times and make "the same tick" compare unequal.
-            let now = whole_second(chrono::Utc::now()).with_timezone(&schedule.tz);
+            let now = whole_second(
+                chrono::DateTime::from_timestamp_millis(self.now_ms() as i64).unwrap_or_default(),
+            )
+            .with_timezone(&schedule.tz);
             let state = match self.records.get(&ns, &state_key).await {
                 Ok(state) => state,
                 Err(error) => {

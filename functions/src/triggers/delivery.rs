@@ -3,16 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferrobase_core::event::{Causation, rfc3339_millis};
 use ferrobase_core::records::RecordCommit;
 use ferrobase_core::{Event, EventQuery, EventType, Namespace};
 
 use super::model::{self, Attempt, DeadLetter, RuleSpec, Source, TriggerSpec};
-use super::{
-    READ_BATCH, TriggerService, cursor_key, dlq_key, encode, now_ms, storage, trigger_key,
-};
+use super::{READ_BATCH, TriggerService, cursor_key, dlq_key, encode, storage, trigger_key};
 use crate::FunctionError;
 use crate::model::{Cause, OutcomeKind};
 use crate::service::Invocation;
@@ -171,7 +168,7 @@ impl TriggerService {
             EventType::QueueMessage,
             queue,
             0,
-            now_ms(),
+            self.now_ms(),
             &Causation::default(),
             serde_json::json!({
                 "queue": queue,
@@ -279,7 +276,7 @@ impl TriggerService {
         if event.ferrobasedepth >= self.config.max_depth {
             self.stats.loop_cut.fetch_add(1, Ordering::Relaxed);
             attempts.push(Attempt {
-                at: rfc3339_millis(now_ms()),
+                at: rfc3339_millis(self.now_ms()),
                 activation_id: None,
                 error: format!(
                     "loop protection: the event is {} function hops deep; the limit is {}",
@@ -302,12 +299,7 @@ impl TriggerService {
             }
             if attempt < rule.max_attempts {
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                let jitter = f64::from(
-                    SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.subsec_nanos())
-                        % 1000,
-                ) / 1000.0;
+                let jitter: f64 = rand::random();
                 let backoff = tokio::time::sleep(rule.backoff.delay(attempt, jitter));
                 if self.unless_stopping(backoff).await.is_none() {
                     return false;
@@ -340,7 +332,7 @@ impl TriggerService {
                 write_key: None,
             },
         };
-        let at = rfc3339_millis(now_ms());
+        let at = rfc3339_millis(self.now_ms());
         match self.functions.invoke(invocation).await {
             Ok(done) if done.record.outcome == OutcomeKind::Ok => Ok(()),
             Ok(done) => Err(Attempt {

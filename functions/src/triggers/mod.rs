@@ -23,7 +23,6 @@ pub mod model;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ferrobase_core::event::Causation;
@@ -77,15 +76,20 @@ pub trait QueueConsumer: Send + Sync + std::fmt::Debug {
 }
 
 /// Tunables of delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TriggerConfig {
     /// Events caused by chains of functions deeper than this are not delivered.
     pub max_depth: u32,
+    /// Wall-clock time of cron ticks, queue-message events and dead letters.
+    pub clock: Arc<dyn ferrobase_core::Clock>,
 }
 
 impl Default for TriggerConfig {
     fn default() -> Self {
-        TriggerConfig { max_depth: 16 }
+        TriggerConfig {
+            max_depth: 16,
+            clock: Arc::new(ferrobase_core::SystemClock),
+        }
     }
 }
 
@@ -134,10 +138,10 @@ fn encode<T: Serialize>(value: &T) -> Result<Option<Bytes>, FunctionError> {
     )))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+impl TriggerService {
+    fn now_ms(&self) -> u64 {
+        self.config.clock.now_ms()
+    }
 }
 
 /// Triggers, rules, delivery and dead letters.

@@ -1,6 +1,7 @@
 //! Activation records: durable, listed newest first, bounded by retention.
 
 use crate::harness::*;
+use ferrobase_core::Clock as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activation_records_are_durable_and_listed_newest_first() {
@@ -81,7 +82,17 @@ async fn retention_drops_the_oldest_activations_beyond_the_count() {
         max_per_namespace: 2,
         ..ActivationRetention::default()
     };
-    assert_eq!(prune(&*records, &ns, &retention).await.unwrap(), 3);
+    assert_eq!(
+        prune(
+            &*records,
+            &ns,
+            &retention,
+            ferrobase_core::SystemClock.now_ms()
+        )
+        .await
+        .unwrap(),
+        3
+    );
     let kept = service.activations(&ns, Some("r"), None, 10).await.unwrap();
     let kept_ids: Vec<&str> = kept.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(
@@ -93,4 +104,15 @@ async fn retention_drops_the_oldest_activations_beyond_the_count() {
         service.activation(&ns, &ids[0]).await,
         Err(FunctionError::NotFound(_))
     ));
+    // The age limit counts from the time `prune` is given: a day past the limit, none is left.
+    let later =
+        ferrobase_core::SystemClock.now_ms() + (retention.max_age.as_millis() as u64) + 86_400_000;
+    assert_eq!(prune(&*records, &ns, &retention, later).await.unwrap(), 2);
+    assert!(
+        service
+            .activations(&ns, Some("r"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
