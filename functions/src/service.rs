@@ -17,7 +17,7 @@ use crate::engine::{FetchPolicy, HostBinding};
 use crate::host::{HostApi, HostContext, Idempotency};
 use crate::model::{
     ActivationError, ActivationRecord, Cause, Contract, FunctionKind, FunctionSpec,
-    FunctionVersion, OutcomeKind, StartKind, Target, billed_gb_seconds, validate_name,
+    FunctionVersion, OutcomeKind, StartKind, Target, Validate, billed_gb_seconds, validate_name,
 };
 use crate::pool::{Execution, Pool, PoolConfig, PoolStats};
 use crate::store::FunctionStore;
@@ -226,6 +226,16 @@ impl FunctionService {
     ) -> Result<Vec<Arc<FunctionVersion>>, FunctionError> {
         validate_name(name)?;
         self.store.versions(ns, name).await
+    }
+
+    /// The latest version of each function named after `after`, in name order, at most `max`.
+    pub async fn list(
+        &self,
+        ns: &Namespace,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<Arc<FunctionVersion>>, FunctionError> {
+        self.store.list(ns, after, max).await
     }
 
     /// Deletes `name`; activations already running finish on the code they hold.

@@ -213,6 +213,47 @@ impl FunctionStore {
         Ok(versions)
     }
 
+    /// The latest version of each function whose name sorts after `after`, in name order,
+    /// at most `max`. Heads (`fn/{name}`) and versions share the `fn/` prefix and interleave
+    /// in key order (`fn/a-b` sorts between `fn/a` and `fn/a/v/...`), so the scan reads past
+    /// versions and keeps the heads.
+    pub async fn list(
+        &self,
+        ns: &Namespace,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<Arc<FunctionVersion>>, FunctionError> {
+        let mut names = Vec::new();
+        let mut cursor = after.map(head_key);
+        while names.len() < max {
+            let page = self
+                .records
+                .scan(ns, "fn/", cursor.as_deref(), SCAN_PAGE)
+                .await?;
+            let done = page.len() < SCAN_PAGE;
+            for (key, _) in &page {
+                let name = &key["fn/".len()..];
+                if !name.contains('/') && names.len() < max {
+                    names.push(name.to_owned());
+                }
+            }
+            cursor = page.last().map(|(key, _)| key.clone());
+            if done {
+                break;
+            }
+        }
+        let mut latest = Vec::with_capacity(names.len());
+        for name in names {
+            match self.get(ns, &name, None).await {
+                Ok(version) => latest.push(version),
+                // Deleted between the scan and the read: not listed.
+                Err(FunctionError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(latest)
+    }
+
     /// Removes `name` and all its versions; returns the version ids that were removed.
     pub async fn delete(&self, ns: &Namespace, name: &str) -> Result<Vec<String>, FunctionError> {
         let versions = self.versions(ns, name).await?;

@@ -34,10 +34,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::model::Contract;
+pub use ferrobase_core::wire::functions::ResponseType;
 
 /// Headers a web action may not set: they frame the message or belong to one connection
 /// (RFC 9110 §7.6.1 and RFC 9112 §6–7), and the server sets them itself. They are dropped.
@@ -68,40 +68,6 @@ pub struct WebResponse {
     /// values appears once per value (`set-cookie`).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-}
-
-/// The response type a web request asks for with the extension of the action's name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResponseType {
-    /// The result is read as a response (no extension, or `.http`).
-    #[default]
-    Http,
-    /// The result, as JSON.
-    Json,
-    /// The result's `html` field, as `text/html`.
-    Html,
-    /// The result's `text` field, as `text/plain`.
-    Text,
-}
-
-impl ResponseType {
-    /// Splits a path segment `name.ext` into the name and the response type it asks for;
-    /// `None` for an extension that is none of `.http`, `.json`, `.html`, `.text`. Function
-    /// names have no dot, so the split is unambiguous.
-    pub fn split(segment: &str) -> Option<(&str, ResponseType)> {
-        let Some((name, extension)) = segment.rsplit_once('.') else {
-            return Some((segment, ResponseType::Http));
-        };
-        let kind = match extension {
-            "http" => ResponseType::Http,
-            "json" => ResponseType::Json,
-            "html" => ResponseType::Html,
-            "text" => ResponseType::Text,
-            _ => return None,
-        };
-        Some((name, kind))
-    }
 }
 
 /// A web request as the HTTP layer read it.

@@ -455,3 +455,74 @@ async fn metrics_count_activations_and_pool_state() {
         "OpenMetrics ends with # EOF"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_list_latest_versions_in_name_order_and_only_what_the_caller_may_read() {
+    let app = App::new().await;
+    // `a-b` sorts between `a` and `a`'s versions in the record store: the listing must show
+    // each function once, by name, with its latest version.
+    for (name, versions) in [("a", 3), ("a-b", 1), ("b", 2), ("secret", 1)] {
+        for n in 1..=versions {
+            let code = format!("export default () => {n}");
+            let deployed = app.deploy("shop", name, json!({ "code": code })).await;
+            assert_eq!(deployed.status, StatusCode::OK, "{}", deployed.text);
+        }
+    }
+    let admin = app.admin();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let uri = match &after {
+            Some(cursor) => format!("/v1/functions/shop?limit=2&after={cursor}"),
+            None => "/v1/functions/shop?limit=2".to_owned(),
+        };
+        let page = app.call(Method::GET, &uri, Some(&admin), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let page: ferrobase_core::wire::Page<ferrobase_core::wire::functions::FunctionSummary> =
+            serde_json::from_value(page.body).expect("a page of function summaries");
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|f| (f.name, f.version)));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let expected = [("a", 3), ("a-b", 1), ("b", 2), ("secret", 1)]
+        .map(|(name, version)| (name.to_owned(), version));
+    assert_eq!(seen, expected);
+
+    let policy =
+        json!({"rules": [{"actions": ["read"], "resources": ["function:a", "function:b"]}]});
+    let set = app
+        .call(Method::PUT, "/v1/policies/shop", Some(&admin), Some(policy))
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    let alice = app.token(Role::User, Some("shop"), "alice");
+    let listed = app
+        .call(Method::GET, "/v1/functions/shop", Some(&alice), None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let names: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"], "{}", listed.text);
+    assert!(!listed.text.contains("code"), "a listing carries no code");
+
+    let bad = app
+        .call(
+            Method::GET,
+            "/v1/functions/shop?limit=0",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["code"], "invalid_argument");
+    let empty = app
+        .call(Method::GET, "/v1/functions/empty", Some(&admin), None)
+        .await;
+    assert_eq!(empty.body, json!({"items": [], "next": null}));
+}

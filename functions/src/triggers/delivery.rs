@@ -78,7 +78,7 @@ impl TriggerService {
                 .filter(|event| {
                     trigger
                         .as_ref()
-                        .is_some_and(|t| t.matches(&rule.trigger, event))
+                        .is_some_and(|t| model::matches(t, &rule.trigger, event))
                 })
                 .collect();
             if let Some(undelivered) = self.deliver_page(&ns, &name, &rule, matching).await {

@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use crate::model::{NameKind, validate_name_of};
+use crate::model::{NameKind, Validate, validate_name_of};
 use crate::{FunctionError, FunctionService};
 use model::{RuleSpec, Source, TriggerSpec};
 
@@ -223,6 +223,45 @@ impl TriggerService {
             )),
             None => Ok(None),
         }
+    }
+
+    /// Records under `prefix` whose names sort after `after`, in name order, at most `max`:
+    /// the one listing of triggers and rules.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        ns: &Namespace,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<(String, T)>, FunctionError> {
+        let after = after.map(|name| format!("{prefix}{name}"));
+        let page = self.records.scan(ns, prefix, after.as_deref(), max).await?;
+        page.into_iter()
+            .map(|(key, record)| {
+                let value = serde_json::from_slice(&record.value).map_err(storage)?;
+                Ok((key[prefix.len()..].to_owned(), value))
+            })
+            .collect()
+    }
+
+    /// Triggers named after `after`, in name order, at most `max`.
+    pub async fn triggers(
+        &self,
+        ns: &Namespace,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<(String, TriggerSpec)>, FunctionError> {
+        self.list(ns, &trigger_key(""), after, max).await
+    }
+
+    /// Rules named after `after`, in name order, at most `max`.
+    pub async fn rules(
+        &self,
+        ns: &Namespace,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<(String, RuleSpec)>, FunctionError> {
+        self.list(ns, &rule_key(""), after, max).await
     }
 
     /// Stores a trigger; a cron trigger starts ticking (a changed schedule restarts it, from

@@ -1,87 +1,16 @@
 //! Triggers (event sources with filters), rules (trigger → function bindings with retry
-//! policy) and dead letters, as stored and served.
-
-use std::time::Duration;
+//! policy) and dead letters: the documents are the API's
+//! ([`ferrobase_core::wire::triggers`], re-exported here); this module adds the checks a
+//! document gets before it is stored, which events a trigger selects, and cron schedules.
 
 use ferrobase_core::{Event, EventType};
-use serde::{Deserialize, Serialize};
+
+pub use ferrobase_core::wire::triggers::{
+    Attempt, Backoff, CompletionOutcome, DeadLetter, KvOp, RuleSpec, Source, StorageOp, TriggerSpec,
+};
 
 use crate::FunctionError;
-use crate::model::{NameKind, Target, validate_name, validate_name_of};
-
-/// KV operations a KV trigger can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KvOp {
-    Put,
-    Delete,
-    Expire,
-}
-
-/// Object changes a storage trigger can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StorageOp {
-    Created,
-    Deleted,
-}
-
-/// Activation outcomes a function-completion trigger can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CompletionOutcome {
-    Ok,
-    Error,
-}
-
-/// Where a trigger's events come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Source {
-    /// KV changes under a key prefix.
-    Kv {
-        #[serde(default)]
-        prefix: String,
-        #[serde(default = "all_kv_ops")]
-        ops: Vec<KvOp>,
-    },
-    /// Objects created or deleted in a bucket, filtered by key prefix and suffix.
-    Storage {
-        bucket: String,
-        #[serde(default)]
-        prefix: String,
-        #[serde(default)]
-        suffix: String,
-        #[serde(default = "all_storage_ops")]
-        ops: Vec<StorageOp>,
-    },
-    /// A queue consumed as a work queue by one consumer group: a message is acked when the
-    /// function succeeds and nacked (with the error) when it fails, so the queue's own
-    /// `max_deliver` and dead-letter list apply.
-    Queue { queue: String, group: String },
-    /// `POST /v1/triggers/{ns}/{name}/fire`.
-    Manual,
-    /// A schedule: a 5-field (minute) or 6-field (second) cron expression in a time zone.
-    /// Each scheduled time ticks once, across restarts and nodes; ticks missed while the
-    /// server was down fire once on start unless `catch_up` is false.
-    Cron {
-        schedule: String,
-        #[serde(default = "utc")]
-        tz: String,
-        #[serde(default = "yes")]
-        catch_up: bool,
-    },
-    /// The completion of a function's activations.
-    Function {
-        function: String,
-        #[serde(default = "all_outcomes")]
-        on: Vec<CompletionOutcome>,
-    },
-}
-
-fn utc() -> String {
-    "UTC".to_owned()
-}
+use crate::model::{NameKind, Target, Validate, validate_name, validate_name_of};
 
 /// A parsed cron source.
 #[derive(Debug, Clone)]
@@ -110,27 +39,8 @@ impl Schedule {
     }
 }
 
-fn all_storage_ops() -> Vec<StorageOp> {
-    vec![StorageOp::Created, StorageOp::Deleted]
-}
-
-fn all_kv_ops() -> Vec<KvOp> {
-    vec![KvOp::Put, KvOp::Delete, KvOp::Expire]
-}
-
-fn all_outcomes() -> Vec<CompletionOutcome> {
-    vec![CompletionOutcome::Ok, CompletionOutcome::Error]
-}
-
-/// `PUT /v1/triggers/{ns}/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TriggerSpec {
-    pub source: Source,
-}
-
-impl TriggerSpec {
-    pub fn validate(&self) -> Result<(), FunctionError> {
+impl Validate for TriggerSpec {
+    fn validate(&self) -> Result<(), FunctionError> {
         match &self.source {
             Source::Kv { prefix, ops } => {
                 if ops.is_empty() {
@@ -183,55 +93,55 @@ impl TriggerSpec {
         }
         Ok(())
     }
+}
 
-    /// Whether `event` is one this trigger (named `name`) fires for.
-    pub fn matches(&self, name: &str, event: &Event) -> bool {
-        match &self.source {
-            Source::Kv { prefix, ops } => {
-                let op = match event.event_type {
-                    EventType::KvPut => KvOp::Put,
-                    EventType::KvDelete => KvOp::Delete,
-                    EventType::KvExpire => KvOp::Expire,
-                    _ => return false,
-                };
-                ops.contains(&op) && event.subject.starts_with(prefix.as_str())
+/// Whether `event` is one this trigger (named `name`) fires for.
+pub fn matches(trigger: &TriggerSpec, name: &str, event: &Event) -> bool {
+    match &trigger.source {
+        Source::Kv { prefix, ops } => {
+            let op = match event.event_type {
+                EventType::KvPut => KvOp::Put,
+                EventType::KvDelete => KvOp::Delete,
+                EventType::KvExpire => KvOp::Expire,
+                _ => return false,
+            };
+            ops.contains(&op) && event.subject.starts_with(prefix.as_str())
+        }
+        Source::Storage {
+            bucket,
+            prefix,
+            suffix,
+            ops,
+        } => {
+            let op = match event.event_type {
+                EventType::StorageObjectCreated => StorageOp::Created,
+                EventType::StorageObjectDeleted => StorageOp::Deleted,
+                _ => return false,
+            };
+            let (Some(event_bucket), Some(key)) =
+                (event.data["bucket"].as_str(), event.data["key"].as_str())
+            else {
+                return false;
+            };
+            ops.contains(&op)
+                && event_bucket == bucket
+                && key.starts_with(prefix.as_str())
+                && key.ends_with(suffix.as_str())
+        }
+        // Queue messages are pulled from the queue, not read from the change log.
+        Source::Queue { .. } => false,
+        Source::Manual => event.event_type == EventType::TriggerFired && event.subject == name,
+        Source::Cron { .. } => event.event_type == EventType::CronTick && event.subject == name,
+        Source::Function { function, on } => {
+            if event.event_type != EventType::FunctionCompleted || event.subject != *function {
+                return false;
             }
-            Source::Storage {
-                bucket,
-                prefix,
-                suffix,
-                ops,
-            } => {
-                let op = match event.event_type {
-                    EventType::StorageObjectCreated => StorageOp::Created,
-                    EventType::StorageObjectDeleted => StorageOp::Deleted,
-                    _ => return false,
-                };
-                let (Some(event_bucket), Some(key)) =
-                    (event.data["bucket"].as_str(), event.data["key"].as_str())
-                else {
-                    return false;
-                };
-                ops.contains(&op)
-                    && event_bucket == bucket
-                    && key.starts_with(prefix.as_str())
-                    && key.ends_with(suffix.as_str())
-            }
-            // Queue messages are pulled from the queue, not read from the change log.
-            Source::Queue { .. } => false,
-            Source::Manual => event.event_type == EventType::TriggerFired && event.subject == name,
-            Source::Cron { .. } => event.event_type == EventType::CronTick && event.subject == name,
-            Source::Function { function, on } => {
-                if event.event_type != EventType::FunctionCompleted || event.subject != *function {
-                    return false;
-                }
-                let outcome = match event.data["outcome"].as_str() {
-                    Some("ok") => CompletionOutcome::Ok,
-                    Some(_) => CompletionOutcome::Error,
-                    None => return false,
-                };
-                on.contains(&outcome)
-            }
+            let outcome = match event.data["outcome"].as_str() {
+                Some("ok") => CompletionOutcome::Ok,
+                Some(_) => CompletionOutcome::Error,
+                None => return false,
+            };
+            on.contains(&outcome)
         }
     }
 }
@@ -243,72 +153,8 @@ pub const MAX_RULE_ATTEMPTS: u32 = 100;
 /// Longest pause between attempts: one hour.
 pub const MAX_BACKOFF_MS: u64 = 3_600_000;
 
-/// Exponential backoff between attempts, with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Backoff {
-    pub initial_ms: u64,
-    pub max_ms: u64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial_ms: 1000,
-            max_ms: 60_000,
-        }
-    }
-}
-
-impl Backoff {
-    /// The pause after failed attempt `attempt` (1-based): initial × 2^(attempt−1), capped,
-    /// then spread by ±20% (from `jitter` in 0..1) so that retries of many events don't align.
-    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(30);
-        let base = self
-            .initial_ms
-            .saturating_mul(1u64 << exponent)
-            .min(self.max_ms) as f64;
-        Duration::from_millis((base * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as u64)
-    }
-}
-
-/// `PUT /v1/rules/{ns}/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    pub trigger: String,
-    /// `name` (latest version at delivery) or `name@version`.
-    pub function: String,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
-    #[serde(default)]
-    pub backoff: Backoff,
-    /// `true` (the default): events with the same subject are delivered one at a time, in log
-    /// order. `false`: any events may run at once. Either way at most `concurrency` at once.
-    #[serde(default = "yes")]
-    pub ordered: bool,
-    /// Most deliveries of this rule running at once. Default 8; 1 to [`MAX_RULE_CONCURRENCY`].
-    #[serde(default = "default_rule_concurrency")]
-    pub concurrency: usize,
-}
-
-fn default_rule_concurrency() -> usize {
-    8
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_attempts() -> u32 {
-    5
-}
-
-impl RuleSpec {
-    pub fn validate(&self) -> Result<(), FunctionError> {
+impl Validate for RuleSpec {
+    fn validate(&self) -> Result<(), FunctionError> {
         validate_name_of(NameKind::Trigger, &self.trigger)?;
         Target::parse(&self.function)?;
         if !(1..=MAX_RULE_CONCURRENCY).contains(&self.concurrency) {
@@ -333,26 +179,12 @@ impl RuleSpec {
     }
 }
 
-/// One failed attempt of a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    pub at: String,
-    pub activation_id: Option<String>,
-    pub error: String,
-}
-
-/// An event a rule gave up on, with every attempt's error (`GET /v1/dlq/{ns}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub id: String,
-    pub rule: String,
-    pub function: String,
-    pub event: Event,
-    pub attempts: Vec<Attempt>,
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use ferrobase_core::wire::triggers::{DEFAULT_RULE_ATTEMPTS, DEFAULT_RULE_CONCURRENCY};
+
     use super::*;
 
     fn rule(function: &str) -> RuleSpec {
@@ -360,10 +192,10 @@ mod tests {
             trigger: "t".into(),
             function: function.into(),
             enabled: true,
-            max_attempts: default_attempts(),
+            max_attempts: DEFAULT_RULE_ATTEMPTS,
             backoff: Backoff::default(),
             ordered: true,
-            concurrency: default_rule_concurrency(),
+            concurrency: DEFAULT_RULE_CONCURRENCY,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The functions API: deploy, inspect and delete functions, invoke them (blocking or not),
 //! web actions, and activation records.
 //!
+//! - `GET /v1/functions/{ns}`: the latest version of each function the caller may read
 //! - `PUT/GET/DELETE /v1/functions/{ns}/{name}`
 //! - `POST /v1/functions/{ns}/{name}/invoke[?blocking=false]` (`name` or `name@version`)
 //! - `ANY /web/{ns}/{name}/{*path}` for functions deployed with `"web": true`, no token needed
@@ -17,11 +18,14 @@ use axum::{Json, Router};
 use ferrobase_core::ErrorCode;
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
-use ferrobase_core::wire::ActivationAccepted;
+use ferrobase_core::wire::functions::{
+    ActivationPage, FunctionDocument, FunctionSummary, FunctionVersionDetail,
+};
+use ferrobase_core::wire::{ActivationAccepted, Page};
 use ferrobase_functions::model::{Cause, Contract, Target};
 use ferrobase_functions::service::{Completed, Invocation};
 use ferrobase_functions::web::{self, ResponseType, WebRequest};
-use ferrobase_functions::{FunctionError, FunctionSpec, FunctionVersion, OutcomeKind};
+use ferrobase_functions::{FunctionError, FunctionSpec, OutcomeKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -41,6 +45,7 @@ const MAX_LIST_LIMIT: usize = 200;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/functions/{ns}", get(list_functions))
         .route(
             "/v1/functions/{ns}/{name}",
             get(get_function).put(deploy).delete(delete),
@@ -78,21 +83,65 @@ impl From<FunctionError> for ApiError {
     }
 }
 
-/// A version without its code, as listed.
-fn summary(version: &FunctionVersion) -> Value {
-    json!({
-        "namespace": version.namespace,
-        "name": version.name,
-        "version": version.version,
-        "deployed_at": version.deployed_at,
-        "memory_mb": version.spec.memory_mb,
-        "timeout_ms": version.spec.timeout_ms,
-        "concurrency": version.spec.concurrency,
-        "web": version.spec.web,
-        "kind": version.spec.kind,
-        "steps": version.spec.steps,
-        "contract": version.contract,
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The latest version of each function the caller may read, in name order, paged like every
+/// listing through the authoriser (a cursor never names a function the caller may not read).
+async fn list_functions(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+    authorizer: Authorizer,
+) -> Result<Response, ApiError> {
+    let ns = authorizer.namespace().clone();
+    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_LIST_LIMIT}"
+        )));
+    }
+    let listing = Listing::new(
+        &authorizer,
+        &state.cursors,
+        Service::Function,
+        "functions",
+        "",
+        None,
+        limit,
+    )?;
+    let start = listing.start(params.after.as_deref())?;
+    let service = &state.functions;
+    let fetch = |after: Option<String>, max: usize| {
+        let ns = &ns;
+        async move {
+            let versions = service.list(ns, after.as_deref(), max).await?;
+            Ok(SourceBatch {
+                exhausted: versions.len() < max,
+                entries: versions
+                    .into_iter()
+                    .map(|version| {
+                        (
+                            version.name.clone(),
+                            FunctionSummary::from(version.as_ref()),
+                        )
+                    })
+                    .collect(),
+            })
+        }
+    };
+    let page = listing
+        .run(start, fetch, |name, _| {
+            authorizer.allows(Action::Read, function(name))
+        })
+        .await?;
+    Ok(Json(Page {
+        items: page.items,
+        next: page.next,
     })
+    .into_response())
 }
 
 async fn deploy(
@@ -107,7 +156,7 @@ async fn deploy(
     let spec: FunctionSpec = serde_json::from_slice(&body)
         .map_err(|error| ApiError::invalid(format!("invalid deploy document: {error}")))?;
     let version = state.functions.deploy(&ns, &name, spec).await?;
-    Ok(Json(summary(&version)).into_response())
+    Ok(Json(FunctionSummary::from(version.as_ref())).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,17 +181,15 @@ async fn get_function(
             .cloned()
             .expect("versions() never answers an empty list"),
     };
-    let mut shown_json = summary(&shown);
-    shown_json["code"] = json!(shown.spec.code);
-    shown_json["env"] = json!(shown.spec.env);
-    // Secrets are write-only: their names, never their values.
-    shown_json["secrets"] = json!(shown.spec.secrets.keys().collect::<Vec<_>>());
-    Ok(Json(json!({
-        "name": name,
-        "latest": versions.last().map(|v| v.version),
-        "version": shown_json,
-        "versions": versions.iter().map(|v| summary(v)).collect::<Vec<_>>(),
-    }))
+    Ok(Json(FunctionDocument {
+        name,
+        latest: versions.last().map(|v| v.version),
+        version: FunctionVersionDetail::from(shown.as_ref()),
+        versions: versions
+            .iter()
+            .map(|v| FunctionSummary::from(v.as_ref()))
+            .collect(),
+    })
     .into_response())
 }
 
@@ -381,7 +428,11 @@ async fn list_activations(
             authorizer.allows(Action::Read, function(&record.function))
         })
         .await?;
-    Ok(Json(json!({"activations": page.items, "next": page.next})).into_response())
+    Ok(Json(ActivationPage {
+        activations: page.items,
+        next: page.next,
+    })
+    .into_response())
 }
 
 async fn get_activation(

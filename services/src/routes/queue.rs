@@ -29,13 +29,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ferrobase_core::Namespace;
 use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::wire::queue::{
+    Acked, DeadLettersPurged, DeadLettersReplayed, GroupInfo, Nacked, Published, Pulled,
+    PulledMessage, QueueConfigDocument, QueueConfigured, QueueDeadLetter, QueueDeadLetterPage,
+    QueueInfo, RetentionDocument,
+};
 use ferrobase_queue::{
     DeadLetterSelection, Delivery, EventEmission, GroupName, MessageId, Nack, NewMessage,
     PullRequest, Queue, QueueConfig, QueueName, Receipt, Retention,
 };
 use futures::Stream;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::auth::Authorizer;
 use crate::error::ApiError;
@@ -107,7 +112,7 @@ fn group_of(name: Option<&str>) -> Result<GroupName, ApiError> {
 
 /// `{"max_deliver": 5, "retention": {"max_age_s": ..., "max_messages": ...},
 /// "emit_events": false, "dedup_window_s": 120}`; every field optional.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigBody {
     #[serde(default = "default_max_deliver")]
@@ -120,7 +125,7 @@ struct ConfigBody {
     dedup_window_s: u64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RetentionBody {
     max_age_s: Option<u64>,
@@ -144,8 +149,16 @@ pub fn parse_config(body: &[u8]) -> Result<QueueConfig, ApiError> {
 
 /// The JSON document a stored configuration is shown as. Public for the fuzz harness.
 #[doc(hidden)]
-pub fn config_document(config: &QueueConfig) -> serde_json::Value {
-    serde_json::to_value(ConfigBody::from(config)).expect("a config body is plain JSON")
+pub fn config_document(config: &QueueConfig) -> QueueConfigDocument {
+    QueueConfigDocument {
+        max_deliver: config.max_deliver,
+        retention: RetentionDocument {
+            max_age_s: config.retention.max_age.map(|age| age.as_secs()),
+            max_messages: config.retention.max_messages,
+        },
+        emit_events: config.events == EventEmission::On,
+        dedup_window_s: config.dedup_window.as_secs(),
+    }
 }
 
 impl From<ConfigBody> for QueueConfig {
@@ -166,20 +179,6 @@ impl From<ConfigBody> for QueueConfig {
     }
 }
 
-impl From<&QueueConfig> for ConfigBody {
-    fn from(config: &QueueConfig) -> Self {
-        ConfigBody {
-            max_deliver: config.max_deliver,
-            retention: RetentionBody {
-                max_age_s: config.retention.max_age.map(|age| age.as_secs()),
-                max_messages: config.retention.max_messages,
-            },
-            emit_events: config.events == EventEmission::On,
-            dedup_window_s: config.dedup_window.as_secs(),
-        }
-    }
-}
-
 async fn configure(
     State(state): State<AppState>,
     Path((_, queue)): Path<(String, String)>,
@@ -189,9 +188,11 @@ async fn configure(
     let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Write])?;
     let bytes = read_body(body, MAX_REQUEST_BYTES, "the request").await?;
     let stored = engine.configure(&ns, &queue, parse_config(&bytes)?).await?;
-    let mut answer = serde_json::to_value(ConfigBody::from(&stored)).map_err(ApiError::internal)?;
-    answer["queue"] = json!(queue.as_str());
-    Ok(Json(answer).into_response())
+    Ok(Json(QueueConfigured {
+        queue: queue.as_str().to_owned(),
+        config: config_document(&stored),
+    })
+    .into_response())
 }
 
 async fn info(
@@ -204,17 +205,21 @@ async fn info(
         .info(&ns, &queue)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("queue {:?} not found", queue.as_str())))?;
-    let groups: Vec<Value> = info
+    let groups = info
         .groups
         .iter()
-        .map(|g| json!({"name": g.name.as_str(), "pending": g.pending, "dead": g.dead}))
+        .map(|g| GroupInfo {
+            name: g.name.as_str().to_owned(),
+            pending: g.pending,
+            dead: g.dead,
+        })
         .collect();
-    Ok(Json(json!({
-        "queue": queue.as_str(),
-        "config": ConfigBody::from(&info.config),
-        "messages": info.messages,
-        "groups": groups,
-    }))
+    Ok(Json(QueueInfo {
+        queue: queue.as_str().to_owned(),
+        config: config_document(&info.config),
+        messages: info.messages,
+        groups,
+    })
     .into_response())
 }
 
@@ -255,8 +260,8 @@ async fn publish(
         })
         .collect();
     let ids = engine.publish(&ns, &queue, messages).await?;
-    let ids: Vec<String> = ids.iter().map(MessageId::to_string).collect();
-    Ok(Json(json!({"ids": ids})).into_response())
+    let ids = ids.iter().map(MessageId::to_string).collect();
+    Ok(Json(Published { ids }).into_response())
 }
 
 // ---- consuming ----
@@ -272,14 +277,14 @@ struct PullBody {
 }
 
 /// A delivery as JSON: `{"id", "receipt", "body", "attempt", "key"}`.
-fn delivery_json(delivery: &Delivery) -> Value {
-    json!({
-        "id": delivery.id.to_string(),
-        "receipt": delivery.receipt.as_str(),
-        "body": body_json(&delivery.body),
-        "attempt": delivery.attempt,
-        "key": delivery.key,
-    })
+fn pulled_message(delivery: &Delivery) -> PulledMessage {
+    PulledMessage {
+        id: delivery.id.to_string(),
+        receipt: delivery.receipt.as_str().to_owned(),
+        body: body_json(&delivery.body),
+        attempt: delivery.attempt,
+        key: delivery.key.clone(),
+    }
 }
 
 /// A stored body as JSON: the API stores JSON text, other publishers may not.
@@ -307,8 +312,8 @@ async fn pull(
         result = engine.pull(&ns, &queue, &request) => result?,
         _ = state.shutdown_signal() => Vec::new(),
     };
-    let messages: Vec<Value> = deliveries.iter().map(delivery_json).collect();
-    Ok(Json(json!({"messages": messages})).into_response())
+    let messages = deliveries.iter().map(pulled_message).collect();
+    Ok(Json(Pulled { messages }).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,6 +323,10 @@ struct SettleBody {
     #[serde(default)]
     delay_ms: u64,
     error: Option<String>,
+}
+
+fn stale_receipts(stale: &[Receipt]) -> Vec<String> {
+    stale.iter().map(|r| r.as_str().to_owned()).collect()
 }
 
 async fn ack(
@@ -335,8 +344,11 @@ async fn ack(
     }
     let receipts: Vec<Receipt> = body.receipts.into_iter().map(Receipt::from_text).collect();
     let outcome = engine.ack(&ns, &queue, &receipts).await?;
-    let stale: Vec<&str> = outcome.stale.iter().map(Receipt::as_str).collect();
-    Ok(Json(json!({"acked": outcome.settled, "stale": stale})).into_response())
+    Ok(Json(Acked {
+        acked: outcome.settled,
+        stale: stale_receipts(&outcome.stale),
+    })
+    .into_response())
 }
 
 async fn nack(
@@ -353,8 +365,11 @@ async fn nack(
         error: body.error,
     };
     let outcome = engine.nack(&ns, &queue, &receipts, &nack).await?;
-    let stale: Vec<&str> = outcome.stale.iter().map(Receipt::as_str).collect();
-    Ok(Json(json!({"nacked": outcome.settled, "stale": stale})).into_response())
+    Ok(Json(Nacked {
+        nacked: outcome.settled,
+        stale: stale_receipts(&outcome.stale),
+    })
+    .into_response())
 }
 
 // ---- dead letters ----
@@ -384,22 +399,20 @@ async fn dead_letters(
     let page = engine
         .dead_letters(&ns, &queue, &group, after, limit)
         .await?;
-    let messages: Vec<Value> = page
+    let messages = page
         .messages
         .iter()
-        .map(|dead| {
-            json!({
-                "id": dead.id.to_string(),
-                "body": body_json(&dead.body),
-                "attempts": dead.attempts,
-                "last_error": dead.last_error,
-                "key": dead.key,
-                "dead_at": ferrobase_core::event::rfc3339_millis(dead.dead_at_ms),
-            })
+        .map(|dead| QueueDeadLetter {
+            id: dead.id.to_string(),
+            body: body_json(&dead.body),
+            attempts: dead.attempts,
+            last_error: dead.last_error.clone(),
+            key: dead.key.clone(),
+            dead_at: ferrobase_core::event::rfc3339_millis(dead.dead_at_ms),
         })
         .collect();
     let next = page.next.map(|id| id.to_string());
-    Ok(Json(json!({"messages": messages, "next": next})).into_response())
+    Ok(Json(QueueDeadLetterPage { messages, next }).into_response())
 }
 
 /// `{"group": "default", "ids": ["12", ...]}`; without `ids`, every dead letter of the group.
@@ -435,7 +448,7 @@ async fn replay(
     let replayed = engine
         .replay_dead_letters(&ns, &queue, &group, &selection)
         .await?;
-    Ok(Json(json!({"replayed": replayed})).into_response())
+    Ok(Json(DeadLettersReplayed { replayed }).into_response())
 }
 
 async fn purge(
@@ -449,7 +462,7 @@ async fn purge(
     let purged = engine
         .purge_dead_letters(&ns, &queue, &group, &selection)
         .await?;
-    Ok(Json(json!({"purged": purged})).into_response())
+    Ok(Json(DeadLettersPurged { purged }).into_response())
 }
 
 // ---- the browser subscription ----
@@ -527,7 +540,7 @@ fn subscription(
                 let event = SseEvent::default()
                     .event("message")
                     .id(delivery.id.to_string())
-                    .data(delivery_json(&delivery).to_string());
+                    .data(serde_json::to_string(&pulled_message(&delivery)).unwrap_or_default());
                 return Some((Ok(event), cursor));
             }
             // The whole batch went out: ack it before asking for more.

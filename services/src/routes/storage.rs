@@ -1,4 +1,4 @@
-//! The storage API for browsers (docs/api.md):
+//! The storage API for browsers (docs/api.md): `GET /v1/storage/{ns}` (buckets),
 //! `PUT/GET/HEAD/DELETE /v1/storage/{ns}/{bucket}/{*key}`,
 //! `GET /v1/storage/{ns}/{bucket}?prefix=&delimiter=&after=&limit=`,
 //! `POST /v1/storage/{ns}/{bucket}/_presign`, and `PUT/DELETE /v1/storage/{ns}/{bucket}` to
@@ -18,6 +18,8 @@ use base64::Engine as _;
 use ferrobase_core::ErrorCode;
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::wire::Page;
+use ferrobase_core::wire::storage::{BucketCreated, BucketSummary, Presigned};
 use ferrobase_storage::model::MAX_LIST_KEYS;
 use ferrobase_storage::{
     BodyChecks, ByteRange, Checksum, ChecksumAlgorithm, ChecksumCheck, ExpectedChecksum,
@@ -41,6 +43,7 @@ const DEFAULT_PRESIGN_EXPIRY: Duration = Duration::from_secs(3600);
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/storage/{ns}", get(list_buckets))
         .route(
             "/v1/storage/{ns}/{bucket}",
             put(create_bucket).delete(delete_bucket).get(list),
@@ -154,7 +157,51 @@ async fn create_bucket(
     let ns = authorizer.namespace().clone();
     authorizer.require(Action::Write, resource(&bucket))?;
     state.storage.create_bucket(&ns, &bucket).await?;
-    Ok(Json(json!({"bucket": bucket})).into_response())
+    Ok(Json(BucketCreated { bucket }).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct BucketListParams {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Most buckets in one page (a namespace has at most a few thousand).
+const MAX_BUCKET_PAGE: usize = 1000;
+
+/// The namespace's buckets by name, for callers who may read its storage as a whole (as
+/// S3's ListBuckets); a bucket's name is no secret from them, so the cursor is the last name.
+async fn list_buckets(
+    State(state): State<AppState>,
+    Query(params): Query<BucketListParams>,
+    authorizer: Authorizer,
+) -> Result<Response, ApiError> {
+    let ns = authorizer.namespace().clone();
+    authorizer.require(Action::Read, resource(""))?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_BUCKET_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_BUCKET_PAGE}"
+        )));
+    }
+    let after = params.after.unwrap_or_default();
+    let mut buckets: Vec<_> = state
+        .storage
+        .list_buckets(&ns)
+        .await?
+        .into_iter()
+        .filter(|bucket| bucket.name > after)
+        .collect();
+    let next = (buckets.len() > limit).then(|| buckets[limit - 1].name.clone());
+    buckets.truncate(limit);
+    let items = buckets
+        .into_iter()
+        .map(|bucket| BucketSummary {
+            name: bucket.name,
+            created_at: ferrobase_core::event::rfc3339_millis(bucket.created_ms),
+        })
+        .collect();
+    Ok(Json(Page { items, next }).into_response())
 }
 
 async fn delete_bucket(
@@ -481,10 +528,10 @@ async fn post_action(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_err(ApiError::internal)?
         + expires;
-    Ok(Json(json!({
-        "url": url,
-        "method": request.method.to_ascii_uppercase(),
-        "expires_at": ferrobase_core::event::rfc3339_millis(expires_at.as_millis() as u64),
-    }))
+    Ok(Json(Presigned {
+        url,
+        method: request.method.to_ascii_uppercase(),
+        expires_at: ferrobase_core::event::rfc3339_millis(expires_at.as_millis() as u64),
+    })
     .into_response())
 }

@@ -1,5 +1,6 @@
 //! Triggers, rules and the dead-letter list:
-//! `PUT/GET/DELETE /v1/triggers/{ns}/{name}`, `POST /v1/triggers/{ns}/{name}/fire`,
+//! `GET /v1/triggers/{ns}`, `PUT/GET/DELETE /v1/triggers/{ns}/{name}`,
+//! `POST /v1/triggers/{ns}/{name}/fire`, `GET /v1/rules/{ns}`,
 //! `PUT/GET/DELETE /v1/rules/{ns}/{name}`, `GET /v1/dlq/{ns}`,
 //! `POST /v1/dlq/{ns}/{id}/replay`, `DELETE /v1/dlq/{ns}/{id}`.
 //!
@@ -18,6 +19,10 @@ use axum::{Json, Router};
 use ferrobase_core::Namespace;
 use ferrobase_core::auth::Role;
 use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::wire::Page;
+use ferrobase_core::wire::triggers::{
+    DeadLetterPage, Fired, Replayed, RuleDocument, TriggerDocument,
+};
 use ferrobase_functions::triggers::model::{RuleSpec, TriggerSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,11 +37,13 @@ const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/triggers/{ns}", get(list_triggers))
         .route(
             "/v1/triggers/{ns}/{name}",
             get(get_trigger).put(put_trigger).delete(delete_trigger),
         )
         .route("/v1/triggers/{ns}/{name}/fire", post(fire))
+        .route("/v1/rules/{ns}", get(list_rules))
         .route(
             "/v1/rules/{ns}/{name}",
             get(get_rule).put(put_rule).delete(delete_rule),
@@ -68,7 +75,11 @@ async fn put_trigger(
     let ns = manager(&authorizer, Action::Write)?;
     let spec: TriggerSpec = document(body, "trigger").await?;
     let stored = state.triggers.put_trigger(&ns, &name, spec).await?;
-    Ok(Json(json!({"name": name, "source": stored.source})).into_response())
+    Ok(Json(TriggerDocument {
+        name,
+        source: stored.source,
+    })
+    .into_response())
 }
 
 async fn get_trigger(
@@ -78,7 +89,11 @@ async fn get_trigger(
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Read)?;
     let spec = state.triggers.trigger(&ns, &name).await?;
-    Ok(Json(json!({"name": name, "source": spec.source})).into_response())
+    Ok(Json(TriggerDocument {
+        name,
+        source: spec.source,
+    })
+    .into_response())
 }
 
 async fn delete_trigger(
@@ -108,7 +123,11 @@ async fn fire(
             .map_err(|error| ApiError::invalid(format!("the payload must be JSON: {error}")))?
     };
     let offset = state.triggers.fire(&ns, &name, payload).await?;
-    Ok(Json(json!({"trigger": name, "event_offset": offset})).into_response())
+    Ok(Json(Fired {
+        trigger: name,
+        event_offset: offset,
+    })
+    .into_response())
 }
 
 async fn put_rule(
@@ -120,7 +139,7 @@ async fn put_rule(
     let ns = manager(&authorizer, Action::Write)?;
     let rule: RuleSpec = document(body, "rule").await?;
     let stored = state.triggers.put_rule(&ns, &name, rule).await?;
-    Ok(Json(json!({"name": name, "rule": stored})).into_response())
+    Ok(Json(RuleDocument { name, rule: stored }).into_response())
 }
 
 async fn get_rule(
@@ -130,7 +149,7 @@ async fn get_rule(
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Read)?;
     let rule = state.triggers.rule(&ns, &name).await?;
-    Ok(Json(json!({"name": name, "rule": rule})).into_response())
+    Ok(Json(RuleDocument { name, rule }).into_response())
 }
 
 async fn delete_rule(
@@ -149,24 +168,83 @@ struct ListParams {
     limit: Option<usize>,
 }
 
+impl ListParams {
+    /// `limit`, `default` when absent, refused outside 1..=`max`.
+    fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+        let limit = self.limit.unwrap_or(default);
+        if !(1..=max).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {max}"
+            )));
+        }
+        Ok(limit)
+    }
+}
+
+/// The cursor after a page of names: the last one when the page is full (there may be more),
+/// none when it is not (the listing is complete).
+fn next_after<T>(items: &[T], limit: usize, name: impl Fn(&T) -> &String) -> Option<String> {
+    (items.len() == limit)
+        .then(|| items.last().map(|item| name(item).clone()))
+        .flatten()
+}
+
+/// Default and largest page of the trigger and rule listings.
+const DEFAULT_LIST_LIMIT: usize = 100;
+const MAX_LIST_LIMIT: usize = 1000;
+
+async fn list_triggers(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+    authorizer: Authorizer,
+) -> Result<Response, ApiError> {
+    let ns = manager(&authorizer, Action::Read)?;
+    let limit = params.limit(DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
+    let items: Vec<TriggerDocument> = state
+        .triggers
+        .triggers(&ns, params.after.as_deref(), limit)
+        .await?
+        .into_iter()
+        .map(|(name, spec)| TriggerDocument {
+            name,
+            source: spec.source,
+        })
+        .collect();
+    let next = next_after(&items, limit, |item| &item.name);
+    Ok(Json(Page { items, next }).into_response())
+}
+
+async fn list_rules(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+    authorizer: Authorizer,
+) -> Result<Response, ApiError> {
+    let ns = manager(&authorizer, Action::Read)?;
+    let limit = params.limit(DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
+    let items: Vec<RuleDocument> = state
+        .triggers
+        .rules(&ns, params.after.as_deref(), limit)
+        .await?
+        .into_iter()
+        .map(|(name, rule)| RuleDocument { name, rule })
+        .collect();
+    let next = next_after(&items, limit, |item| &item.name);
+    Ok(Json(Page { items, next }).into_response())
+}
+
 async fn list_dead_letters(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Read)?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 1000"));
-    }
-    let letters = state
+    let limit = params.limit(100, 1000)?;
+    let dead_letters = state
         .triggers
         .dead_letters(&ns, params.after.as_deref(), limit)
         .await?;
-    let next = (letters.len() == limit)
-        .then(|| letters.last().map(|l| l.id.clone()))
-        .flatten();
-    Ok(Json(json!({"dead_letters": letters, "next": next})).into_response())
+    let next = next_after(&dead_letters, limit, |letter| &letter.id);
+    Ok(Json(DeadLetterPage { dead_letters, next }).into_response())
 }
 
 async fn replay(
@@ -175,13 +253,13 @@ async fn replay(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
-    match state.triggers.replay(&ns, &id).await? {
-        None => Ok(Json(json!({"id": id, "delivered": true})).into_response()),
-        Some(letter) => Ok(Json(
-            json!({"id": id, "delivered": false, "attempts": letter.attempts}),
-        )
-        .into_response()),
-    }
+    let left = state.triggers.replay(&ns, &id).await?;
+    Ok(Json(Replayed {
+        id,
+        delivered: left.is_none(),
+        attempts: left.map(|letter| letter.attempts),
+    })
+    .into_response())
 }
 
 async fn purge(

@@ -298,3 +298,42 @@ async fn keys_that_start_like_a_sealed_cursor_page_for_full_readers_too() {
     let (keys, _) = page_through(&app, &app.admin(), "/v1/storage/a/tilde?limit=1", &[]).await;
     assert_eq!(keys, ["plain", "~a", "~b"]);
 }
+
+#[tokio::test]
+async fn buckets_list_by_name_in_pages_for_callers_who_read_the_whole_namespace() {
+    let app = app().await;
+    for bucket in ["ccc", "aaa", "bbb"] {
+        create_bucket(&app, bucket).await;
+    }
+    let resp = app
+        .get("/v1/storage/a?limit=2")
+        .token(&app.admin())
+        .send()
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "{resp:?}");
+    let page: ferrobase_core::wire::Page<ferrobase_core::wire::storage::BucketSummary> =
+        serde_json::from_slice(&resp.body).expect("a page of buckets");
+    let names: Vec<_> = page.items.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["aaa", "bbb"]);
+    assert!(page.items[0].created_at.ends_with('Z'));
+    let next = page.next.expect("more buckets follow");
+    let resp = app
+        .get(&format!("/v1/storage/a?after={next}"))
+        .token(&app.admin())
+        .send()
+        .await;
+    let rest: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(rest["items"][0]["name"], "ccc");
+    assert_eq!(rest["next"], Value::Null);
+
+    // A user whose policy grants objects inside one bucket may not enumerate the buckets.
+    set_policy(
+        &app,
+        "a",
+        &json!({"rules": [{"actions": ["read"], "resources": ["storage:aaa/{sub}/**"]}]}),
+    )
+    .await;
+    let alice = app.mint(TokenSpec::new(Role::User, Some("a")).sub("alice"));
+    let resp = app.get("/v1/storage/a").token(&alice).send().await;
+    assert_eq!(resp.status, StatusCode::FORBIDDEN, "{resp:?}");
+}

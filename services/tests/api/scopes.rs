@@ -163,6 +163,12 @@ fn table() -> Vec<Row> {
         // storage
         row(
             "GET",
+            "/v1/storage/{ns}",
+            "/v1/storage/a",
+            &["storage:read"],
+        ),
+        row(
+            "GET",
             "/v1/storage/{ns}/{bucket}",
             "/v1/storage/a/b",
             &["storage:read"],
@@ -207,6 +213,12 @@ fn table() -> Vec<Row> {
         // functions and activations
         row(
             "GET",
+            "/v1/functions/{ns}",
+            "/v1/functions/a",
+            &["function:read"],
+        ),
+        row(
+            "GET",
             "/v1/functions/{ns}/{name}",
             "/v1/functions/a/f",
             &["function:read"],
@@ -244,6 +256,13 @@ fn table() -> Vec<Row> {
             &["function:read"],
         ),
         // triggers, rules, dead letters
+        row(
+            "GET",
+            "/v1/triggers/{ns}",
+            "/v1/triggers/a",
+            &["function:read"],
+        ),
+        row("GET", "/v1/rules/{ns}", "/v1/rules/a", &["function:read"]),
         row(
             "GET",
             "/v1/triggers/{ns}/{name}",

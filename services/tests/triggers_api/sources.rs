@@ -185,3 +185,60 @@ async fn definitions_are_validated_and_managed_by_privileged_tokens_only() {
     let (status, _) = app.call(Method::GET, "/v1/triggers/shop/t", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_and_rules_list_by_name_in_pages_for_privileged_tokens() {
+    let app = App::new().await;
+    app.deploy("f", "export default () => 1").await;
+    for name in ["t1", "t2", "t3"] {
+        app.put(
+            &format!("/v1/triggers/shop/{name}"),
+            json!({"source": {"kind": "manual"}}),
+        )
+        .await;
+        app.put(
+            &format!("/v1/rules/shop/r-{name}"),
+            json!({"trigger": name, "function": "f"}),
+        )
+        .await;
+    }
+    let (status, first) = app
+        .call(Method::GET, "/v1/triggers/shop?limit=2", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let page: ferrobase_core::wire::Page<ferrobase_core::wire::triggers::TriggerDocument> =
+        serde_json::from_value(first).expect("a page of triggers");
+    let names: Vec<_> = page.items.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["t1", "t2"]);
+    let next = page.next.expect("a full page has a cursor");
+    let (_, rest) = app
+        .call(
+            Method::GET,
+            &format!("/v1/triggers/shop?limit=2&after={next}"),
+            None,
+        )
+        .await;
+    assert_eq!(rest["items"][0]["name"], "t3");
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next"], Value::Null);
+
+    let (status, rules) = app.call(Method::GET, "/v1/rules/shop", None).await;
+    assert_eq!(status, StatusCode::OK, "{rules}");
+    let rules: ferrobase_core::wire::Page<ferrobase_core::wire::triggers::RuleDocument> =
+        serde_json::from_value(rules).expect("a page of rules");
+    let bound: Vec<_> = rules
+        .items
+        .iter()
+        .map(|r| (r.name.as_str(), r.rule.trigger.as_str()))
+        .collect();
+    assert_eq!(bound, [("r-t1", "t1"), ("r-t2", "t2"), ("r-t3", "t3")]);
+
+    let (status, _) = app
+        .call_as(Role::User, Method::GET, "/v1/rules/shop", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "users do not list rules");
+    let (status, _) = app
+        .call(Method::GET, "/v1/triggers/shop?limit=5000", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

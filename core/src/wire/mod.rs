@@ -2,8 +2,16 @@
 //! by the Rust SDK and the CLI, so that both sides of the contract are one type and a change
 //! to a field is a compile error on both.
 //!
-//! Only documents whose shape is settled live here; a route that still answers an ad-hoc
-//! object says so in its module docs.
+//! One module per service (`functions`, `triggers`, `queue`, `storage`); the KV and error
+//! documents and the listing page are here. The function and trigger documents are also what
+//! the functions crate stores and checks (it re-exports them and adds the checks), so a field
+//! added to a deploy document is one change. Object listings carry the storage crate's object
+//! metadata as their items and are not (yet) typed here.
+
+pub mod functions;
+pub mod queue;
+pub mod storage;
+pub mod triggers;
 
 use serde::{Deserialize, Serialize};
 
