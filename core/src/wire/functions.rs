@@ -185,7 +185,7 @@ pub enum Cause {
     /// An API request (invoke).
     Request,
     /// A request to a web action: the result becomes the HTTP response, so it must be one
-    /// that can be sent as it is ([`crate::web::shape`]), or the activation is an error.
+    /// that can be sent as it is (`ferrobase_functions::web::shape`), or the activation is an error.
     Web {
         /// The response type the request's extension asked for.
         #[serde(default)]

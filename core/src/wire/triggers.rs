@@ -149,7 +149,7 @@ pub struct RuleSpec {
     /// order. `false`: any events may run at once. Either way at most `concurrency` at once.
     #[serde(default = "yes")]
     pub ordered: bool,
-    /// Most deliveries of this rule running at once. Default 8; 1 to [`MAX_RULE_CONCURRENCY`].
+    /// Most deliveries of this rule running at once. Default 8; 1 to `MAX_RULE_CONCURRENCY` (checked by the functions crate).
     #[serde(default = "default_rule_concurrency")]
     pub concurrency: usize,
 }
