@@ -1,5 +1,5 @@
-//! `ferrobase fn deploy|invoke|logs` against the real server, and a function's KV writes
-//! surviving a restart.
+//! `ferrobase fn deploy|invoke|logs|list|get|delete` against the real server, and a
+//! function's KV writes surviving a restart.
 
 use std::process::Command;
 
@@ -120,4 +120,69 @@ async fn deploy_invoke_and_read_logs_from_the_command_line() {
         "deployed functions survive a restart: {}",
         String::from_utf8_lossy(&again.stderr)
     );
+}
+
+fn stdout_of(output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_get_and_delete_functions_and_secrets_stay_unshown() {
+    let server = Server::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("sign.js");
+    std::fs::write(&source, "export default (e, ctx) => ctx.env.KEY.length;\n").unwrap();
+    for name in ["sign", "audit"] {
+        stdout_of(fn_command(
+            &server,
+            &[
+                "deploy",
+                source.to_str().unwrap(),
+                "--name",
+                name,
+                "--ns",
+                "shop",
+                "--secret",
+                "KEY=hunter22",
+                "--timeout-ms",
+                "2000",
+            ],
+        ));
+    }
+    let listed = stdout_of(fn_command(&server, &["list", "--ns", "shop"]));
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with("audit@1\tjavascript"), "{listed}");
+    assert!(
+        lines[1].starts_with("sign@1\t") && lines[1].contains("2000 ms"),
+        "{listed}"
+    );
+    let paged = stdout_of(fn_command(
+        &server,
+        &["list", "--ns", "shop", "--limit", "1"],
+    ));
+    assert!(paged.contains("more: --after audit"), "{paged}");
+
+    let shown = stdout_of(fn_command(&server, &["get", "sign", "--ns", "shop"]));
+    let document: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(document["latest"], 1);
+    assert_eq!(document["version"]["secrets"], serde_json::json!(["KEY"]));
+    assert!(!shown.contains("hunter22"), "secrets never leave: {shown}");
+    let invoked = stdout_of(fn_command(&server, &["invoke", "sign", "--ns", "shop"]));
+    assert_eq!(invoked.trim(), "8", "the function reads its secret");
+
+    stdout_of(fn_command(&server, &["delete", "sign", "--ns", "shop"]));
+    let gone = fn_command(&server, &["get", "sign", "--ns", "shop"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
+    // Logs of a function that does not exist say so, not "no activations".
+    let logs = fn_command(&server, &["logs", "sign", "--ns", "shop"]);
+    assert!(!logs.status.success());
+    let stderr = String::from_utf8_lossy(&logs.stderr);
+    assert!(stderr.contains("function sign not found"), "{stderr}");
 }

@@ -80,9 +80,71 @@ async fn a_manual_trigger_fired_from_the_command_line_runs_its_rule() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let triggers = ok(cli(&server, &["trigger", "list"]));
+    assert_eq!(
+        triggers.trim(),
+        "hello\t{\"kind\":\"manual\"}",
+        "{triggers}"
+    );
+    let rules = ok(cli(&server, &["rule", "list"]));
+    assert_eq!(rules.trim(), "on-hello\thello -> greet\tenabled", "{rules}");
     let letters = ok(cli(&server, &["dlq", "list"]));
     assert!(letters.contains("\"dead_letters\": []"), "{letters}");
     let missing = cli(&server, &["rule", "get", "nope"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_that_fails_again_exits_non_zero() {
+    let server = Server::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("fail.js");
+    std::fs::write(
+        &source,
+        "export default () => { throw new Error('still broken'); };\n",
+    )
+    .unwrap();
+    ok(cli(
+        &server,
+        &["fn", "deploy", source.to_str().unwrap(), "--name", "fail"],
+    ));
+    ok(cli(
+        &server,
+        &["trigger", "put", "go", "--source", "{\"kind\":\"manual\"}"],
+    ));
+    ok(cli(
+        &server,
+        &[
+            "rule",
+            "put",
+            "on-go",
+            "--trigger",
+            "go",
+            "--function",
+            "fail",
+            "--max-attempts",
+            "1",
+        ],
+    ));
+    ok(cli(&server, &["trigger", "fire", "go"]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let letters: serde_json::Value =
+            serde_json::from_str(&ok(cli(&server, &["dlq", "list"]))).unwrap();
+        if let Some(id) = letters["dead_letters"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed event was dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let replayed = cli(&server, &["dlq", "replay", &id]);
+    assert!(!replayed.status.success(), "a failed replay is a failure");
+    let stdout = String::from_utf8_lossy(&replayed.stdout);
+    assert!(stdout.contains("\"delivered\": false"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&replayed.stderr);
+    assert!(stderr.contains("failed again"), "{stderr}");
 }

@@ -11,8 +11,17 @@
 //!
 //! Errors from the server arrive as [`Error::Api`] with the status and the contract's error
 //! code, so callers can match on `precondition_failed`, `not_found` and so on.
+//!
+//! The answers are the server's own types (`ferrobase_core::wire`). Laid out by service:
+//! KV and events here, functions, activations, triggers and rules in `functions`, queues and
+//! buckets in `queue`.
 
+mod functions;
+mod queue;
 mod sse;
+
+pub use ferrobase_core::wire;
+pub use queue::{NewMessage, Pull};
 
 use bytes::Bytes;
 use ferrobase_core::wire::ErrorDocument;
@@ -29,6 +38,9 @@ pub enum Error {
         status: StatusCode,
         code: ErrorCode,
         message: String,
+        /// What some errors add beside the message: the `line` and `column` of a syntax
+        /// error, the `activation_id` of a failed invoke, the valid fields of an unknown one.
+        details: serde_json::Map<String, serde_json::Value>,
     },
     /// An error status without the API's error document (a proxy in between answered).
     #[error("{status}: {body}")]
@@ -119,6 +131,7 @@ impl Client {
                 status,
                 code: document.error.code,
                 message: document.error.message,
+                details: document.error.details,
             }),
             // Not the contract's error document: a proxy or load balancer answered.
             Err(_) => Err(Error::Unexpected {
@@ -253,6 +266,15 @@ impl Client {
             .query(&[("after", after)]);
         let response = Self::send(request).await?;
         Ok(sse::events(response.bytes_stream()))
+    }
+}
+
+/// Adds the paging parameters every listing takes.
+fn paged(request: RequestBuilder, after: Option<&str>, limit: usize) -> RequestBuilder {
+    let request = request.query(&[("limit", limit)]);
+    match after {
+        Some(after) => request.query(&[("after", after)]),
+        None => request,
     }
 }
 

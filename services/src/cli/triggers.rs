@@ -1,12 +1,13 @@
 //! `ferrobase trigger|rule|dlq ...`: triggers, rules and dead letters from the command line,
-//! against a running server (same `--url`/`--token`/`--ns` handling as `ferrobase fn`).
+//! against a running server through the Rust SDK (same `--url`/`--token`/`--ns` handling as
+//! `ferrobase fn`).
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::{Value, json};
+use ferrobase_core::wire::triggers::{Backoff, RuleSpec, TriggerSpec};
+use serde_json::Value;
 
-use crate::cli::functions::{Target, api_error};
+use crate::cli::functions::{Target, api_error, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum TriggerCommand {
@@ -18,6 +19,8 @@ pub enum TriggerCommand {
     Delete(NameArgs),
     /// Fire a manual trigger with a JSON payload.
     Fire(FireArgs),
+    /// List the namespace's triggers.
+    List(ListArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,22 +31,30 @@ pub enum RuleCommand {
     Get(NameArgs),
     /// Delete a rule (its delivery stops).
     Delete(NameArgs),
+    /// List the namespace's rules.
+    List(ListArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// List the namespace's dead letters.
-    List(NsArgs),
-    /// Deliver a dead letter again.
+    List(ListArgs),
+    /// Deliver a dead letter again; exits non-zero when the delivery failed again.
     Replay(NameArgs),
     /// Drop a dead letter.
     Purge(NameArgs),
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct NsArgs {
+pub struct ListArgs {
     #[command(flatten)]
     pub target: Target,
+    /// Most entries to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Start after this cursor (the `next` a previous page printed).
+    #[arg(long)]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,54 +67,58 @@ pub struct NameArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct TriggerPutArgs {
+    /// Trigger name.
     pub name: String,
     #[command(flatten)]
     pub target: Target,
-    /// The source as JSON.
+    /// The source as JSON, exactly as the HTTP API takes it (a kv source without `ops`
+    /// selects every operation), e.g. `{"kind":"kv","prefix":"orders/","ops":["put"]}`.
     #[arg(long)]
     pub source: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct FireArgs {
+    /// Trigger name.
     pub name: String,
     #[command(flatten)]
     pub target: Target,
+    /// The payload, as JSON.
     #[arg(long, default_value = "{}")]
     pub data: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RulePutArgs {
+    /// Rule name.
     pub name: String,
     #[command(flatten)]
     pub target: Target,
+    /// The trigger whose events the rule delivers.
     #[arg(long)]
     pub trigger: String,
     /// `name` or `name@version`.
     #[arg(long)]
     pub function: String,
+    /// Attempts at one event before it is dead-lettered.
     #[arg(long, default_value_t = 5)]
     pub max_attempts: u32,
+    /// Most deliveries running at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Deliver events with the same subject in any order (default: in log order).
+    #[arg(long)]
+    pub unordered: bool,
     /// Create the rule disabled.
     #[arg(long)]
     pub disabled: bool,
 }
 
-async fn show(
-    target: &Target,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<()> {
-    let (status, reply) = target.send(method, path, body).await?;
-    if !(200..300).contains(&status) {
-        return Err(api_error(status, &reply));
+/// Prints the cursor of a listing that has more.
+fn print_next(next: Option<String>) {
+    if let Some(next) = next {
+        println!("more: --after {next}");
     }
-    if !reply.is_null() {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
-    }
-    Ok(())
 }
 
 pub async fn run_trigger(command: TriggerCommand) -> anyhow::Result<()> {
@@ -111,27 +126,56 @@ pub async fn run_trigger(command: TriggerCommand) -> anyhow::Result<()> {
         TriggerCommand::Put(args) => {
             let source: Value =
                 serde_json::from_str(&args.source).context("--source must be JSON")?;
-            let path = format!("/v1/triggers/{}/{}", args.target.ns, args.name);
-            show(
-                &args.target,
-                Method::PUT,
-                &path,
-                Some(json!({ "source": source })),
-            )
-            .await
+            let spec: TriggerSpec = serde_json::from_value(serde_json::json!({ "source": source }))
+                .context("--source is not a trigger source")?;
+            let client = args.target.client()?;
+            let stored = client
+                .put_trigger(&args.target.ns, &args.name, &spec)
+                .await
+                .map_err(api_error)?;
+            print_json(&stored)
         }
         TriggerCommand::Get(args) => {
-            let path = format!("/v1/triggers/{}/{}", args.target.ns, args.name);
-            show(&args.target, Method::GET, &path, None).await
+            let client = args.target.client()?;
+            let trigger = client
+                .trigger(&args.target.ns, &args.name)
+                .await
+                .map_err(api_error)?;
+            print_json(&trigger)
         }
         TriggerCommand::Delete(args) => {
-            let path = format!("/v1/triggers/{}/{}", args.target.ns, args.name);
-            show(&args.target, Method::DELETE, &path, None).await
+            let client = args.target.client()?;
+            client
+                .delete_trigger(&args.target.ns, &args.name)
+                .await
+                .map_err(api_error)?;
+            println!("deleted {}", args.name);
+            Ok(())
         }
         TriggerCommand::Fire(args) => {
             let payload: Value = serde_json::from_str(&args.data).context("--data must be JSON")?;
-            let path = format!("/v1/triggers/{}/{}/fire", args.target.ns, args.name);
-            show(&args.target, Method::POST, &path, Some(payload)).await
+            let client = args.target.client()?;
+            let fired = client
+                .fire(&args.target.ns, &args.name, &payload)
+                .await
+                .map_err(api_error)?;
+            print_json(&fired)
+        }
+        TriggerCommand::List(args) => {
+            let client = args.target.client()?;
+            let page = client
+                .triggers(&args.target.ns, args.after.as_deref(), args.limit)
+                .await
+                .map_err(api_error)?;
+            for trigger in &page.items {
+                println!(
+                    "{}\t{}",
+                    trigger.name,
+                    serde_json::to_string(&trigger.source)?
+                );
+            }
+            print_next(page.next);
+            Ok(())
         }
     }
 }
@@ -139,22 +183,58 @@ pub async fn run_trigger(command: TriggerCommand) -> anyhow::Result<()> {
 pub async fn run_rule(command: RuleCommand) -> anyhow::Result<()> {
     match command {
         RuleCommand::Put(args) => {
-            let rule = json!({
-                "trigger": args.trigger,
-                "function": args.function,
-                "max_attempts": args.max_attempts,
-                "enabled": !args.disabled,
-            });
-            let path = format!("/v1/rules/{}/{}", args.target.ns, args.name);
-            show(&args.target, Method::PUT, &path, Some(rule)).await
+            let rule = RuleSpec {
+                trigger: args.trigger,
+                function: args.function,
+                enabled: !args.disabled,
+                max_attempts: args.max_attempts,
+                backoff: Backoff::default(),
+                ordered: !args.unordered,
+                concurrency: args.concurrency,
+            };
+            let client = args.target.client()?;
+            let stored = client
+                .put_rule(&args.target.ns, &args.name, &rule)
+                .await
+                .map_err(api_error)?;
+            print_json(&stored)
         }
         RuleCommand::Get(args) => {
-            let path = format!("/v1/rules/{}/{}", args.target.ns, args.name);
-            show(&args.target, Method::GET, &path, None).await
+            let client = args.target.client()?;
+            let rule = client
+                .rule(&args.target.ns, &args.name)
+                .await
+                .map_err(api_error)?;
+            print_json(&rule)
         }
         RuleCommand::Delete(args) => {
-            let path = format!("/v1/rules/{}/{}", args.target.ns, args.name);
-            show(&args.target, Method::DELETE, &path, None).await
+            let client = args.target.client()?;
+            client
+                .delete_rule(&args.target.ns, &args.name)
+                .await
+                .map_err(api_error)?;
+            println!("deleted {}", args.name);
+            Ok(())
+        }
+        RuleCommand::List(args) => {
+            let client = args.target.client()?;
+            let page = client
+                .rules(&args.target.ns, args.after.as_deref(), args.limit)
+                .await
+                .map_err(api_error)?;
+            for rule in &page.items {
+                let state = if rule.rule.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                };
+                println!(
+                    "{}\t{} -> {}\t{state}",
+                    rule.name, rule.rule.trigger, rule.rule.function
+                );
+            }
+            print_next(page.next);
+            Ok(())
         }
     }
 }
@@ -162,16 +242,36 @@ pub async fn run_rule(command: RuleCommand) -> anyhow::Result<()> {
 pub async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
     match command {
         DlqCommand::List(args) => {
-            let path = format!("/v1/dlq/{}", args.target.ns);
-            show(&args.target, Method::GET, &path, None).await
+            let client = args.target.client()?;
+            let page = client
+                .dead_letters(&args.target.ns, args.after.as_deref(), args.limit)
+                .await
+                .map_err(api_error)?;
+            print_json(&page)
         }
         DlqCommand::Replay(args) => {
-            let path = format!("/v1/dlq/{}/{}/replay", args.target.ns, args.name);
-            show(&args.target, Method::POST, &path, None).await
+            let client = args.target.client()?;
+            let replayed = client
+                .replay_dead_letter(&args.target.ns, &args.name)
+                .await
+                .map_err(api_error)?;
+            print_json(&replayed)?;
+            if !replayed.delivered {
+                bail!(
+                    "dead letter {} failed again; it stays in the list",
+                    args.name
+                );
+            }
+            Ok(())
         }
         DlqCommand::Purge(args) => {
-            let path = format!("/v1/dlq/{}/{}", args.target.ns, args.name);
-            show(&args.target, Method::DELETE, &path, None).await
+            let client = args.target.client()?;
+            client
+                .purge_dead_letter(&args.target.ns, &args.name)
+                .await
+                .map_err(api_error)?;
+            println!("purged {}", args.name);
+            Ok(())
         }
     }
 }
