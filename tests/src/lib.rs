@@ -18,6 +18,16 @@ pub mod s3;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `ferrobase` binary built alongside the tests (`target/<profile>/ferrobase`).
+/// The standard output of a command that must have succeeded; its standard error otherwise.
+pub fn succeeded(output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/ferrobase

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use ferrobase_tests::{Server, binary};
+use ferrobase_tests::{Server, binary, succeeded};
 
 fn fn_command(server: &Server, args: &[&str]) -> std::process::Output {
     Command::new(binary())
@@ -122,15 +122,6 @@ async fn deploy_invoke_and_read_logs_from_the_command_line() {
     );
 }
 
-fn stdout_of(output: std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_get_and_delete_functions_and_secrets_stay_unshown() {
     let server = Server::start().unwrap();
@@ -138,7 +129,7 @@ async fn list_get_and_delete_functions_and_secrets_stay_unshown() {
     let source = dir.path().join("sign.js");
     std::fs::write(&source, "export default (e, ctx) => ctx.env.KEY.length;\n").unwrap();
     for name in ["sign", "audit"] {
-        stdout_of(fn_command(
+        succeeded(fn_command(
             &server,
             &[
                 "deploy",
@@ -154,7 +145,7 @@ async fn list_get_and_delete_functions_and_secrets_stay_unshown() {
             ],
         ));
     }
-    let listed = stdout_of(fn_command(&server, &["list", "--ns", "shop"]));
+    let listed = succeeded(fn_command(&server, &["list", "--ns", "shop"]));
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 2, "{listed}");
     assert!(lines[0].starts_with("audit@1\tjavascript"), "{listed}");
@@ -162,21 +153,21 @@ async fn list_get_and_delete_functions_and_secrets_stay_unshown() {
         lines[1].starts_with("sign@1\t") && lines[1].contains("2000 ms"),
         "{listed}"
     );
-    let paged = stdout_of(fn_command(
+    let paged = succeeded(fn_command(
         &server,
         &["list", "--ns", "shop", "--limit", "1"],
     ));
     assert!(paged.contains("more: --after audit"), "{paged}");
 
-    let shown = stdout_of(fn_command(&server, &["get", "sign", "--ns", "shop"]));
+    let shown = succeeded(fn_command(&server, &["get", "sign", "--ns", "shop"]));
     let document: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(document["latest"], 1);
     assert_eq!(document["version"]["secrets"], serde_json::json!(["KEY"]));
     assert!(!shown.contains("hunter22"), "secrets never leave: {shown}");
-    let invoked = stdout_of(fn_command(&server, &["invoke", "sign", "--ns", "shop"]));
+    let invoked = succeeded(fn_command(&server, &["invoke", "sign", "--ns", "shop"]));
     assert_eq!(invoked.trim(), "8", "the function reads its secret");
 
-    stdout_of(fn_command(&server, &["delete", "sign", "--ns", "shop"]));
+    succeeded(fn_command(&server, &["delete", "sign", "--ns", "shop"]));
     let gone = fn_command(&server, &["get", "sign", "--ns", "shop"]);
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));

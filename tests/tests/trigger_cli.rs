@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferrobase_tests::{Server, binary};
+use ferrobase_tests::{Server, binary, succeeded};
 
 fn cli(server: &Server, args: &[&str]) -> std::process::Output {
     Command::new(binary())
@@ -19,26 +19,17 @@ fn cli(server: &Server, args: &[&str]) -> std::process::Output {
         .expect("runs ferrobase")
 }
 
-fn ok(output: std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_trigger_fired_from_the_command_line_runs_its_rule() {
     let server = Server::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("greet.js");
     std::fs::write(&source, "import { kv } from 'ferrobase';\nexport default async (e) => { await kv.put('greeted', e.data.name); };\n").unwrap();
-    ok(cli(
+    succeeded(cli(
         &server,
         &["fn", "deploy", source.to_str().unwrap(), "--name", "greet"],
     ));
-    ok(cli(
+    succeeded(cli(
         &server,
         &[
             "trigger",
@@ -48,9 +39,9 @@ async fn a_manual_trigger_fired_from_the_command_line_runs_its_rule() {
             "{\"kind\":\"manual\"}",
         ],
     ));
-    let shown = ok(cli(&server, &["trigger", "get", "hello"]));
+    let shown = succeeded(cli(&server, &["trigger", "get", "hello"]));
     assert!(shown.contains("\"manual\""), "{shown}");
-    ok(cli(
+    succeeded(cli(
         &server,
         &[
             "rule",
@@ -62,7 +53,7 @@ async fn a_manual_trigger_fired_from_the_command_line_runs_its_rule() {
             "greet",
         ],
     ));
-    ok(cli(
+    succeeded(cli(
         &server,
         &["trigger", "fire", "hello", "--data", "{\"name\":\"ada\"}"],
     ));
@@ -80,15 +71,15 @@ async fn a_manual_trigger_fired_from_the_command_line_runs_its_rule() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let triggers = ok(cli(&server, &["trigger", "list"]));
+    let triggers = succeeded(cli(&server, &["trigger", "list"]));
     assert_eq!(
         triggers.trim(),
         "hello\t{\"kind\":\"manual\"}",
         "{triggers}"
     );
-    let rules = ok(cli(&server, &["rule", "list"]));
+    let rules = succeeded(cli(&server, &["rule", "list"]));
     assert_eq!(rules.trim(), "on-hello\thello -> greet\tenabled", "{rules}");
-    let letters = ok(cli(&server, &["dlq", "list"]));
+    let letters = succeeded(cli(&server, &["dlq", "list"]));
     assert!(letters.contains("\"dead_letters\": []"), "{letters}");
     let missing = cli(&server, &["rule", "get", "nope"]);
     assert!(!missing.status.success());
@@ -105,15 +96,15 @@ async fn a_replay_that_fails_again_exits_non_zero() {
         "export default () => { throw new Error('still broken'); };\n",
     )
     .unwrap();
-    ok(cli(
+    succeeded(cli(
         &server,
         &["fn", "deploy", source.to_str().unwrap(), "--name", "fail"],
     ));
-    ok(cli(
+    succeeded(cli(
         &server,
         &["trigger", "put", "go", "--source", "{\"kind\":\"manual\"}"],
     ));
-    ok(cli(
+    succeeded(cli(
         &server,
         &[
             "rule",
@@ -127,11 +118,11 @@ async fn a_replay_that_fails_again_exits_non_zero() {
             "1",
         ],
     ));
-    ok(cli(&server, &["trigger", "fire", "go"]));
+    succeeded(cli(&server, &["trigger", "fire", "go"]));
     let deadline = Instant::now() + Duration::from_secs(20);
     let id = loop {
         let letters: serde_json::Value =
-            serde_json::from_str(&ok(cli(&server, &["dlq", "list"]))).unwrap();
+            serde_json::from_str(&succeeded(cli(&server, &["dlq", "list"]))).unwrap();
         if let Some(id) = letters["dead_letters"][0]["id"].as_str() {
             break id.to_owned();
         }

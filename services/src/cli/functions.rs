@@ -104,11 +104,12 @@ pub struct LogsArgs {
     pub limit: usize,
 }
 
+/// What every `list` command takes: the server, and a page.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Most functions to print.
+    /// Most entries to print.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// Start after this cursor (the `next` a previous page printed).

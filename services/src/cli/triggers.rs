@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use ferrobase_core::wire::triggers::{Backoff, RuleSpec, TriggerSpec};
 use serde_json::Value;
 
-use crate::cli::functions::{Target, api_error, print_json};
+use crate::cli::functions::{ListArgs, Target, api_error, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum TriggerCommand {
@@ -43,18 +43,6 @@ pub enum DlqCommand {
     Replay(NameArgs),
     /// Drop a dead letter.
     Purge(NameArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub target: Target,
-    /// Most entries to print.
-    #[arg(long, default_value_t = 100)]
-    pub limit: usize,
-    /// Start after this cursor (the `next` a previous page printed).
-    #[arg(long)]
-    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -97,12 +97,7 @@ async fn list_functions(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
-    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_LIST_LIMIT}"
-        )));
-    }
+    let limit = crate::routes::page_limit(params.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
     let listing = Listing::new(
         &authorizer,
         &state.cursors,
@@ -389,12 +384,7 @@ async fn list_activations(
     if let Some(name) = &params.function {
         authorizer.require(Action::Read, function(name))?;
     }
-    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_LIST_LIMIT}"
-        )));
-    }
+    let limit = crate::routes::page_limit(params.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
     let what = format!("activations/{}", params.function.as_deref().unwrap_or(""));
     let listing = Listing::new(
         &authorizer,

@@ -243,12 +243,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
     validate_key_text(&params.prefix)?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_LIST_LIMIT}"
-        )));
-    }
+    let limit = crate::routes::page_limit(params.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
     let listing = Listing::new(
         &authorizer,
         &state.cursors,

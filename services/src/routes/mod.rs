@@ -92,6 +92,22 @@ fn cors_layer(cors: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
 }
 
 /// Parses a namespace from a path segment, as a 400 when invalid.
+/// The page size a listing asked for: `default` when absent, refused outside 1..=`max` with
+/// the bound in the message. Every listing route reads `limit` through this.
+pub(crate) fn page_limit(
+    asked: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    let limit = asked.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    Ok(limit)
+}
+
 pub(crate) fn parse_ns(raw: &str) -> Result<ferrobase_core::Namespace, ApiError> {
     ferrobase_core::Namespace::parse(raw).map_err(|error| ApiError::invalid(error.to_string()))
 }

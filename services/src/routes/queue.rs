@@ -390,12 +390,7 @@ async fn dead_letters(
     let (engine, ns, queue) = authorize(&state, &authorizer, &queue, &[Action::Read])?;
     let group = group_of(params.group.as_deref())?;
     let after = params.after.as_deref().map(MessageId::parse).transpose()?;
-    let limit = params.limit.unwrap_or(DEFAULT_DLQ_LIMIT);
-    if !(1..=MAX_DLQ_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_DLQ_LIMIT}"
-        )));
-    }
+    let limit = crate::routes::page_limit(params.limit, DEFAULT_DLQ_LIMIT, MAX_DLQ_LIMIT)?;
     let page = engine
         .dead_letters(&ns, &queue, &group, after, limit)
         .await?;

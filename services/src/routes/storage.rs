@@ -178,12 +178,7 @@ async fn list_buckets(
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
     authorizer.require(Action::Read, resource(""))?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_BUCKET_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_BUCKET_PAGE}"
-        )));
-    }
+    let limit = crate::routes::page_limit(params.limit, DEFAULT_LIST_LIMIT, MAX_BUCKET_PAGE)?;
     let after = params.after.unwrap_or_default();
     let mut buckets: Vec<_> = state
         .storage
@@ -395,12 +390,7 @@ async fn list(
     authorizer: Authorizer,
 ) -> Result<Response, ApiError> {
     let ns = authorizer.namespace().clone();
-    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_KEYS).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_LIST_KEYS}"
-        )));
-    }
+    let limit = crate::routes::page_limit(params.limit, DEFAULT_LIST_LIMIT, MAX_LIST_KEYS)?;
     let page = list_visible_objects(
         &state,
         &authorizer,

@@ -169,15 +169,8 @@ struct ListParams {
 }
 
 impl ListParams {
-    /// `limit`, `default` when absent, refused outside 1..=`max`.
     fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
-        let limit = self.limit.unwrap_or(default);
-        if !(1..=max).contains(&limit) {
-            return Err(ApiError::invalid(format!(
-                "limit must be between 1 and {max}"
-            )));
-        }
-        Ok(limit)
+        crate::routes::page_limit(self.limit, default, max)
     }
 }
 
