@@ -19,6 +19,12 @@ pub enum ErrorCode {
     ResourceExhausted,
     Internal,
     Unavailable,
+    /// A function's activation ended in an error (its result, a throw or a rejection).
+    FunctionError,
+    /// A function's activation ran past its deadline.
+    Timeout,
+    /// A function's activation ran out of its memory limit.
+    Oom,
 }
 
 impl ErrorCode {
@@ -35,6 +41,9 @@ impl ErrorCode {
             ErrorCode::ResourceExhausted => "resource_exhausted",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::FunctionError => "function_error",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Oom => "oom",
         }
     }
 }

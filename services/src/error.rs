@@ -64,6 +64,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        // A failed activation: the function, behind us, failed (docs/api.md).
+        ErrorCode::FunctionError | ErrorCode::Oom => StatusCode::BAD_GATEWAY,
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 

@@ -167,6 +167,33 @@ async fn list_get_and_delete_functions_and_secrets_stay_unshown() {
     let invoked = succeeded(fn_command(&server, &["invoke", "sign", "--ns", "shop"]));
     assert_eq!(invoked.trim(), "8", "the function reads its secret");
 
+    // A failed activation is reported with its error and its id, from the error document.
+    let boom = dir.path().join("boom.js");
+    std::fs::write(
+        &boom,
+        "export default () => { throw new Error('kaput'); };\n",
+    )
+    .unwrap();
+    succeeded(fn_command(
+        &server,
+        &[
+            "deploy",
+            boom.to_str().unwrap(),
+            "--name",
+            "boom",
+            "--ns",
+            "shop",
+        ],
+    ));
+    let failed = fn_command(&server, &["invoke", "boom", "--ns", "shop"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("502: ") && stderr.contains("kaput"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(activation "), "{stderr}");
+
     succeeded(fn_command(&server, &["delete", "sign", "--ns", "shop"]));
     let gone = fn_command(&server, &["get", "sign", "--ns", "shop"]);
     assert!(!gone.status.success());

@@ -268,18 +268,16 @@ fn failure_response(
     error: &Option<ferrobase_functions::model::ActivationError>,
     id: &str,
 ) -> Response {
-    let (status, code) = match outcome {
-        OutcomeKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-        OutcomeKind::Oom => (StatusCode::BAD_GATEWAY, "oom"),
-        OutcomeKind::Error | OutcomeKind::Ok => (StatusCode::BAD_GATEWAY, "function_error"),
+    let code = match outcome {
+        OutcomeKind::Timeout => ErrorCode::Timeout,
+        OutcomeKind::Oom => ErrorCode::Oom,
+        OutcomeKind::Error | OutcomeKind::Ok => ErrorCode::FunctionError,
     };
     let message = error
         .as_ref()
         .map_or("the function failed", |e| e.message.as_str());
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message, "activation_id": id}})),
-    )
+    ApiError::new(code, message)
+        .with_details(json!({ "activation_id": id }))
         .into_response()
 }
 

@@ -175,7 +175,10 @@ fn api_to_s3(error: crate::error::ApiError) -> S3Error {
         | ErrorCode::TooLarge
         | ErrorCode::ResourceExhausted
         | ErrorCode::Internal
-        | ErrorCode::Unavailable => {
+        | ErrorCode::Unavailable
+        | ErrorCode::FunctionError
+        | ErrorCode::Timeout
+        | ErrorCode::Oom => {
             tracing::error!(code = error.code.as_str(), message = %error.message, "S3 request failed");
             return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
         }
