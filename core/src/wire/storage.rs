@@ -1,5 +1,5 @@
-//! Storage over HTTP (`/v1/storage/{ns}/...`): buckets and presigned links. Object listings
-//! carry the storage crate's object metadata as their items.
+//! Storage over HTTP (`/v1/storage/{ns}/...`): buckets, object listings and presigned links.
+//! Object listings carry the storage crate's object metadata as their items.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,4 +25,13 @@ pub struct Presigned {
     pub method: String,
     /// RFC 3339, milliseconds, UTC.
     pub expires_at: String,
+}
+
+/// `GET /v1/storage/{ns}/{bucket}?prefix=&delimiter=`: objects (the storage crate's object
+/// metadata) and, with a delimiter, the common prefixes rolled up from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectPage<T> {
+    pub items: Vec<T>,
+    pub prefixes: Vec<String>,
+    pub next: Option<String>,
 }

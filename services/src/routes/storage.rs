@@ -19,7 +19,7 @@ use ferrobase_core::ErrorCode;
 use ferrobase_core::event::Causation;
 use ferrobase_core::policy::{Action, Resource, Service};
 use ferrobase_core::wire::Page;
-use ferrobase_core::wire::storage::{BucketCreated, BucketSummary, Presigned};
+use ferrobase_core::wire::storage::{BucketCreated, BucketSummary, ObjectPage, Presigned};
 use ferrobase_storage::model::MAX_LIST_KEYS;
 use ferrobase_storage::{
     BodyChecks, ByteRange, Checksum, ChecksumAlgorithm, ChecksumCheck, ExpectedChecksum,
@@ -405,11 +405,11 @@ async fn list(
         limit,
     )
     .await?;
-    Ok(Json(json!({
-        "items": page.items,
-        "prefixes": page.prefixes,
-        "next": page.next,
-    }))
+    Ok(Json(ObjectPage {
+        items: page.items,
+        prefixes: page.prefixes,
+        next: page.next,
+    })
     .into_response())
 }
 
