@@ -27,7 +27,6 @@ use ferrobase_storage::{
 };
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::Authorizer;
 use crate::auth::listing::{Listing, Resume, SourceBatch, VisiblePage};
