@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `encoding` | `TextEncoder`, `TextDecoder` (UTF-8 only, no streaming), `atob`, `btoa` |
 //! | `url` | `URL`, `URLSearchParams` (WHATWG, the `url` crate) |
-//! | `crypto` | `crypto` (`getRandomValues`, `randomUUID`, `subtle`: digest SHA-1/256/384/512, HMAC importKey/exportKey/generateKey/sign/verify), `Crypto`, `SubtleCrypto`, `CryptoKey` |
+//! | `crypto` | `crypto` (`getRandomValues`, `randomUUID`, `subtle`: digest SHA-1/256/384/512; HMAC, AES-GCM (96-bit IV, 96–128-bit tags), ECDSA P-256 and Ed25519 importKey/exportKey/generateKey and sign/verify or encrypt/decrypt; RSASSA-PKCS1-v1_5 public keys (spki, jwk) verify — natives in `keys.rs`), `Crypto`, `SubtleCrypto`, `CryptoKey` |
 //! | `timers` | `setTimeout`, `setInterval`, `clearTimeout`, `clearInterval` (see `engine::timers`) |
 //! | `events` | `Event`, `EventTarget`, `CustomEvent`, `AbortController`, `AbortSignal` |
 //! | `clone` | `structuredClone` |
@@ -27,6 +27,7 @@
 //! idle stem holds none of them. Each isolate has its own context, so nothing one function does
 //! to these globals is seen by another.
 
+mod keys;
 mod natives;
 
 use std::cell::RefCell;
