@@ -11,7 +11,7 @@
     timers: ["setTimeout", "setInterval", "clearTimeout", "clearInterval"],
     events: ["Event", "EventTarget", "CustomEvent", "AbortController", "AbortSignal"],
     clone: ["structuredClone"],
-    http: ["Headers", "Request", "Response", "Blob", "File"],
+    http: ["Headers", "Request", "Response", "Blob", "File", "FormData"],
     buffer: ["Buffer"],
     process: ["process"],
   };

@@ -5,13 +5,13 @@
 //!
 //! | group | globals |
 //! |---|---|
-//! | `encoding` | `TextEncoder`, `TextDecoder` (UTF-8 only, no streaming), `atob`, `btoa` |
+//! | `encoding` | `TextEncoder`, `TextDecoder` (UTF-8 only; `fatal`, `ignoreBOM`, `{stream: true}`), `atob`, `btoa` |
 //! | `url` | `URL`, `URLSearchParams` (WHATWG, the `url` crate) |
 //! | `crypto` | `crypto` (`getRandomValues`, `randomUUID`, `subtle`: digest SHA-1/256/384/512; HMAC, AES-GCM (96-bit IV, 96–128-bit tags), ECDSA P-256 and Ed25519 importKey/exportKey/generateKey and sign/verify or encrypt/decrypt; RSASSA-PKCS1-v1_5 public keys (spki, jwk) verify — natives in `keys.rs`), `Crypto`, `SubtleCrypto`, `CryptoKey` |
 //! | `timers` | `setTimeout`, `setInterval`, `clearTimeout`, `clearInterval` (see `engine::timers`) |
 //! | `events` | `Event`, `EventTarget`, `CustomEvent`, `AbortController`, `AbortSignal` |
 //! | `clone` | `structuredClone` |
-//! | `http` | `Headers`, `Request`, `Response`, `Blob`, `File` (whole bodies, no streams) |
+//! | `http` | `Headers`, `Request`, `Response`, `Blob`, `File`, `FormData` (whole bodies, no streams; `formData()` reads multipart via `multipart.rs` and urlencoded) |
 //! | `buffer` | `Buffer` |
 //! | `process` | `process` (`env`: a copy of `ctx.env`; `nextTick`) |
 //!
@@ -28,6 +28,7 @@
 //! to these globals is seen by another.
 
 mod keys;
+mod multipart;
 mod natives;
 
 use std::cell::RefCell;

@@ -34,6 +34,7 @@ pub fn natives<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     natives.set("formParse", Function::new(ctx.clone(), form_parse)?)?;
     natives.set("formSerialize", Function::new(ctx.clone(), form_serialize)?)?;
     super::keys::install(ctx, &natives)?;
+    super::multipart::install(ctx, &natives)?;
     Ok(natives)
 }
 
