@@ -35,6 +35,7 @@ pub fn natives<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     natives.set("formSerialize", Function::new(ctx.clone(), form_serialize)?)?;
     super::keys::install(ctx, &natives)?;
     super::multipart::install(ctx, &natives)?;
+    super::intl::install(ctx, &natives)?;
     Ok(natives)
 }
 
