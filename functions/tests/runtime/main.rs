@@ -3,14 +3,17 @@
 //! boundary that keeps values in a map and can hold calls open to test concurrency.
 //!
 //! - `harness`: the test host, the fixture and shared helpers.
-//! - `bundle`, `code`, `deadlines`, `limits`, `pool`, `records`, `sdk`, `web`: the tests, by concept.
+//! - `bundle`, `code`, `deadlines`, `forms`, `intl`, `limits`, `pool`, `records`, `sdk`, `subtle`, `web`: the tests, by concept.
 
 mod bundle;
 mod code;
 mod deadlines;
+mod forms;
 mod harness;
+mod intl;
 mod limits;
 mod pool;
 mod records;
 mod sdk;
+mod subtle;
 mod web;

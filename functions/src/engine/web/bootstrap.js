@@ -11,9 +11,10 @@
     timers: ["setTimeout", "setInterval", "clearTimeout", "clearInterval"],
     events: ["Event", "EventTarget", "CustomEvent", "AbortController", "AbortSignal"],
     clone: ["structuredClone"],
-    http: ["Headers", "Request", "Response", "Blob", "File"],
+    http: ["Headers", "Request", "Response", "Blob", "File", "FormData"],
     buffer: ["Buffer"],
     process: ["process"],
+    intl: ["Intl"],
   };
   const cache = Object.create(null);
   let native;
@@ -63,6 +64,33 @@
       });
     }
   }
+  // The locale methods of the built-in prototypes format through the `intl` group (QuickJS-ng
+  // has no Intl of its own); the group loads on the first call.
+  function patch(proto, name, method) {
+    Object.defineProperty(proto, name, { value: method, writable: true, configurable: true, enumerable: false });
+  }
+  const getTime = Date.prototype.getTime;
+  patch(Date.prototype, "toLocaleString", function toLocaleString(locales, options) {
+    return load("intl").locale.date(new Date(getTime.call(this)), locales, options);
+  });
+  patch(Date.prototype, "toLocaleDateString", function toLocaleDateString(locales, options) {
+    return load("intl").locale.dateOnly(new Date(getTime.call(this)), locales, options);
+  });
+  patch(Date.prototype, "toLocaleTimeString", function toLocaleTimeString(locales, options) {
+    return load("intl").locale.timeOnly(new Date(getTime.call(this)), locales, options);
+  });
+  const numberValue = Number.prototype.valueOf;
+  patch(Number.prototype, "toLocaleString", function toLocaleString(locales, options) {
+    return load("intl").locale.number(numberValue.call(this), locales, options);
+  });
+  const bigintValue = BigInt.prototype.valueOf;
+  patch(BigInt.prototype, "toLocaleString", function toLocaleString(locales, options) {
+    return load("intl").locale.number(bigintValue.call(this), locales, options);
+  });
+  patch(String.prototype, "localeCompare", function localeCompare(that, locales, options) {
+    if (this == null) throw new TypeError("String.prototype.localeCompare called on null or undefined");
+    return load("intl").locale.compare(String(this), String(that), locales, options);
+  });
   // Node's name for the global object, which OpenWhisk actions and npm libraries use.
   Object.defineProperty(globalThis, "global", {
     value: globalThis,

@@ -1,4 +1,4 @@
-// TextEncoder, TextDecoder (UTF-8 only), atob and btoa.
+// TextEncoder, TextDecoder (UTF-8 only; fatal, ignoreBOM and streaming), atob and btoa.
 (function (native, load) {
   "use strict";
   const { view, binary, text } = load("bytes");
@@ -30,9 +30,31 @@
     }
   }
 
+  // How many bytes at the end of `bytes` begin a UTF-8 sequence that the next chunk may
+  // complete: those wait for it. Everything before them decodes the same alone as it would
+  // in the whole stream, because the byte after it is not a continuation byte.
+  function incompleteTail(bytes) {
+    for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+      const byte = bytes[bytes.length - back];
+      if ((byte & 0xc0) === 0x80) continue;
+      const needs = byte >= 0xf0 && byte <= 0xf4 ? 4 : byte >= 0xe0 && byte <= 0xef ? 3 : byte >= 0xc2 && byte <= 0xdf ? 2 : 1;
+      if (needs <= back) return 0;
+      // A tail that can no longer become a character is an error now, as the standard says.
+      if (back >= 2) {
+        const second = bytes[bytes.length - back + 1];
+        const [low, high] = byte === 0xe0 ? [0xa0, 0xbf] : byte === 0xed ? [0x80, 0x9f] : byte === 0xf0 ? [0x90, 0xbf] : byte === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+        if (second < low || second > high) return 0;
+      }
+      return back;
+    }
+    return 0;
+  }
+
   class TextDecoder {
     #fatal;
     #ignoreBOM;
+    #pending = new Uint8Array(0); // the incomplete tail of the last streamed chunk
+    #started = false; // whether bytes of the current stream have been decoded (its BOM is past)
     constructor(label = "utf-8", options = {}) {
       const name = String(label).trim().toLowerCase();
       if (!UTF8_LABELS.has(name)) {
@@ -51,11 +73,33 @@
       return this.#ignoreBOM;
     }
     decode(input, options = {}) {
-      if (options.stream) {
-        throw new TypeError("TextDecoder: streaming decode is not supported; decode whole buffers");
+      const stream = Boolean(options?.stream);
+      let bytes = input === undefined ? new Uint8Array(0) : view(input, "decode: the input");
+      if (this.#pending.length > 0) {
+        const joined = new Uint8Array(this.#pending.length + bytes.length);
+        joined.set(this.#pending);
+        joined.set(bytes, this.#pending.length);
+        bytes = joined;
       }
-      if (input === undefined) return "";
-      return native.utf8Decode(binary(view(input, "decode: the input")), this.#fatal, this.#ignoreBOM);
+      const keep = stream ? incompleteTail(bytes) : 0;
+      this.#pending = bytes.slice(bytes.length - keep);
+      const now = bytes.subarray(0, bytes.length - keep);
+      // A BOM is only ever at the start of a stream; after that it is a character.
+      const ignoreBOM = this.#ignoreBOM || this.#started;
+      let out;
+      try {
+        out = now.length === 0 ? "" : native.utf8Decode(binary(now), this.#fatal, ignoreBOM);
+      } catch (error) {
+        this.#reset();
+        throw error;
+      }
+      if (now.length > 0) this.#started = true;
+      if (!stream) this.#reset();
+      return out;
+    }
+    #reset() {
+      this.#pending = new Uint8Array(0);
+      this.#started = false;
     }
   }
 

@@ -1,14 +1,16 @@
-// Headers, Request, Response, Blob and File. Bodies are held whole in memory (no streams):
-// a string, bytes, a Blob, an ArrayBuffer or view, or URLSearchParams, read once through
-// text(), json(), arrayBuffer(), bytes() or blob().
+// Headers, Request, Response, Blob, File and FormData. Bodies are held whole in memory (no
+// streams): a string, bytes, a Blob, an ArrayBuffer or view, URLSearchParams or FormData
+// (sent as multipart/form-data), read once through text(), json(), arrayBuffer(), bytes(),
+// blob() or formData() (multipart/form-data by multer, or urlencoded).
 (function (native, load) {
   "use strict";
-  const { view, utf8 } = load("bytes");
+  const { view, utf8, binary, concat } = load("bytes");
   const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
   const NULL_BODY_STATUS = [101, 103, 204, 205, 304];
   const REDIRECT_STATUS = [301, 302, 303, 307, 308];
   let blobBytes;
   let freezeHeaders;
+  let formEntries;
 
   function decode(bytes) {
     return native.utf8Decode(load("bytes").binary(bytes), false, false);
@@ -71,6 +73,99 @@
     get [Symbol.toStringTag]() {
       return "File";
     }
+  }
+
+  // A FormData entry: [name, string or File], as the XHR standard converts what is appended.
+  function formEntry(name, value, filename) {
+    const key = String(name).toWellFormed();
+    if (value instanceof Blob) {
+      if (!(value instanceof File) || filename !== undefined) {
+        const fileName = filename !== undefined ? String(filename) : value instanceof File ? value.name : "blob";
+        const options = { type: value.type };
+        if (value instanceof File) options.lastModified = value.lastModified;
+        value = new File([value], fileName, options);
+      }
+      return [key, value];
+    }
+    return [key, String(value).toWellFormed()];
+  }
+
+  class FormData {
+    #entries = [];
+    constructor(form) {
+      if (form !== undefined) throw new TypeError("FormData: there are no form elements in a function; append entries instead");
+    }
+    static {
+      formEntries = (form) => form.#entries;
+    }
+    append(name, value, filename) {
+      if (arguments.length < 2) throw new TypeError("FormData.append: 2 arguments required");
+      this.#entries.push(formEntry(name, value, filename));
+    }
+    set(name, value, filename) {
+      if (arguments.length < 2) throw new TypeError("FormData.set: 2 arguments required");
+      const entry = formEntry(name, value, filename);
+      const at = this.#entries.findIndex(([key]) => key === entry[0]);
+      if (at < 0) {
+        this.#entries.push(entry);
+        return;
+      }
+      this.#entries = this.#entries.filter(([key], i) => i <= at || key !== entry[0]);
+      this.#entries[at] = entry;
+    }
+    get(name) {
+      const key = String(name);
+      const found = this.#entries.find(([k]) => k === key);
+      return found === undefined ? null : found[1];
+    }
+    getAll(name) {
+      const key = String(name);
+      return this.#entries.filter(([k]) => k === key).map(([, value]) => value);
+    }
+    has(name) {
+      const key = String(name);
+      return this.#entries.some(([k]) => k === key);
+    }
+    delete(name) {
+      const key = String(name);
+      this.#entries = this.#entries.filter(([k]) => k !== key);
+    }
+    forEach(callback, thisArg) {
+      for (const [name, value] of this) callback.call(thisArg, value, name, this);
+    }
+    *entries() {
+      for (let i = 0; i < this.#entries.length; i++) yield this.#entries[i].slice();
+    }
+    *keys() {
+      for (const [name] of this.entries()) yield name;
+    }
+    *values() {
+      for (const [, value] of this.entries()) yield value;
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    get [Symbol.toStringTag]() {
+      return "FormData";
+    }
+  }
+
+  // FormData as a multipart/form-data body: [bytes, content type].
+  function multipart(form) {
+    const boundary = `----FerrobaseFormBoundary${native.randomUUID().replaceAll("-", "")}`;
+    const escape = (text) => text.replaceAll("\n", "%0A").replaceAll("\r", "%0D").replaceAll('"', "%22");
+    const chunks = [];
+    for (const [name, value] of formEntries(form)) {
+      let head = `--${boundary}\r\nContent-Disposition: form-data; name="${escape(name)}"`;
+      if (typeof value === "string") {
+        chunks.push(utf8(`${head}\r\n\r\n${value.replace(/\r(?!\n)|(?<!\r)\n/g, "\r\n")}\r\n`));
+      } else {
+        head += `; filename="${escape(value.name)}"\r\nContent-Type: ${value.type || "application/octet-stream"}\r\n\r\n`;
+        chunks.push(utf8(head), blobBytes(value), utf8("\r\n"));
+      }
+    }
+    chunks.push(utf8(`--${boundary}--\r\n`));
+    return [concat(chunks), `multipart/form-data; boundary=${boundary}`];
   }
 
   function headerName(name) {
@@ -169,6 +264,7 @@
     if (typeof body === "string") return [body, "text/plain;charset=UTF-8"];
     if (body instanceof Blob) return [blobBytes(body), body.type || null];
     if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return [new Uint8Array(view(body)).slice(), null];
+    if (body instanceof FormData) return multipart(body);
     if (body instanceof load("url").URLSearchParams) {
       return [body.toString(), "application/x-www-form-urlencoded;charset=UTF-8"];
     }
@@ -220,7 +316,22 @@
       return new Blob([await this.bytes()], { type });
     }
     async formData() {
-      throw new TypeError("formData() is not supported; read text() and use URLSearchParams");
+      const contentType = this.headers.get("content-type") ?? "";
+      const essence = contentType.split(";")[0].trim().toLowerCase();
+      const bytes = await this.bytes();
+      const form = new FormData();
+      if (essence === "multipart/form-data") {
+        for (const part of native.multipartParse(contentType, binary(bytes))) {
+          if (part.filename === undefined) form.append(part.name, part.value);
+          else form.append(part.name, new File([part.value], part.filename, { type: part.type }));
+        }
+      } else if (essence === "application/x-www-form-urlencoded") {
+        const pairs = native.formParse(decode(bytes));
+        for (let i = 0; i + 1 < pairs.length; i += 2) form.append(pairs[i], pairs[i + 1]);
+      } else {
+        throw new TypeError(`formData: the content type ${JSON.stringify(contentType.slice(0, 64))} is neither multipart/form-data nor application/x-www-form-urlencoded`);
+      }
+      return form;
     }
   }
   // `_init` and `_peek` are internals; hide them from enumeration at least.
@@ -353,5 +464,5 @@
     }
   }
 
-  return { Headers, Request, Response, Blob, File };
+  return { Headers, Request, Response, Blob, File, FormData };
 })

@@ -5,18 +5,21 @@
 //!
 //! | group | globals |
 //! |---|---|
-//! | `encoding` | `TextEncoder`, `TextDecoder` (UTF-8 only, no streaming), `atob`, `btoa` |
+//! | `encoding` | `TextEncoder`, `TextDecoder` (UTF-8 only; `fatal`, `ignoreBOM`, `{stream: true}`), `atob`, `btoa` |
 //! | `url` | `URL`, `URLSearchParams` (WHATWG, the `url` crate) |
-//! | `crypto` | `crypto` (`getRandomValues`, `randomUUID`, `subtle`: digest SHA-1/256/384/512, HMAC importKey/exportKey/generateKey/sign/verify), `Crypto`, `SubtleCrypto`, `CryptoKey` |
+//! | `crypto` | `crypto` (`getRandomValues`, `randomUUID`, `subtle`: digest SHA-1/256/384/512; HMAC, AES-GCM (96-bit IV, 96–128-bit tags), ECDSA P-256 and Ed25519 importKey/exportKey/generateKey and sign/verify or encrypt/decrypt; RSASSA-PKCS1-v1_5 public keys (spki, jwk) verify — natives in `keys.rs`), `Crypto`, `SubtleCrypto`, `CryptoKey` |
 //! | `timers` | `setTimeout`, `setInterval`, `clearTimeout`, `clearInterval` (see `engine::timers`) |
 //! | `events` | `Event`, `EventTarget`, `CustomEvent`, `AbortController`, `AbortSignal` |
 //! | `clone` | `structuredClone` |
-//! | `http` | `Headers`, `Request`, `Response`, `Blob`, `File` (whole bodies, no streams) |
+//! | `http` | `Headers`, `Request`, `Response`, `Blob`, `File`, `FormData` (whole bodies, no streams; `formData()` reads multipart via `multipart.rs` and urlencoded) |
 //! | `buffer` | `Buffer` |
 //! | `process` | `process` (`env`: a copy of `ctx.env`; `nextTick`) |
+//! | `intl` | `Intl` (en-US `DateTimeFormat` with IANA zones from `intl.rs`, `NumberFormat`, `PluralRules`, `Collator`, `ListFormat`, `RelativeTimeFormat`) |
 //!
-//! QuickJS-ng itself provides `queueMicrotask`, `DOMException`, `performance.now()` and
-//! `globalThis`; it has no `Intl` (locale formatting falls back to QuickJS's defaults).
+//! `Date.prototype.toLocale{,Date,Time}String`, `Number.prototype.toLocaleString`,
+//! `BigInt.prototype.toLocaleString` and `String.prototype.localeCompare` are replaced by
+//! small functions that load the `intl` group on their first call. QuickJS-ng itself provides
+//! `queueMicrotask`, `DOMException`, `performance.now()` and `globalThis`; it has no `Intl`.
 //!
 //! Modules: `node:buffer`, `node:crypto`, `node:events`, `node:util`, `node:process`,
 //! `node:timers` (and the same without `node:`), besides `ferrobase`.
@@ -27,6 +30,9 @@
 //! idle stem holds none of them. Each isolate has its own context, so nothing one function does
 //! to these globals is seen by another.
 
+mod intl;
+mod keys;
+mod multipart;
 mod natives;
 
 use std::cell::RefCell;
@@ -57,6 +63,7 @@ fn group_source(name: &str) -> Option<&'static str> {
         "node_events" => include_str!("node_events.js"),
         "node_util" => include_str!("node_util.js"),
         "node_crypto" => include_str!("node_crypto.js"),
+        "intl" => include_str!("intl.js"),
         _ => return None,
     })
 }

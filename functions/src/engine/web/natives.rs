@@ -33,11 +33,14 @@ pub fn natives<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     natives.set("urlSet", Function::new(ctx.clone(), url_set)?)?;
     natives.set("formParse", Function::new(ctx.clone(), form_parse)?)?;
     natives.set("formSerialize", Function::new(ctx.clone(), form_serialize)?)?;
+    super::keys::install(ctx, &natives)?;
+    super::multipart::install(ctx, &natives)?;
+    super::intl::install(ctx, &natives)?;
     Ok(natives)
 }
 
 /// The bytes of `data`: a binary string's chars as bytes, or text as UTF-8.
-fn bytes(data: String, binary: bool) -> Vec<u8> {
+pub(super) fn bytes(data: String, binary: bool) -> Vec<u8> {
     if binary {
         // The glue only builds binary strings from bytes, so every char is below 256.
         data.chars().map(|c| c as u32 as u8).collect()
