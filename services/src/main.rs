@@ -39,6 +39,25 @@ fn main() -> ExitCode {
                 println!("{}", ferrobase::cli::create_key_command(&args)?);
                 Ok(())
             }
+            Command::Keys(KeysCommand::List(args)) => {
+                for line in ferrobase::cli::list_keys_command(&args)? {
+                    println!("{line}");
+                }
+                Ok(())
+            }
+            Command::Keys(KeysCommand::Revoke(args)) => {
+                ferrobase::cli::revoke_key_command(&args)?;
+                println!("revoked {}", args.access_key_id);
+                Ok(())
+            }
+            Command::Kv(command) => ferrobase::cli::data::run_kv(command).await,
+            Command::Queue(command) => ferrobase::cli::data::run_queue(command).await,
+            Command::Storage(command) => ferrobase::cli::data::run_storage(command).await,
+            Command::Policy(command) => ferrobase::cli::data::run_policy(command).await,
+            Command::Completions(args) => {
+                ferrobase::cli::print_completions(&args);
+                Ok(())
+            }
         }
     });
     match result {

@@ -1,7 +1,11 @@
-//! Queues: publish, pull, settle, inspect; and the buckets of object storage.
+//! Queues: publish, pull, settle, inspect; the buckets of object storage; and the
+//! namespace's policy.
 
+use ferrobase_core::policy::Policy;
 use ferrobase_core::wire::Page;
-use ferrobase_core::wire::queue::{Acked, Nacked, Published, Pulled, QueueInfo};
+use ferrobase_core::wire::queue::{
+    Acked, Nacked, Published, Pulled, QueueConfigDocument, QueueConfigured, QueueInfo,
+};
 use ferrobase_core::wire::storage::BucketSummary;
 use reqwest::Method;
 use serde_json::json;
@@ -104,6 +108,17 @@ impl Client {
         Self::json(self.request(Method::POST, &path).json(&body)).await
     }
 
+    /// `PUT /v1/queues/{ns}/{queue}`: creates the queue or changes its configuration.
+    pub async fn configure_queue(
+        &self,
+        ns: &str,
+        queue: &str,
+        config: &QueueConfigDocument,
+    ) -> Result<QueueConfigured, Error> {
+        let path = format!("/v1/queues/{ns}/{queue}");
+        Self::json(self.request(Method::PUT, &path).json(config)).await
+    }
+
     /// `GET /v1/queues/{ns}/{queue}`: configuration, depth and consumer groups.
     pub async fn queue_info(&self, ns: &str, queue: &str) -> Result<QueueInfo, Error> {
         let path = format!("/v1/queues/{ns}/{queue}");
@@ -119,5 +134,16 @@ impl Client {
     ) -> Result<Page<BucketSummary>, Error> {
         let request = self.request(Method::GET, &format!("/v1/storage/{ns}"));
         Self::json(paged(request, after, limit)).await
+    }
+
+    /// `GET /v1/policies/{ns}`: what the namespace's `user` tokens may do.
+    pub async fn policy(&self, ns: &str) -> Result<Policy, Error> {
+        Self::json(self.request(Method::GET, &format!("/v1/policies/{ns}"))).await
+    }
+
+    /// `PUT /v1/policies/{ns}`: replaces the namespace's policy.
+    pub async fn put_policy(&self, ns: &str, policy: &Policy) -> Result<Policy, Error> {
+        let path = format!("/v1/policies/{ns}");
+        Self::json(self.request(Method::PUT, &path).json(policy)).await
     }
 }

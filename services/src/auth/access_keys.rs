@@ -83,20 +83,34 @@ impl AccessKeys {
         }
     }
 
-    /// The key with this id, from the cache or its file.
+    fn path_of(&self, access_key_id: &str) -> PathBuf {
+        self.dir.join(format!("{access_key_id}.json"))
+    }
+
+    /// The key with this id, from the cache or its file. A cached key is only used while its
+    /// file exists, so `ferrobase keys revoke` takes effect on a running server at once (the
+    /// check is one `stat`, next to the signature check it saves).
     pub fn get(&self, access_key_id: &str) -> Option<AccessKey> {
         if !valid_id(access_key_id) {
             return None;
         }
-        if let Some(key) = self
+        let path = self.path_of(access_key_id);
+        let cached = self
             .cache
             .read()
             .expect("key cache lock")
             .get(access_key_id)
-        {
-            return Some(key.clone());
+            .cloned();
+        if let Some(key) = cached {
+            if path.exists() {
+                return Some(key);
+            }
+            self.cache
+                .write()
+                .expect("key cache lock")
+                .remove(access_key_id);
+            return None;
         }
-        let path = self.dir.join(format!("{access_key_id}.json"));
         let text = std::fs::read(&path).ok()?;
         let key: AccessKey = match serde_json::from_slice(&text) {
             Ok(key) => key,
@@ -157,6 +171,58 @@ impl AccessKeys {
 }
 
 impl AccessKeys {
+    /// Every stored key (of `ns` when given), oldest first; unreadable files are skipped
+    /// with a warning, as `get` does.
+    pub fn list(&self, ns: Option<&Namespace>) -> anyhow::Result<Vec<AccessKey>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => {
+                return Err(error).with_context(|| format!("reading {}", self.dir.display()));
+            }
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if let Some(key) = self.get(id)
+                && ns.is_none_or(|ns| key.ns == *ns)
+            {
+                keys.push(key);
+            }
+        }
+        keys.sort_by(|a, b| {
+            (a.created_ms, &a.access_key_id).cmp(&(b.created_ms, &b.access_key_id))
+        });
+        Ok(keys)
+    }
+
+    /// Deletes a key durably; `false` when there was no such key. A running server refuses
+    /// it from its next request on.
+    pub fn revoke(&self, access_key_id: &str) -> anyhow::Result<bool> {
+        if !valid_id(access_key_id) {
+            return Ok(false);
+        }
+        let path = self.path_of(access_key_id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => {
+                return Err(error).with_context(|| format!("removing {}", path.display()));
+            }
+        }
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        self.cache
+            .write()
+            .expect("key cache lock")
+            .remove(access_key_id);
+        Ok(true)
+    }
+}
+
+impl AccessKeys {
     /// The key the server signs presigned URLs of `ns` with, created on first use. Its id is
     /// kept in `presign/{ns}` beside the key files.
     pub fn service_key(&self, ns: &Namespace, role: Role) -> anyhow::Result<AccessKey> {
@@ -181,6 +247,35 @@ impl AccessKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_key_is_refused_by_an_instance_that_had_it_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = AccessKeys::new(dir.path());
+        let cli = AccessKeys::new(dir.path());
+        let shop = Namespace::parse("shop").unwrap();
+        let key = cli.create(shop.clone(), Role::Service, None).unwrap();
+        let other = cli
+            .create(Namespace::parse("blog").unwrap(), Role::User, None)
+            .unwrap();
+        assert!(server.get(&key.access_key_id).is_some(), "cached by use");
+        let listed: Vec<_> = cli
+            .list(Some(&shop))
+            .unwrap()
+            .into_iter()
+            .map(|k| k.access_key_id)
+            .collect();
+        assert_eq!(listed, std::slice::from_ref(&key.access_key_id));
+        assert_eq!(cli.list(None).unwrap().len(), 2);
+        assert!(cli.revoke(&key.access_key_id).unwrap());
+        assert!(
+            server.get(&key.access_key_id).is_none(),
+            "revocation reaches the server's cache"
+        );
+        assert!(!cli.revoke(&key.access_key_id).unwrap(), "already gone");
+        assert!(!cli.revoke("../../etc/passwd").unwrap());
+        assert!(server.get(&other.access_key_id).is_some());
+    }
 
     #[test]
     fn created_keys_are_found_by_another_instance() {

@@ -1,6 +1,7 @@
 //! Command-line interface: `serve` (the server), `token` (mint a token with the server's key),
-//! `fn`, `trigger`, `rule` and `dlq` (manage a running server over its API), `keys` (S3 access
-//! keys). The benchmarks are the `ferrobase-bench` crate under `bench/`.
+//! `fn`, `trigger`, `rule` and `dlq` (`functions`, `triggers`), `kv`, `queue`, `storage` and
+//! `policy` (`data`), each managing a running server through the Rust SDK, `keys` (S3 access
+//! keys, in the data directory), `completions` (shell completion scripts). The benchmarks are the `ferrobase-bench` crate under `bench/`.
 //!
 //! Flags that configure the server also read a `FERROBASE_*` variable (clap resolves flag over
 //! variable); whatever either supplies overrides the TOML file given with `--config`.
@@ -15,6 +16,7 @@ use ferrobase_core::auth::Role;
 
 use crate::config::{Config, KvEngineKind, LogFormat, QueueEngineKind};
 
+pub mod data;
 pub mod functions;
 pub mod triggers;
 
@@ -47,9 +49,29 @@ pub enum Command {
     /// List, replay and purge dead letters on a running server.
     #[command(subcommand)]
     Dlq(crate::cli::triggers::DlqCommand),
+    /// Read and write KV entries on a running server.
+    #[command(subcommand)]
+    Kv(crate::cli::data::KvCommand),
+    /// Publish, pull and inspect queues on a running server.
+    #[command(subcommand)]
+    Queue(crate::cli::data::QueueCommand),
+    /// Object storage on a running server (S3 clients use the S3 endpoint).
+    #[command(subcommand)]
+    Storage(crate::cli::data::StorageCommand),
+    /// Read and replace a namespace's policy on a running server.
+    #[command(subcommand)]
+    Policy(crate::cli::data::PolicyCommand),
     /// Manage S3 access keys (works while the server runs).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a shell completion script, e.g. `ferrobase completions bash > /etc/bash_completion.d/ferrobase`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +79,27 @@ pub enum KeysCommand {
     /// Create an access key for a namespace; prints `{"access_key_id", "secret_access_key"}`
     /// as the last line.
     Create(KeysCreateArgs),
+    /// List access keys (never their secrets), oldest first.
+    List(KeysListArgs),
+    /// Revoke an access key; a running server refuses it from its next request on.
+    Revoke(KeysRevokeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysListArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only the keys of this namespace.
+    #[arg(long)]
+    pub ns: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysRevokeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The access key id (`FB...`).
+    pub access_key_id: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -240,6 +283,52 @@ pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     }
     let scopes = (!args.scope.is_empty()).then(|| args.scope.clone());
     crate::auth::mint(&config, args.role, ns, &args.sub, args.ttl, scopes)
+}
+
+/// `ferrobase keys list`: one line per key, without its secret.
+pub fn list_keys_command(args: &KeysListArgs) -> anyhow::Result<Vec<String>> {
+    let config = args.common.load_server_config()?;
+    let ns = args.ns.as_deref().map(Namespace::parse).transpose()?;
+    let keys = crate::auth::access_keys::AccessKeys::new(&config.data_dir).list(ns.as_ref())?;
+    Ok(keys
+        .iter()
+        .map(|key| {
+            format!(
+                "{}\t{}\t{}\t{}\t{}",
+                key.access_key_id,
+                key.ns,
+                key.role.as_str(),
+                key.subject(),
+                ferrobase_core::event::rfc3339_millis(key.created_ms)
+            )
+        })
+        .collect())
+}
+
+/// `ferrobase keys revoke`: fails when there is no such key.
+pub fn revoke_key_command(args: &KeysRevokeArgs) -> anyhow::Result<()> {
+    let config = args.common.load_server_config()?;
+    let keys = crate::auth::access_keys::AccessKeys::new(&config.data_dir);
+    if !keys.revoke(&args.access_key_id)? {
+        anyhow::bail!(
+            "no access key {:?} in {}",
+            args.access_key_id,
+            config.data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `ferrobase completions SHELL`: the completion script for every command and flag.
+pub fn print_completions(args: &CompletionsArgs) {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(
+        args.shell,
+        &mut command,
+        "ferrobase",
+        &mut std::io::stdout(),
+    );
 }
 
 /// `ferrobase keys create`: the JSON line it prints last.
