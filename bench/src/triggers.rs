@@ -17,7 +17,7 @@ use bytes::Bytes;
 use ferrobase_core::{Namespace, SystemClock};
 use ferrobase_functions::pool::PoolConfig;
 use ferrobase_functions::triggers::model::{RuleSpec, TriggerSpec};
-use ferrobase_functions::triggers::{TriggerConfig, TriggerService};
+use ferrobase_functions::triggers::{MissingFunction, TriggerConfig, TriggerService};
 use ferrobase_functions::{
     FunctionService, FunctionsConfig, HostApi, HostContext, HostError, HostOp,
 };
@@ -123,7 +123,9 @@ pub async fn run_triggers_bench(args: &TriggersBenchArgs) -> anyhow::Result<()> 
     triggers.put_trigger(&ns, "events", trigger).await?;
     let rule: RuleSpec =
         serde_json::from_value(json!({"trigger": "events", "function": "on-event"}))?;
-    triggers.put_rule(&ns, "deliver", rule).await?;
+    triggers
+        .put_rule(&ns, "deliver", rule, MissingFunction::Refuse)
+        .await?;
 
     let mut run = drive(
         &kv,

@@ -200,6 +200,10 @@ pub struct TriggerDocument {
 pub struct RuleDocument {
     pub name: String,
     pub rule: RuleSpec,
+    /// What keeps the rule from delivering (its function or trigger does not exist), when
+    /// something does; its events are dead-lettered meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// `POST /v1/triggers/{ns}/{name}/fire`: the change-log offset of the `trigger.fired` event.

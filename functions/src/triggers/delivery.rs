@@ -295,7 +295,20 @@ impl TriggerService {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     return true;
                 }
-                Err(failure) => attempts.push(failure),
+                Err(failure) => {
+                    tracing::warn!(
+                        %ns,
+                        rule = rule_name,
+                        function = %rule.function,
+                        event = %event.id,
+                        attempt,
+                        max_attempts = rule.max_attempts,
+                        activation = failure.activation_id.as_deref().unwrap_or("-"),
+                        error = %failure.error,
+                        "delivery failed"
+                    );
+                    attempts.push(failure);
+                }
             }
             if attempt < rule.max_attempts {
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
@@ -360,6 +373,15 @@ impl TriggerService {
         attempts: Vec<Attempt>,
     ) {
         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            %ns,
+            rule = rule_name,
+            function = %rule.function,
+            event = %event.id,
+            attempts = attempts.len(),
+            error = attempts.last().map_or("-", |a| a.error.as_str()),
+            "event dead-lettered"
+        );
         // One letter per event and rule: a delivery repeated after a crash (the cursor is saved
         // once per page) adds its attempts to the letter instead of filing a second one.
         let id = format!("{}-{rule_name}", event.id);

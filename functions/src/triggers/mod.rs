@@ -36,6 +36,15 @@ use crate::model::{NameKind, Validate, validate_name_of};
 use crate::{FunctionError, FunctionService};
 use model::{RuleSpec, Source, TriggerSpec};
 
+/// Whether a rule may name a function that does not exist (yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingFunction {
+    /// Answer not found: a typo in a rule's function is caught when the rule is made.
+    Refuse,
+    /// Store the rule anyway; its events are dead-lettered until the function exists.
+    Allow,
+}
+
 /// Events read per page; also the most a crash can re-deliver per rule.
 pub(super) const READ_BATCH: usize = 256;
 const SCAN_PAGE: usize = 500;
@@ -394,12 +403,14 @@ impl TriggerService {
     }
 
     /// Stores a rule and (re)starts its delivery. A new rule starts at the log's head: it
-    /// sees the events appended from now on.
+    /// sees the events appended from now on. A rule naming a function that does not exist is
+    /// refused unless `missing` allows it (a deploy that follows the rule).
     pub async fn put_rule(
         self: &Arc<Self>,
         ns: &Namespace,
         name: &str,
         rule: RuleSpec,
+        missing: MissingFunction,
     ) -> Result<RuleSpec, FunctionError> {
         validate_name_of(NameKind::Rule, name)?;
         rule.validate()?;
@@ -409,6 +420,15 @@ impl TriggerService {
                 rule.trigger
             ))
         })?;
+        if missing == MissingFunction::Refuse
+            && let Err(FunctionError::NotFound(_)) = self.functions.get(ns, &rule.function).await
+        {
+            return Err(FunctionError::NotFound(format!(
+                "rule {name} names function {}, which does not exist; deploy it first, or \
+                 pass ?allow_missing=true to create the rule anyway",
+                rule.function
+            )));
+        }
         let mut writes = vec![(rule_key(name), encode(&rule)?)];
         if self.records.get(ns, &cursor_key(name)).await?.is_none() {
             let head = self.log.head(ns).await.map_err(storage)?;
@@ -429,6 +449,20 @@ impl TriggerService {
             self.spawn_rule(ns.clone(), name.to_owned(), rule.clone());
         }
         Ok(rule)
+    }
+
+    /// What keeps `rule` from delivering, if anything: its function or its trigger is
+    /// missing. Shown beside the rule, so that a rule whose function was deleted is visible
+    /// before its events are dead-lettered.
+    pub async fn rule_problem(&self, ns: &Namespace, rule: &RuleSpec) -> Option<String> {
+        if let Err(FunctionError::NotFound(message)) = self.functions.get(ns, &rule.function).await
+        {
+            return Some(message);
+        }
+        if let Err(FunctionError::NotFound(message)) = self.trigger(ns, &rule.trigger).await {
+            return Some(message);
+        }
+        None
     }
 
     pub async fn rule(&self, ns: &Namespace, name: &str) -> Result<RuleSpec, FunctionError> {

@@ -23,6 +23,7 @@ use ferrobase_core::wire::Page;
 use ferrobase_core::wire::triggers::{
     DeadLetterPage, Fired, Replayed, RuleDocument, TriggerDocument,
 };
+use ferrobase_functions::triggers::MissingFunction;
 use ferrobase_functions::triggers::model::{RuleSpec, TriggerSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -130,16 +131,34 @@ async fn fire(
     .into_response())
 }
 
+#[derive(Debug, Deserialize)]
+struct PutRuleParams {
+    #[serde(default)]
+    allow_missing: bool,
+}
+
 async fn put_rule(
     State(state): State<AppState>,
     Path((_, name)): Path<(String, String)>,
+    Query(params): Query<PutRuleParams>,
     authorizer: Authorizer,
     body: Body,
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Write)?;
     let rule: RuleSpec = document(body, "rule").await?;
-    let stored = state.triggers.put_rule(&ns, &name, rule).await?;
-    Ok(Json(RuleDocument { name, rule: stored }).into_response())
+    let missing = if params.allow_missing {
+        MissingFunction::Allow
+    } else {
+        MissingFunction::Refuse
+    };
+    let stored = state.triggers.put_rule(&ns, &name, rule, missing).await?;
+    let problem = state.triggers.rule_problem(&ns, &stored).await;
+    Ok(Json(RuleDocument {
+        name,
+        rule: stored,
+        problem,
+    })
+    .into_response())
 }
 
 async fn get_rule(
@@ -149,7 +168,13 @@ async fn get_rule(
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Read)?;
     let rule = state.triggers.rule(&ns, &name).await?;
-    Ok(Json(RuleDocument { name, rule }).into_response())
+    let problem = state.triggers.rule_problem(&ns, &rule).await;
+    Ok(Json(RuleDocument {
+        name,
+        rule,
+        problem,
+    })
+    .into_response())
 }
 
 async fn delete_rule(
@@ -214,13 +239,19 @@ async fn list_rules(
 ) -> Result<Response, ApiError> {
     let ns = manager(&authorizer, Action::Read)?;
     let limit = params.limit(DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
-    let items: Vec<RuleDocument> = state
+    let mut items = Vec::new();
+    for (name, rule) in state
         .triggers
         .rules(&ns, params.after.as_deref(), limit)
         .await?
-        .into_iter()
-        .map(|(name, rule)| RuleDocument { name, rule })
-        .collect();
+    {
+        let problem = state.triggers.rule_problem(&ns, &rule).await;
+        items.push(RuleDocument {
+            name,
+            rule,
+            problem,
+        });
+    }
     let next = next_after(&items, limit, |item| &item.name);
     Ok(Json(Page { items, next }).into_response())
 }

@@ -270,6 +270,7 @@ async fn a_delivery_repeated_after_a_crash_keeps_one_dead_letter_per_event() {
                 json!({"trigger": "go", "function": "broken", "max_attempts": 1}),
             )
             .unwrap(),
+            ferrobase_functions::triggers::MissingFunction::Refuse,
         )
         .await
         .unwrap();

@@ -131,6 +131,15 @@ async fn disabled_rules_deliver_nothing_and_deleted_functions_fail_cleanly() {
         .call(Method::DELETE, "/v1/functions/shop/gone", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, shown) = app.call(Method::GET, "/v1/rules/shop/orphan", None).await;
+    assert!(
+        shown["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("function gone not found")),
+        "the rule shows why it cannot deliver: {shown}"
+    );
+    let (_, healthy) = app.call(Method::GET, "/v1/rules/shop/off", None).await;
+    assert!(healthy.get("problem").is_none(), "{healthy}");
     app.kv_put("x/2", "v").await;
     let letters = app.eventually_dead_letters(1).await;
     assert!(
@@ -168,6 +177,37 @@ async fn definitions_are_validated_and_managed_by_privileged_tokens_only() {
     );
     app.put("/v1/triggers/shop/t", json!({"source": {"kind": "manual"}}))
         .await;
+    // A rule naming a function that does not exist is a mistake caught when it is made,
+    // unless the caller says the function comes later.
+    let (status, refused) = app
+        .call(
+            Method::PUT,
+            "/v1/rules/shop/typo",
+            Some(json!({"trigger": "t", "function": "bilin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("function bilin, which does not exist"),
+        "{refused}"
+    );
+    let (status, _) = app.call(Method::GET, "/v1/rules/shop/typo", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+    let (status, later) = app
+        .call(
+            Method::PUT,
+            "/v1/rules/shop/later?allow_missing=true",
+            Some(json!({"trigger": "t", "function": "billing"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{later}");
+    assert!(
+        later["problem"].as_str().unwrap().contains("billing"),
+        "{later}"
+    );
     let (status, _) = app
         .call_as(
             Role::User,
