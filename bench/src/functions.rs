@@ -9,7 +9,10 @@
 //! 3. cold starts: a new isolate for the already deployed function, loaded and run once;
 //! 4. resident memory per idle warm isolate, from creating many of them;
 //! 5. cold starts and warm invocations of a CSV-parse + HMAC-SHA256 function (web globals);
-//! 6. `node -e` of the trivial function, per invocation.
+//! 6. `node -e` of the trivial function, per invocation;
+//! 7. compute beside node: the same JS (`COMPUTE_JS`) totals a 100,000-row CSV and signs 10 MB
+//!    with HMAC-SHA256 (Web Crypto) in a warm isolate and in one `node` process, each round
+//!    timed inside the engine with `performance.now()`, printed as isolate/node ratios.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +53,43 @@ const CSV_HMAC_MODULE: &str = "export default async (event) => {\n\
 };";
 /// Rows in the CSV + HMAC function's event.
 const CSV_ROWS: usize = 100;
+/// The compute case, the same source in the isolate and in node: `compute(rounds)` builds a
+/// 100,000-row CSV and 10 MB of bytes, then per round totals the CSV's amounts by customer
+/// and signs the bytes with HMAC-SHA256, timing each step with `performance.now()`.
+const COMPUTE_JS: &str = "function csvTotals(csv) {\n\
+  const lines = csv.split('\\n');\n\
+  const header = lines[0].split(',');\n\
+  const customer = header.indexOf('customer'), amount = header.indexOf('amount');\n\
+  const totals = {};\n\
+  for (let i = 1; i < lines.length; i++) {\n\
+    if (lines[i] === '') continue;\n\
+    const cols = lines[i].split(',');\n\
+    totals[cols[customer]] = (totals[cols[customer]] ?? 0) + Number(cols[amount]);\n\
+  }\n\
+  return totals;\n\
+}\n\
+async function compute(rounds) {\n\
+  const rows = ['id,customer,amount'];\n\
+  for (let i = 0; i < 100000; i++) rows.push(`${i},customer-${i % 1000},${(i % 97) + 0.25}`);\n\
+  const csv = rows.join('\\n');\n\
+  const data = new Uint8Array(10 * 1024 * 1024);\n\
+  for (let i = 0; i < data.length; i += 4096) data.fill(i & 255, i, i + 4096);\n\
+  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode('bench-secret'), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);\n\
+  const csvMs = [], hmacMs = [];\n\
+  let totals, signature;\n\
+  for (let r = 0; r < rounds; r++) {\n\
+    let t = performance.now();\n\
+    totals = csvTotals(csv);\n\
+    csvMs.push(performance.now() - t);\n\
+    t = performance.now();\n\
+    signature = new Uint8Array(await crypto.subtle.sign('HMAC', key, data));\n\
+    hmacMs.push(performance.now() - t);\n\
+  }\n\
+  const check = Object.keys(totals).length + ':' + totals['customer-7'].toFixed(2) + ':' + Array.from(signature.slice(0, 4)).join('.');\n\
+  return { csvMs, hmacMs, check };\n\
+}\n";
+/// Rounds of the compute case in each engine.
+const COMPUTE_ROUNDS: usize = 5;
 const NODE_SCRIPT: &str = "function main(event) { return { ok: true, n: event.n ?? 0 }; }\nprocess.stdout.write(JSON.stringify(main({ n: 1 })));";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +112,9 @@ pub struct FunctionsBenchArgs {
     /// `node -e` runs for the process-per-invocation baseline (0 skips it).
     #[arg(long, default_value_t = 20)]
     pub node_runs: usize,
+    /// Run the compute case (CSV totals and HMAC of 10 MB, beside node).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub compute: bool,
 }
 
 struct Latencies(Vec<Duration>);
@@ -297,7 +340,119 @@ pub async fn run_functions_bench(args: &FunctionsBenchArgs) -> anyhow::Result<()
         }
         None => println!("node -e baseline: skipped (node not found or --node-runs 0)"),
     }
+
+    // 7. Compute beside node, in the same run.
+    if args.compute {
+        let isolate = std::thread::spawn(move || compute_in_isolate(binding_for_web))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the compute benchmark thread panicked"))??;
+        match compute_in_node()? {
+            Some(node) => {
+                ensure!(
+                    isolate.check == node.check,
+                    "the isolate and node computed different results: {} vs {}",
+                    isolate.check,
+                    node.check
+                );
+                let (csv, csv_node) = (median(&isolate.csv_ms), median(&node.csv_ms));
+                let (hmac, hmac_node) = (median(&isolate.hmac_ms), median(&node.hmac_ms));
+                println!(
+                    "{:<44} {:>10.1}ms {:>10.1}ms  isolate/node = {:.2}x (median of {COMPUTE_ROUNDS})",
+                    "CSV to totals, 100,000 rows: isolate, node",
+                    csv,
+                    csv_node,
+                    csv / csv_node
+                );
+                println!(
+                    "{:<44} {:>10.1}ms {:>10.1}ms  isolate/node = {:.2}x (median of {COMPUTE_ROUNDS})",
+                    "HMAC-SHA256 of 10 MB: isolate, node",
+                    hmac,
+                    hmac_node,
+                    hmac / hmac_node
+                );
+            }
+            None => println!(
+                "compute: isolate CSV {:.1}ms, HMAC {:.1}ms; node not found, no ratios",
+                median(&isolate.csv_ms),
+                median(&isolate.hmac_ms)
+            ),
+        }
+    }
     Ok(())
+}
+
+/// Milliseconds per round of the compute case, and what it computed (to check both engines
+/// did the same work).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Compute {
+    csv_ms: Vec<f64>,
+    hmac_ms: Vec<f64>,
+    check: String,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// The compute case in one isolate on this (dedicated) thread, with room for its 10 MB.
+fn compute_in_isolate(binding: HostBinding) -> anyhow::Result<Compute> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let source = format!("{COMPUTE_JS}export default () => compute({COMPUTE_ROUNDS});");
+        let mut isolate = Isolate::new().map_err(|e| anyhow::anyhow!(e.message))?;
+        isolate
+            .specialize(
+                "bench/compute@1",
+                &source,
+                512 * 1024 * 1024,
+                Instant::now() + Duration::from_secs(10),
+            )
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let output = isolate
+            .invoke(ActivationInput {
+                event_json: "{}".into(),
+                ctx_json: "{}".into(),
+                deadline: Instant::now() + Duration::from_secs(300),
+                host: binding,
+                log_limits: LogLimits::default(),
+            })
+            .await;
+        ensure!(
+            output.outcome == OutcomeKind::Ok,
+            "the compute case failed in the isolate: {:?}",
+            output.error
+        );
+        Ok(serde_json::from_str(
+            output.result_json.as_deref().unwrap_or("null"),
+        )?)
+    })
+}
+
+/// The compute case in one `node` process; `None` without node.
+fn compute_in_node() -> anyhow::Result<Option<Compute>> {
+    let probe = std::process::Command::new("node").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Ok(None);
+    }
+    let script = format!(
+        "{COMPUTE_JS}compute({COMPUTE_ROUNDS}).then((r) => process.stdout.write(JSON.stringify(r)));"
+    );
+    let output = std::process::Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "the compute case failed in node: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(Some(serde_json::from_slice(&output.stdout)?))
 }
 
 async fn http_phase(

@@ -136,6 +136,10 @@ pub struct FunctionsSettings {
     /// Activation records older than this are dropped. Default 7 days.
     #[serde(with = "humantime_serde")]
     pub activations_max_age: Duration,
+    /// The HTTP API's URL as functions reach it, given to OpenWhisk actions as
+    /// `process.env.__OW_API_HOST`. Default `http://{listen}` (as bound); an `http` or
+    /// `https` URL.
+    pub api_host: Option<String>,
 }
 
 impl Default for FunctionsSettings {
@@ -151,6 +155,7 @@ impl Default for FunctionsSettings {
             fetch_deny_private: true,
             activations_max_per_namespace: 10_000,
             activations_max_age: Duration::from_secs(7 * 24 * 3600),
+            api_host: None,
         }
     }
 }
@@ -190,6 +195,7 @@ impl FunctionsSettings {
                 ..ActivationRetention::default()
             },
             fetch,
+            api_host: self.api_host.clone().unwrap_or_default(),
             ..ferrobase_functions::FunctionsConfig::default()
         }
     }
@@ -209,6 +215,16 @@ impl FunctionsSettings {
         }
         if self.activations_max_per_namespace == 0 {
             bail!("functions.activations_max_per_namespace must be at least 1");
+        }
+        if let Some(host) = &self.api_host
+            && !matches!(
+                reqwest::Url::parse(host)
+                    .map(|url| url.scheme().to_owned())
+                    .as_deref(),
+                Ok("http" | "https")
+            )
+        {
+            bail!("functions.api_host must be an http or https URL");
         }
         self.fetch_policy()?;
         Ok(())
@@ -835,6 +851,22 @@ mod tests {
                 .pool
                 .max_abandoned_threads,
             3
+        );
+        let config: Config =
+            toml::from_str("[functions]\napi_host = \"https://api.example.com\"\n").unwrap();
+        config.validate().unwrap();
+        let policy = std::sync::Arc::new(config.functions.fetch_policy().unwrap());
+        assert_eq!(
+            config.functions.runtime_config(policy).api_host,
+            "https://api.example.com"
+        );
+        let config: Config = toml::from_str("[functions]\napi_host = \"ftp://x\"\n").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("api_host")
         );
         let config: Config = toml::from_str("[http]\nmax_connections_per_ip = 0\n").unwrap();
         assert!(

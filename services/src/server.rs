@@ -261,9 +261,16 @@ async fn run_endpoints(
 ///
 /// Both listeners are bound and the data directory is locked before anything is written, so
 /// a taken port or a second server on the same data leaves no trace and says what to do.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let listener = bind(config.listen, "the HTTP API", "--listen", "").await?;
+    // OpenWhisk actions' __OW_API_HOST defaults to the address as bound (a port chosen by
+    // the OS included).
+    let bound = listener.local_addr()?;
+    config
+        .functions
+        .api_host
+        .get_or_insert_with(|| format!("http://{bound}"));
     let s3_listener = match config.storage.s3_listen {
         Listen::Off => None,
         Listen::At(address) => Some(

@@ -57,7 +57,7 @@ async fn scripts_run_sloppy_with_global_and_the_action_context() {
     let f = Fixture::new();
     f.deploy(
         "context",
-        "function main(params) {\n  counted = params.n + 1; // undeclared: a global in sloppy mode\n  return { counted: global.counted, same: global === globalThis, name: process.env.__OW_ACTION_NAME, id: process.env.__OW_ACTIVATION_ID, ns: process.env.__OW_NAMESPACE, future: Number(process.env.__OW_DEADLINE) > Date.now(), host: typeof process.env.__OW_API_HOST };\n}",
+        "function main(params) {\n  counted = params.n + 1; // undeclared: a global in sloppy mode\n  return { counted: global.counted, same: global === globalThis, name: process.env.__OW_ACTION_NAME, id: process.env.__OW_ACTIVATION_ID, ns: process.env.__OW_NAMESPACE, future: Number(process.env.__OW_DEADLINE) > Date.now(), host: process.env.__OW_API_HOST };\n}",
     )
     .await;
     let response = f.invoke("context", json!({"n": 1})).await;
@@ -69,7 +69,7 @@ async fn scripts_run_sloppy_with_global_and_the_action_context() {
     let value: Value = response.json().await.unwrap();
     assert_eq!(
         value,
-        json!({"counted": 2, "same": true, "name": "/a/context", "id": id, "ns": "a", "future": true, "host": "string"})
+        json!({"counted": 2, "same": true, "name": "/a/context", "id": id, "ns": "a", "future": true, "host": f.server.url})
     );
 }
 

@@ -302,3 +302,50 @@ async fn syntax_errors_are_reported_where_they_are_in_either_form() {
         }
     }
 }
+
+/// OpenWhisk's action context: every `__OW_*` variable actions read, with the configured API
+/// host, beside the function's own env; Ferrobase's own functions do not get them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openwhisk_actions_see_every_ow_variable_and_modules_none() {
+    let f = fixture_with(FunctionsConfig {
+        api_host: "https://api.example.test".into(),
+        ..config()
+    });
+    let mut action = spec(
+        "function main() { return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('__OW_') || k === 'MINE')); }",
+    );
+    action.env.insert("MINE".into(), "yes".into());
+    f.deploy("ctx", action).await;
+    let done = f.invoke("ctx", json!({})).await;
+    let value = result(&done);
+    let names: Vec<&String> = value.as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "MINE",
+            "__OW_ACTION_NAME",
+            "__OW_ACTIVATION_ID",
+            "__OW_API_HOST",
+            "__OW_DEADLINE",
+            "__OW_NAMESPACE"
+        ]
+    );
+    assert_eq!(value["__OW_API_HOST"], "https://api.example.test");
+    assert_eq!(value["__OW_ACTION_NAME"], "/shop/ctx");
+    assert_eq!(value["__OW_NAMESPACE"], "shop");
+    assert_eq!(value["__OW_ACTIVATION_ID"], done.record.id.as_str());
+    let deadline: u64 = value["__OW_DEADLINE"].as_str().unwrap().parse().unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(deadline > now_ms, "the deadline {deadline} is still ahead");
+    assert_eq!(value["MINE"], "yes");
+
+    f.deploy(
+        "module",
+        spec("export default () => Object.keys(process.env).filter((k) => k.startsWith('__OW_'));"),
+    )
+    .await;
+    assert_eq!(result(&f.invoke("module", json!({})).await), json!([]));
+}

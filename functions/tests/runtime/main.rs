@@ -3,7 +3,7 @@
 //! boundary that keeps values in a map and can hold calls open to test concurrency.
 //!
 //! - `harness`: the test host, the fixture and shared helpers.
-//! - `bundle`, `code`, `deadlines`, `forms`, `intl`, `limits`, `pool`, `records`, `sdk`, `subtle`, `web`: the tests, by concept.
+//! - `bundle`, `code`, `deadlines`, `forms`, `intl`, `limits`, `pool`, `records`, `sdk`, `streams`, `subtle`, `web`: the tests, by concept.
 
 mod bundle;
 mod code;
@@ -15,5 +15,6 @@ mod limits;
 mod pool;
 mod records;
 mod sdk;
+mod streams;
 mod subtle;
 mod web;

@@ -22,7 +22,7 @@ async fn every_web_global_and_node_module_is_there() {
          import { format, promisify, TextEncoder as TE } from 'node:util';\n\
          import process2 from 'node:process';\n\
          import * as buffer from 'buffer';\n\
-         const names = ['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'queueMicrotask', 'TextEncoder', 'TextDecoder', 'URL', 'URLSearchParams', 'crypto', 'structuredClone', 'Request', 'Response', 'Headers', 'AbortController', 'AbortSignal', 'Blob', 'File', 'FormData', 'Event', 'EventTarget', 'CustomEvent', 'atob', 'btoa', 'process', 'Buffer', 'DOMException', 'performance'];\n\
+         const names = ['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'queueMicrotask', 'TextEncoder', 'TextDecoder', 'URL', 'URLSearchParams', 'crypto', 'structuredClone', 'Request', 'Response', 'Headers', 'AbortController', 'AbortSignal', 'Blob', 'File', 'FormData', 'ReadableStream', 'Event', 'EventTarget', 'CustomEvent', 'atob', 'btoa', 'process', 'Buffer', 'DOMException', 'performance'];\n\
          export default () => {\n\
            const globals = Object.fromEntries(names.map((n) => [n, typeof globalThis[n]]));\n\
            return { globals, intl: typeof Intl, subtle: typeof crypto.subtle.digest,\n\

@@ -15,6 +15,7 @@
     buffer: ["Buffer"],
     process: ["process"],
     intl: ["Intl"],
+    streams: ["ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamDefaultController"],
   };
   const cache = Object.create(null);
   let native;

@@ -1,7 +1,8 @@
-// Headers, Request, Response, Blob, File and FormData. Bodies are held whole in memory (no
-// streams): a string, bytes, a Blob, an ArrayBuffer or view, URLSearchParams or FormData
-// (sent as multipart/form-data), read once through text(), json(), arrayBuffer(), bytes(),
-// blob() or formData() (multipart/form-data by multer, or urlencoded).
+// Headers, Request, Response, Blob, File and FormData. A body is a string, bytes, a Blob, an
+// ArrayBuffer or view, URLSearchParams, FormData (sent as multipart/form-data) or a
+// ReadableStream, read once through text(), json(), arrayBuffer(), bytes(), blob() or
+// formData() (multipart/form-data by multer, or urlencoded), or through `body`, a
+// ReadableStream (a body held whole is one chunk).
 (function (native, load) {
   "use strict";
   const { view, utf8, binary, concat } = load("bytes");
@@ -50,6 +51,9 @@
     }
     async bytes() {
       return this.#bytes.slice();
+    }
+    stream() {
+      return load("streams").streamOf(this.#bytes.slice());
     }
     get [Symbol.toStringTag]() {
       return "Blob";
@@ -268,35 +272,56 @@
     if (body instanceof load("url").URLSearchParams) {
       return [body.toString(), "application/x-www-form-urlencoded;charset=UTF-8"];
     }
+    if (body instanceof load("streams").ReadableStream) return [body, null];
     return [String(body), "text/plain;charset=UTF-8"];
   }
 
   // The body half shared by Request and Response.
   class Body {
-    #body = null; // null, a string, or a Uint8Array
+    #body = null; // null, a string, a Uint8Array, or a ReadableStream
     #used = false;
+    #isStream() {
+      return this.#body !== null && typeof this.#body === "object" && !(this.#body instanceof Uint8Array);
+    }
     _init(body, headers) {
       const [content, type] = extract(body);
       this.#body = content;
       if (type !== null && !headers.has("content-type")) headers.set("content-type", type);
     }
     #take() {
-      if (this.#used) throw new TypeError("the body has already been read");
+      if (this.bodyUsed) throw new TypeError("the body has already been read");
       this.#used = true;
       return this.#body;
     }
+    // The whole body: null, a string or bytes (a stream is read to its end).
+    async #content() {
+      const body = this.#take();
+      if (body === null || typeof body === "string" || body instanceof Uint8Array) return body;
+      return load("streams").collect(body);
+    }
     _peek() {
-      if (this.#used) throw new TypeError("cannot clone: the body has already been read");
+      if (this.bodyUsed) throw new TypeError("cannot clone: the body has already been read");
+      if (this.#isStream()) {
+        const [mine, theirs] = this.#body.tee();
+        this.#body = mine;
+        return theirs;
+      }
       return this.#body;
     }
     get bodyUsed() {
-      return this.#used;
+      return this.#used || (this.#isStream() && load("streams").isDisturbed(this.#body));
     }
+    // A stream of the body; a body held whole becomes a stream of one chunk on first use.
     get body() {
-      return null;
+      if (this.#body === null) return null;
+      if (!this.#isStream()) {
+        const bytes = typeof this.#body === "string" ? utf8(this.#body) : this.#body;
+        this.#body = load("streams").streamOf(bytes);
+      }
+      return this.#body;
     }
     async text() {
-      const body = this.#take();
+      const body = await this.#content();
       if (body === null) return "";
       return typeof body === "string" ? body : decode(body);
     }
@@ -304,7 +329,7 @@
       return JSON.parse(await this.text());
     }
     async bytes() {
-      const body = this.#take();
+      const body = await this.#content();
       if (body === null) return new Uint8Array(0);
       return typeof body === "string" ? utf8(body) : body.slice();
     }
@@ -449,7 +474,7 @@
     }
     clone() {
       const body = this._peek();
-      const copy = new Response(body === null ? null : typeof body === "string" ? body : body.slice(), {
+      const copy = new Response(body instanceof Uint8Array ? body.slice() : body, {
         status: this.#status === 0 ? 200 : this.#status,
         statusText: this.#statusText,
         headers: this.#headers,

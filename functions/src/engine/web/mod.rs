@@ -11,7 +11,8 @@
 //! | `timers` | `setTimeout`, `setInterval`, `clearTimeout`, `clearInterval` (see `engine::timers`) |
 //! | `events` | `Event`, `EventTarget`, `CustomEvent`, `AbortController`, `AbortSignal` |
 //! | `clone` | `structuredClone` |
-//! | `http` | `Headers`, `Request`, `Response`, `Blob`, `File`, `FormData` (whole bodies, no streams; `formData()` reads multipart via `multipart.rs` and urlencoded) |
+//! | `http` | `Headers`, `Request`, `Response`, `Blob`, `File`, `FormData` (`formData()` reads multipart via `multipart.rs` and urlencoded; `body` and `Blob.stream()` are streams) |
+//! | `streams` | `ReadableStream` (default streams only), `ReadableStreamDefaultReader`, `ReadableStreamDefaultController` |
 //! | `buffer` | `Buffer` |
 //! | `process` | `process` (`env`: a copy of `ctx.env`; `nextTick`) |
 //! | `intl` | `Intl` (en-US `DateTimeFormat` with IANA zones from `intl.rs`, `NumberFormat`, `PluralRules`, `Collator`, `ListFormat`, `RelativeTimeFormat`) |
@@ -64,6 +65,7 @@ fn group_source(name: &str) -> Option<&'static str> {
         "node_util" => include_str!("node_util.js"),
         "node_crypto" => include_str!("node_crypto.js"),
         "intl" => include_str!("intl.js"),
+        "streams" => include_str!("streams.js"),
         _ => return None,
     })
 }
