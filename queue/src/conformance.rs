@@ -138,7 +138,7 @@ macro_rules! queue_conformance_tests {
             same_key_in_order_one_at_a_time, key_order_under_concurrent_consumers,
             groups_are_independent, retention_by_count_and_age, consumed_messages_are_reclaimed,
             long_poll_wakes_on_publish, events_only_when_configured,
-            configuration_is_stored_and_replaced);
+            configuration_is_stored_and_replaced, queues_list_by_name_within_their_namespace);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -49,6 +49,14 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
         config: QueueConfig,
     ) -> Result<QueueConfig, QueueError>;
 
+    /// The namespace's configured queues in name order, those after `after`, at most `max`.
+    async fn list(
+        &self,
+        ns: &Namespace,
+        after: Option<&QueueName>,
+        max: usize,
+    ) -> Result<Vec<QueueName>, QueueError>;
+
     /// The queue's configuration and counters, or `None` when it was never configured.
     async fn info(
         &self,

@@ -70,6 +70,15 @@ mod jetstream {
             self.queue.configure(ns, queue, config).await
         }
 
+        async fn list(
+            &self,
+            ns: &Namespace,
+            after: Option<&QueueName>,
+            max: usize,
+        ) -> Result<Vec<QueueName>, QueueError> {
+            self.queue.list(ns, after, max).await
+        }
+
         async fn info(
             &self,
             ns: &Namespace,

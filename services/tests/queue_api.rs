@@ -400,6 +400,49 @@ async fn user_tokens_get_what_the_policy_grants() {
     assert_eq!(own.status, StatusCode::OK);
     let dlq = app.get("/v1/queues/shop/bob/dlq", &alice).await;
     assert_eq!(dlq.status, StatusCode::FORBIDDEN);
+    // A listing shows her only the queue she may read.
+    let listed = app.get("/v1/queues/shop", &alice).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.json);
+    assert_eq!(
+        listed.json,
+        json!({"items": [{"queue": "alice", "messages": 0}], "next": null})
+    );
+}
+
+#[tokio::test]
+async fn queues_list_by_name_with_their_depth_in_pages() {
+    let app = App::new().await;
+    let admin = app.admin();
+    for queue in ["jobs", "audit", "mail"] {
+        app.create(queue, json!({})).await;
+    }
+    let sent = app
+        .post(
+            "/v1/queues/shop/jobs/messages",
+            &admin,
+            json!({"messages": [{"body": 1}, {"body": 2}]}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let first = app.get("/v1/queues/shop?limit=2", &admin).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.json);
+    assert_eq!(
+        first.json["items"],
+        json!([{"queue": "audit", "messages": 0}, {"queue": "jobs", "messages": 2}])
+    );
+    let next = first.json["next"]
+        .as_str()
+        .expect("a full page has a cursor");
+    let rest = app
+        .get(&format!("/v1/queues/shop?limit=2&after={next}"), &admin)
+        .await;
+    assert_eq!(
+        rest.json,
+        json!({"items": [{"queue": "mail", "messages": 0}], "next": null})
+    );
+    let bad = app.get("/v1/queues/shop?limit=0", &admin).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&bad), "invalid_argument");
 }
 
 #[tokio::test]

@@ -91,6 +91,8 @@ async fn data_commands_reach_every_service_and_fail_clearly() {
     let info: serde_json::Value =
         serde_json::from_str(&succeeded(cli(&server, &["queue", "info", "jobs"]))).unwrap();
     assert_eq!(info["messages"], 1, "{info}");
+    let queues = succeeded(cli(&server, &["queue", "list"]));
+    assert_eq!(queues.trim(), "jobs\t1 messages", "{queues}");
     let pulled: serde_json::Value =
         serde_json::from_str(&succeeded(cli(&server, &["queue", "pull", "jobs"]))).unwrap();
     assert_eq!(pulled["messages"][0]["body"], serde_json::json!({"n": 1}));

@@ -38,6 +38,13 @@ pub struct QueueInfo {
     pub groups: Vec<GroupInfo>,
 }
 
+/// One queue of `GET /v1/queues/{ns}`: its name and the messages it stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    pub queue: String,
+    pub messages: u64,
+}
+
 /// One consumer group: messages it has still to settle, and its dead letters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInfo {

@@ -242,6 +242,33 @@ impl Queue for EmbeddedQueue {
         Ok(config)
     }
 
+    async fn list(
+        &self,
+        ns: &Namespace,
+        after: Option<&QueueName>,
+        max: usize,
+    ) -> Result<Vec<QueueName>, QueueError> {
+        // Config keys are `c ns 0 queue 0`: one prefix scan of the namespace, in name order.
+        let mut prefix = vec![keys::CONFIG];
+        prefix.extend_from_slice(ns.as_str().as_bytes());
+        prefix.push(0);
+        let mut names = Vec::new();
+        for key in self.inner.tree.scan_prefix(&prefix).keys() {
+            let key = key.map_err(|error| QueueError::Storage(error.to_string()))?;
+            let Some((_, queue)) = keys::parse_scope(&key) else {
+                continue;
+            };
+            if after.is_some_and(|after| queue.as_str() <= after.as_str()) {
+                continue;
+            }
+            names.push(queue);
+            if names.len() == max {
+                break;
+            }
+        }
+        Ok(names)
+    }
+
     async fn info(
         &self,
         ns: &Namespace,

@@ -21,7 +21,8 @@ use crate::{GroupInfo, GroupName, QueueConfig, QueueError, QueueInfo};
 const PASS_LIMIT: usize = 10_000;
 
 impl Inner {
-    pub(super) async fn maintain_all(&self) -> Result<MaintenanceReport, QueueError> {
+    /// Every key of the queues bucket (one per configured queue, `{ns}.{queue}`).
+    async fn queue_keys(&self) -> Result<Vec<String>, QueueError> {
         let mut keys = self
             .queues
             .keys()
@@ -31,6 +32,44 @@ impl Inner {
         while let Some(key) = keys.next().await {
             names.push(key.map_err(|e| storage("listing queues", e))?);
         }
+        Ok(names)
+    }
+
+    /// The queues of `ns` by name, read from their records (a key is only a hint: the record
+    /// holds the names as given).
+    pub(super) async fn list_queues(
+        &self,
+        ns: &ferrobase_core::Namespace,
+        after: Option<&crate::QueueName>,
+        max: usize,
+    ) -> Result<Vec<crate::QueueName>, QueueError> {
+        let prefix = format!("{ns}.");
+        let mut queues = Vec::new();
+        for key in self.queue_keys().await? {
+            if !key.starts_with(&prefix) {
+                continue;
+            }
+            let found = super::records::read(&self.queues, &key).await?;
+            let Some(raw) = found.value else {
+                continue;
+            };
+            let record: QueueRecord = from_json(&raw)?;
+            if record.ns != ns.as_str() {
+                continue;
+            }
+            if let Ok(queue) = crate::QueueName::parse(&record.queue)
+                && after.is_none_or(|after| queue.as_str() > after.as_str())
+            {
+                queues.push(queue);
+            }
+        }
+        queues.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        queues.truncate(max);
+        Ok(queues)
+    }
+
+    pub(super) async fn maintain_all(&self) -> Result<MaintenanceReport, QueueError> {
+        let names = self.queue_keys().await?;
         let mut report = MaintenanceReport::default();
         for key in names {
             let found = super::records::read(&self.queues, &key).await?;

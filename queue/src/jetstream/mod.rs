@@ -234,6 +234,15 @@ impl Inner {
 
 #[async_trait]
 impl Queue for JetStreamQueue {
+    async fn list(
+        &self,
+        ns: &Namespace,
+        after: Option<&QueueName>,
+        max: usize,
+    ) -> Result<Vec<QueueName>, QueueError> {
+        self.inner.list_queues(ns, after, max).await
+    }
+
     async fn configure(
         &self,
         ns: &Namespace,

@@ -4,7 +4,7 @@
 use ferrobase_core::policy::Policy;
 use ferrobase_core::wire::Page;
 use ferrobase_core::wire::queue::{
-    Acked, Nacked, Published, Pulled, QueueConfigDocument, QueueConfigured, QueueInfo,
+    Acked, Nacked, Published, Pulled, QueueConfigDocument, QueueConfigured, QueueInfo, QueueSummary,
 };
 use ferrobase_core::wire::storage::BucketSummary;
 use reqwest::Method;
@@ -117,6 +117,17 @@ impl Client {
     ) -> Result<QueueConfigured, Error> {
         let path = format!("/v1/queues/{ns}/{queue}");
         Self::json(self.request(Method::PUT, &path).json(config)).await
+    }
+
+    /// `GET /v1/queues/{ns}`: the queues the caller may read, by name, with their depth.
+    pub async fn queues(
+        &self,
+        ns: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<QueueSummary>, Error> {
+        let request = self.request(Method::GET, &format!("/v1/queues/{ns}"));
+        Self::json(paged(request, after, limit)).await
     }
 
     /// `GET /v1/queues/{ns}/{queue}`: configuration, depth and consumer groups.

@@ -74,6 +74,8 @@ pub enum QueueCommand {
     Pull(PullArgs),
     /// Show a queue's configuration, depth and consumer groups.
     Info(QueueArgs),
+    /// List the namespace's queues with their depth.
+    List(ListArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -317,6 +319,19 @@ pub async fn run_queue(command: QueueCommand) -> anyhow::Result<()> {
                         acked.stale.len()
                     );
                 }
+            }
+        }
+        QueueCommand::List(args) => {
+            let client = args.target.client()?;
+            let page = client
+                .queues(&args.target.ns, args.after.as_deref(), args.limit)
+                .await
+                .map_err(api_error)?;
+            for queue in &page.items {
+                println!("{}\t{} messages", queue.queue, queue.messages);
+            }
+            if let Some(next) = page.next {
+                println!("more: --after {next}");
             }
         }
         QueueCommand::Info(args) => {

@@ -2,6 +2,7 @@
 //!
 //! | route | body → answer | action on `queue:{queue}` |
 //! |---|---|---|
+//! | `GET /v1/queues/{ns}?after=&limit=` | → `{"items": [{"queue", "messages"}], "next"}`, the queues the caller may read | read |
 //! | `PUT /v1/queues/{ns}/{queue}` | config → config | write |
 //! | `GET /v1/queues/{ns}/{queue}` | → config, stored messages, groups | read |
 //! | `POST .../messages` | `{"messages": [...]}` → `{"ids": [...]}` | write |
@@ -29,10 +30,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ferrobase_core::Namespace;
 use ferrobase_core::policy::{Action, Resource, Service};
+use ferrobase_core::wire::Page;
 use ferrobase_core::wire::queue::{
     Acked, DeadLettersPurged, DeadLettersReplayed, GroupInfo, Nacked, Published, Pulled,
     PulledMessage, QueueConfigDocument, QueueConfigured, QueueDeadLetter, QueueDeadLetterPage,
-    QueueInfo, RetentionDocument,
+    QueueInfo, QueueSummary, RetentionDocument,
 };
 use ferrobase_queue::{
     DeadLetterSelection, Delivery, EventEmission, GroupName, MessageId, Nack, NewMessage,
@@ -43,6 +45,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Authorizer;
+use crate::auth::listing::{Listing, SourceBatch};
 use crate::error::ApiError;
 use crate::routes::extract::{Path, Query};
 use crate::routes::read_body;
@@ -60,6 +63,7 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(10);
 pub fn router() -> Router<AppState> {
     let base = "/v1/queues/{ns}/{queue}";
     Router::new()
+        .route("/v1/queues/{ns}", get(list_queues))
         .route(base, get(info).put(configure))
         .route(&format!("{base}/messages"), post(publish))
         .route(&format!("{base}/pull"), post(pull))
@@ -69,6 +73,68 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/dlq/replay"), post(replay))
         .route(&format!("{base}/dlq/purge"), post(purge))
         .route(&format!("{base}/subscribe"), get(subscribe))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+const DEFAULT_QUEUE_PAGE: usize = 100;
+const MAX_QUEUE_PAGE: usize = 1000;
+
+/// The namespace's queues the caller may read, by name, with their depth; paged through the
+/// shared listing rules, so a cursor never names a queue the caller may not read.
+async fn list_queues(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+    authorizer: Authorizer,
+) -> Result<Response, ApiError> {
+    let ns = authorizer.namespace().clone();
+    let limit = crate::routes::page_limit(params.limit, DEFAULT_QUEUE_PAGE, MAX_QUEUE_PAGE)?;
+    let listing = Listing::new(
+        &authorizer,
+        &state.cursors,
+        Service::Queue,
+        "queues",
+        "",
+        None,
+        limit,
+    )?;
+    let start = listing.start(params.after.as_deref())?;
+    let engine = &state.queue;
+    let fetch = |after: Option<String>, max: usize| {
+        let ns = &ns;
+        async move {
+            let after = after.as_deref().map(QueueName::parse).transpose()?;
+            let names = engine.list(ns, after.as_ref(), max).await?;
+            let exhausted = names.len() < max;
+            let mut entries = Vec::with_capacity(names.len());
+            for queue in names {
+                // Deleted between the listing and the read: not listed.
+                if let Some(info) = engine.info(ns, &queue).await? {
+                    let name = queue.as_str().to_owned();
+                    let summary = QueueSummary {
+                        queue: name.clone(),
+                        messages: info.messages,
+                    };
+                    entries.push((name, summary));
+                }
+            }
+            Ok(SourceBatch { exhausted, entries })
+        }
+    };
+    let page = listing
+        .run(start, fetch, |name, _| {
+            authorizer.allows(Action::Read, Resource::new(Service::Queue, name))
+        })
+        .await?;
+    Ok(Json(Page {
+        items: page.items,
+        next: page.next,
+    })
+    .into_response())
 }
 
 /// Parses the queue name, checks `actions` on `queue:{queue}` and returns the engine.

@@ -322,6 +322,7 @@ fn table() -> Vec<Row> {
             &["function:write"],
         ),
         // queues
+        row("GET", "/v1/queues/{ns}", "/v1/queues/a", &["queue:read"]),
         row("GET", Q, "/v1/queues/a/q", &["queue:read"]),
         row("PUT", Q, "/v1/queues/a/q", &["queue:write"]).body(json!({})),
         row(

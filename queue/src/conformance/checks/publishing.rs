@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use ferrobase_core::EventType;
+use ferrobase_core::{EventType, Namespace};
 
 use crate::conformance::{Harness, eventually, ns, queue, texts};
-use crate::{EventEmission, NewMessage, PullRequest, QueueConfig, QueueError, Receipt, Retention};
+use crate::{
+    EventEmission, NewMessage, PullRequest, QueueConfig, QueueError, QueueName, Receipt, Retention,
+};
 
 /// Published messages come out in order with their ids, bodies and first attempt; acked ones
 /// never come back, and their receipts go stale.
@@ -327,4 +329,30 @@ pub async fn configuration_is_stored_and_replaced(h: Harness) {
     let info = h.queue.info(&ns(), &queue("cfg")).await.unwrap().unwrap();
     assert_eq!(info.config, replaced);
     assert_eq!(texts(&h.pull("cfg", 10).await), ["kept"]);
+}
+
+pub async fn queues_list_by_name_within_their_namespace(h: Harness) {
+    assert!(h.queue.list(&ns(), None, 10).await.unwrap().is_empty());
+    for name in ["b.jobs", "a", "c-1"] {
+        h.create(name).await;
+    }
+    let other = Namespace::parse("elsewhere").unwrap();
+    h.queue
+        .configure(&other, &queue("a0"), QueueConfig::default())
+        .await
+        .unwrap();
+    let names = |list: Vec<QueueName>| -> Vec<String> {
+        list.iter().map(|q| q.as_str().to_owned()).collect()
+    };
+    let all = h.queue.list(&ns(), None, 10).await.unwrap();
+    assert_eq!(names(all), ["a", "b.jobs", "c-1"]);
+    let first = h.queue.list(&ns(), None, 2).await.unwrap();
+    assert_eq!(names(first), ["a", "b.jobs"]);
+    let rest = h
+        .queue
+        .list(&ns(), Some(&queue("b.jobs")), 2)
+        .await
+        .unwrap();
+    assert_eq!(names(rest), ["c-1"]);
+    assert_eq!(names(h.queue.list(&other, None, 10).await.unwrap()), ["a0"]);
 }
