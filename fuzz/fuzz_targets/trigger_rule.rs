@@ -6,6 +6,7 @@
 //! occurrence computation without panicking.
 #![no_main]
 
+use ferrobase_functions::model::Validate;
 use ferrobase_functions::triggers::model::{RuleSpec, Schedule, TriggerSpec};
 use libfuzzer_sys::fuzz_target;
 use serde::{Serialize, de::DeserializeOwned};
