@@ -5,7 +5,7 @@
 //! files and S3 are held to exactly the same behaviour.
 //!
 //! The object and bucket checks live here; condition, listing, multipart, copy, bucket race,
-//! idempotency, ETag and checksum checks in the submodules of the same names.
+//! idempotency, ETag, checksum and kept-header checks in the submodules of the same names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ mod checksums;
 mod conditions;
 mod copy;
 mod etags;
+mod headers;
 mod idempotency;
 mod listing;
 mod multipart;
@@ -38,6 +39,7 @@ pub use checksums::checksums_are_checked_and_kept;
 pub use conditions::{conditional_reads, conditional_writes};
 pub use copy::{copy_objects, part_copies};
 pub use etags::etags_follow_the_policy;
+pub use headers::headers_are_kept;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
 pub use multipart::{
@@ -664,7 +666,7 @@ macro_rules! storage_conformance_tests {
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
             function_writes_apply_once, etags_follow_the_policy,
             checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep,
-            part_copies);
+            part_copies, headers_are_kept);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

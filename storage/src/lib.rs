@@ -45,8 +45,9 @@ pub use digest::{Checksum, ChecksumAlgorithm, EtagPolicy, check_body};
 pub use error::StorageError;
 pub use model::{
     BodyChecks, BucketInfo, ByteRange, ChecksumCheck, CompletedPart, ExpectedChecksum, GetOptions,
-    ListPage, ListQuery, ObjectInfo, PartInfo, PartSource, PutOptions, ReadConditions, SweepReport,
-    UploadInfo, UploadMarker, UploadPage, UploadQuery, WriteConditions,
+    ListPage, ListQuery, ObjectHeaders, ObjectInfo, PartInfo, PartSource, PutOptions,
+    ReadConditions, SweepReport, UploadInfo, UploadMarker, UploadPage, UploadQuery,
+    WriteConditions,
 };
 
 use model::{BucketRecord, validate_bucket};
