@@ -28,6 +28,7 @@ mod buckets;
 mod checksums;
 mod conditions;
 mod copy;
+mod cors;
 mod etags;
 mod headers;
 mod idempotency;
@@ -38,6 +39,7 @@ pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use checksums::checksums_are_checked_and_kept;
 pub use conditions::{conditional_reads, conditional_writes};
 pub use copy::{copy_objects, part_copies};
+pub use cors::bucket_cors;
 pub use etags::etags_follow_the_policy;
 pub use headers::headers_are_kept;
 pub use idempotency::function_writes_apply_once;
@@ -666,7 +668,7 @@ macro_rules! storage_conformance_tests {
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
             function_writes_apply_once, etags_follow_the_policy,
             checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep,
-            part_copies, headers_are_kept);
+            part_copies, headers_are_kept, bucket_cors);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

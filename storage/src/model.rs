@@ -131,6 +131,9 @@ pub(crate) struct BucketRecord {
     /// between that check and the delete (see [`crate::Storage::delete_bucket`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleting_since_ms: Option<u64>,
+    /// The bucket's CORS rules (see [`crate::cors`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Vec<crate::cors::CorsRule>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,10 @@ in `test_s3_boto3.py`, whose helpers it shares.
 """
 
 import gzip
+import http.client
 import os
 import unittest
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 
@@ -274,8 +276,6 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(error_code(S3.head_bucket, Bucket=bucket), "404")
 
 
-if __name__ == "__main__":
-    unittest.main(verbosity=2)
 
 
 def rest(method, path, body=None, headers=None):
@@ -381,3 +381,95 @@ class KeptHeaders(unittest.TestCase):
         S3.put_object(Bucket=self.bucket, Key="from-s3", Body=b"x", CacheControl="private")
         _, headers = rest("GET", f"/v1/storage/{NS}/{self.bucket}/from-s3")
         self.assertEqual(headers["Cache-Control"], "private")
+
+
+def preflight(url, origin, method, headers=""):
+    """A browser's unsigned CORS preflight of `url`; answers the status and headers."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    sent = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers:
+        sent["Access-Control-Request-Headers"] = headers
+    connection.request("OPTIONS", parts.path + ("?" + parts.query if parts.query else ""), headers=sent)
+    response = connection.getresponse()
+    answer = response.read().decode(errors="replace")
+    connection.close()
+    return response.status, response.headers, answer
+
+
+class BucketCors(unittest.TestCase):
+    """A bucket's CORS rules are set, read and removed through S3, and answer a browser's
+    preflight of a presigned upload without a signature, and its actual request."""
+
+    ORIGIN = "https://app.example.com"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+
+    def test_rules_round_trip_and_go_away(self):
+        self.assertEqual(error_code(S3.get_bucket_cors, Bucket=self.bucket), "NoSuchCORSConfiguration")
+        rules = [
+            {
+                "ID": "uploads",
+                "AllowedOrigins": ["https://*.example.com"],
+                "AllowedMethods": ["PUT", "GET"],
+                "AllowedHeaders": ["content-type", "x-amz-meta-*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 600,
+            }
+        ]
+        S3.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
+        self.assertEqual(S3.get_bucket_cors(Bucket=self.bucket)["CORSRules"], rules)
+        bad = [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]
+        self.assertEqual(
+            error_code(S3.put_bucket_cors, Bucket=self.bucket, CORSConfiguration={"CORSRules": bad}),
+            "InvalidArgument",
+        )
+        S3.delete_bucket_cors(Bucket=self.bucket)
+        self.assertEqual(error_code(S3.get_bucket_cors, Bucket=self.bucket), "NoSuchCORSConfiguration")
+
+    def test_presigned_put_from_a_browser(self):
+        bucket = new_bucket()
+        url = S3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "upload.txt"}, ExpiresIn=300)
+        status, _, _ = preflight(url, self.ORIGIN, "PUT", "content-type")
+        self.assertEqual(status, 403, "no rules: the preflight is refused")
+        S3.put_bucket_cors(
+            Bucket=bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": [self.ORIGIN],
+                        "AllowedMethods": ["PUT"],
+                        "AllowedHeaders": ["Content-Type", "x-amz-meta-*"],
+                        "ExposeHeaders": ["ETag"],
+                        "MaxAgeSeconds": 120,
+                    }
+                ]
+            },
+        )
+        status, headers, answer = preflight(url, self.ORIGIN, "PUT", "content-type, x-amz-meta-owner")
+        self.assertEqual(status, 200, f"{url}: {answer}")
+        self.assertEqual(headers["Access-Control-Allow-Origin"], self.ORIGIN)
+        self.assertIn("PUT", headers["Access-Control-Allow-Methods"])
+        self.assertIn("x-amz-meta-owner", headers["Access-Control-Allow-Headers"])
+        self.assertEqual(headers["Access-Control-Max-Age"], "120")
+        self.assertEqual(preflight(url, "https://evil.test", "PUT")[0], 403)
+        self.assertEqual(preflight(url, self.ORIGIN, "DELETE")[0], 403)
+        self.assertEqual(preflight(url, self.ORIGIN, "PUT", "authorization")[0], 403)
+
+        # The actual upload, as the browser sends it after the preflight.
+        parts = urllib.parse.urlsplit(url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.request("PUT", f"{parts.path}?{parts.query}", body=b"from a browser", headers={"Origin": self.ORIGIN})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.headers["Access-Control-Allow-Origin"], self.ORIGIN)
+        self.assertEqual(response.headers["Access-Control-Expose-Headers"], "ETag")
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="upload.txt")["Body"].read(), b"from a browser")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
