@@ -5,7 +5,7 @@
 //! files and S3 are held to exactly the same behaviour.
 //!
 //! The object and bucket checks live here; condition, listing, multipart, copy, bucket race,
-//! idempotency, ETag and checksum checks in the submodules of the same names.
+//! idempotency, ETag, checksum and kept-header checks in the submodules of the same names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +28,9 @@ mod buckets;
 mod checksums;
 mod conditions;
 mod copy;
+mod cors;
 mod etags;
+mod headers;
 mod idempotency;
 mod listing;
 mod multipart;
@@ -37,7 +39,9 @@ pub use buckets::{bucket_delete_interrupted, bucket_delete_races_a_put};
 pub use checksums::checksums_are_checked_and_kept;
 pub use conditions::{conditional_reads, conditional_writes};
 pub use copy::{copy_objects, part_copies};
+pub use cors::bucket_cors;
 pub use etags::etags_follow_the_policy;
+pub use headers::headers_are_kept;
 pub use idempotency::function_writes_apply_once;
 pub use listing::listing;
 pub use multipart::{
@@ -664,7 +668,7 @@ macro_rules! storage_conformance_tests {
             bucket_delete_races_a_put, bucket_delete_interrupted, multipart_upload_listing,
             function_writes_apply_once, etags_follow_the_policy,
             checksums_are_checked_and_kept, abandoned_uploads_are_aborted_by_the_sweep,
-            part_copies);
+            part_copies, headers_are_kept, bucket_cors);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -30,7 +30,7 @@ pub(crate) struct Mark {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum MarkedOutcome {
-    Put { object: ObjectInfo },
+    Put { object: Box<ObjectInfo> },
     Delete { existed: bool },
 }
 

@@ -15,6 +15,7 @@
 //!
 //! - [`model`]: names, options and the public types; the records kept per object.
 //! - [`backend`]: the object backends and streaming blob I/O.
+//! - [`cors`]: the CORS rules a bucket keeps, and which one a request matches.
 //! - [`digest`]: what ETags are made of, and hashing bodies as they stream.
 //! - `objects` (with listing), `multipart`, `sweep`: the operations of [`Storage`].
 //! - `idempotency`: puts and deletes a function makes while handling an event, applied once
@@ -22,6 +23,7 @@
 //! - `conformance` (feature `test-utils`): the suite every backend passes.
 
 pub mod backend;
+pub mod cors;
 pub mod digest;
 mod error;
 mod idempotency;
@@ -41,12 +43,14 @@ use ferrobase_core::{Clock, Namespace};
 use futures::stream::BoxStream;
 
 pub use backend::{Backend, BackendConfig, S3BackendConfig};
+pub use cors::{CorsRule, matching_rule};
 pub use digest::{Checksum, ChecksumAlgorithm, EtagPolicy, check_body};
 pub use error::StorageError;
 pub use model::{
     BodyChecks, BucketInfo, ByteRange, ChecksumCheck, CompletedPart, ExpectedChecksum, GetOptions,
-    ListPage, ListQuery, ObjectInfo, PartInfo, PartSource, PutOptions, ReadConditions, SweepReport,
-    UploadInfo, UploadMarker, UploadPage, UploadQuery, WriteConditions,
+    ListPage, ListQuery, ObjectHeaders, ObjectInfo, PartInfo, PartSource, PutOptions,
+    ReadConditions, SweepReport, UploadInfo, UploadMarker, UploadPage, UploadQuery,
+    WriteConditions,
 };
 
 use model::{BucketRecord, validate_bucket};
@@ -165,6 +169,7 @@ impl Storage {
         let record = BucketRecord {
             created_ms: self.now_ms(),
             deleting_since_ms: None,
+            cors: None,
         };
         let key = keys::bucket(bucket);
         let commit = RecordCommit {

@@ -86,6 +86,8 @@ pub(crate) struct ObjectRecord {
     pub content_type: String,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "ObjectHeaders::is_empty")]
+    pub headers: ObjectHeaders,
     pub last_modified_ms: u64,
     pub blobs: Vec<Blob>,
     #[serde(default)]
@@ -129,6 +131,9 @@ pub(crate) struct BucketRecord {
     /// between that check and the delete (see [`crate::Storage::delete_bucket`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleting_since_ms: Option<u64>,
+    /// The bucket's CORS rules (see [`crate::cors`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Vec<crate::cors::CorsRule>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +142,8 @@ pub(crate) struct UploadRecord {
     pub content_type: String,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "ObjectHeaders::is_empty")]
+    pub headers: ObjectHeaders,
     pub initiated_ms: u64,
     /// The checksum algorithm the upload was created with: every part gets one, and the
     /// object a composite of them.
@@ -173,6 +180,9 @@ pub struct ObjectInfo {
     pub content_type: String,
     /// User metadata (`x-amz-meta-*` without the prefix, names in lowercase).
     pub metadata: BTreeMap<String, String>,
+    /// The standard headers the writer set, returned with the body.
+    #[serde(default, skip_serializing_if = "ObjectHeaders::is_empty")]
+    pub headers: ObjectHeaders,
     pub last_modified_ms: u64,
     /// Number of parts for objects made by a multipart upload.
     pub parts: Option<u32>,
@@ -191,10 +201,48 @@ impl ObjectInfo {
             etag: record.etag.clone(),
             content_type: record.content_type.clone(),
             metadata: record.metadata.clone(),
+            headers: record.headers.clone(),
             last_modified_ms: record.last_modified_ms,
             parts: record.parts,
             checksum: record.checksum.clone(),
         }
+    }
+}
+
+/// The standard response headers an object keeps as its writer set them, and every read
+/// returns (S3's system metadata that a client controls): what browsers and caches need to
+/// serve a stored file (static hosting, downloads with a file name, pre-compressed bodies).
+/// Values are kept as sent; `expires` is an HTTP date.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHeaders {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl ObjectHeaders {
+    pub fn is_empty(&self) -> bool {
+        self == &ObjectHeaders::default()
+    }
+
+    /// Each header as its HTTP name and value, in a fixed order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("cache-control", &self.cache_control),
+            ("content-disposition", &self.content_disposition),
+            ("content-encoding", &self.content_encoding),
+            ("content-language", &self.content_language),
+            ("expires", &self.expires),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|value| (name, value)))
     }
 }
 
@@ -204,6 +252,8 @@ pub struct PutOptions {
     /// Default `application/octet-stream`.
     pub content_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// Standard headers kept with the object and returned on reads.
+    pub headers: ObjectHeaders,
     /// What the client declared about the body.
     pub checks: BodyChecks,
     pub conditions: WriteConditions,

@@ -44,6 +44,7 @@ impl Storage {
                 .content_type
                 .unwrap_or_else(|| "application/octet-stream".to_owned()),
             metadata: options.metadata,
+            headers: options.headers,
             initiated_ms: self.now_ms(),
             checksum_algorithm: options.checks.checksum.map(|check| check.algorithm),
         };
@@ -492,6 +493,7 @@ impl Storage {
             etag: format!("{}-{}", hex::encode(md5s.finalize()), parts.len()),
             content_type: upload.content_type,
             metadata: upload.metadata,
+            headers: upload.headers,
             last_modified_ms: self.now_ms(),
             blobs,
             // Part numbers ascend strictly and each names a stored part (1 to 10,000).

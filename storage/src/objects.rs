@@ -59,7 +59,7 @@ pub(crate) fn created_event(info: &ObjectInfo, causation: Causation) -> EventDra
 /// The answer to a put that was applied before: the object as that put stored it.
 fn repeated_put(mark: Mark) -> Result<ObjectInfo, StorageError> {
     match mark.outcome {
-        MarkedOutcome::Put { object } => Ok(object),
+        MarkedOutcome::Put { object } => Ok(*object),
         MarkedOutcome::Delete { .. } => Err(StorageError::PreconditionFailed(
             "this write was applied before as a delete".to_owned(),
         )),
@@ -276,6 +276,7 @@ impl Storage {
                 .content_type
                 .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
             metadata: options.metadata,
+            headers: options.headers,
             last_modified_ms: self.now_ms(),
             blobs: vec![Blob {
                 id: blob_id,
@@ -289,7 +290,12 @@ impl Storage {
         let mut mark_key = None;
         if let Some(write_key) = &write_key {
             let object = ObjectInfo::from_record(bucket, key, &record);
-            let mark = self.mark_commit(write_key, MarkedOutcome::Put { object })?;
+            let mark = self.mark_commit(
+                write_key,
+                MarkedOutcome::Put {
+                    object: Box::new(object),
+                },
+            )?;
             extra.0.push(mark.condition);
             extra.1.push(mark.write);
             mark_key = Some(mark.key);
@@ -541,17 +547,19 @@ impl Storage {
                 size: blob.size,
             });
         }
-        let (content_type, metadata, conditions) = match replace {
+        let (content_type, metadata, headers, conditions) = match replace {
             Some(options) => (
                 options
                     .content_type
                     .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
                 options.metadata,
+                options.headers,
                 options.conditions,
             ),
             None => (
                 source.content_type,
                 source.metadata,
+                source.headers,
                 WriteConditions::default(),
             ),
         };
@@ -560,6 +568,7 @@ impl Storage {
             etag: source.etag,
             content_type,
             metadata,
+            headers,
             last_modified_ms: self.now_ms(),
             blobs,
             parts: source.parts,

@@ -6,7 +6,13 @@ Run by `tests/tests/s3_clients.rs` against the real binary, with the environment
 in `test_s3_boto3.py`, whose helpers it shares.
 """
 
+import gzip
+import http.client
+import os
 import unittest
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
 
 from test_s3_boto3 import MIB, NS, S3, error_code, new_bucket, pattern, signed
 
@@ -268,6 +274,201 @@ class Lifecycle(unittest.TestCase):
         S3.upload_part(Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=b"part")
         S3.delete_bucket(Bucket=bucket)
         self.assertEqual(error_code(S3.head_bucket, Bucket=bucket), "404")
+
+
+
+
+def rest(method, path, body=None, headers=None):
+    """A request to the HTTP API with the admin token; answers the status and headers."""
+    request = urllib.request.Request(
+        f"{os.environ['FERROBASE_URL']}{path}",
+        data=body,
+        method=method,
+        headers={"Authorization": f"Bearer {os.environ['FERROBASE_TOKEN']}", **(headers or {})},
+    )
+    with urllib.request.urlopen(request) as response:
+        response.read()
+        return response.status, response.headers
+
+
+class KeptHeaders(unittest.TestCase):
+    """Cache-Control, Expires, Content-Disposition, Content-Encoding and Content-Language are
+    kept as the writer set them and returned by every read, through S3 and the REST API."""
+
+    EXPIRES = datetime(2044, 12, 1, 16, 0, tzinfo=timezone.utc)
+    SET = {
+        "CacheControl": "public, max-age=3600",
+        "ContentDisposition": 'attachment; filename="report.txt"',
+        "ContentEncoding": "gzip",
+        "ContentLanguage": "en-GB",
+        "Expires": EXPIRES,
+    }
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+
+    def assert_kept(self, answer, expected=None):
+        expected = expected or self.SET
+        for field, value in expected.items():
+            self.assertEqual(answer.get(field), value, field)
+
+    def test_put_head_get_and_response_overrides(self):
+        body = gzip.compress(b"hello")
+        S3.put_object(Bucket=self.bucket, Key="report.txt", Body=body, **self.SET)
+        self.assert_kept(S3.head_object(Bucket=self.bucket, Key="report.txt"))
+        got = S3.get_object(Bucket=self.bucket, Key="report.txt")
+        self.assert_kept(got)
+        self.assertEqual(got["Body"].read(), body, "the body is stored as sent, not decoded")
+        overridden = S3.get_object(
+            Bucket=self.bucket,
+            Key="report.txt",
+            ResponseContentDisposition="inline",
+            ResponseCacheControl="no-cache",
+            ResponseContentType="text/plain",
+            ResponseContentLanguage="fr",
+        )
+        self.assertEqual(overridden["ContentDisposition"], "inline")
+        self.assertEqual(overridden["CacheControl"], "no-cache")
+        self.assertEqual(overridden["ContentType"], "text/plain")
+        self.assertEqual(overridden["ContentLanguage"], "fr")
+        self.assertEqual(overridden["ContentEncoding"], "gzip")
+        plain = S3.head_object(Bucket=self.bucket, Key="report.txt", ResponseCacheControl="no-cache")
+        self.assertEqual(plain["CacheControl"], "no-cache")
+        S3.put_object(Bucket=self.bucket, Key="none.txt", Body=b"x")
+        self.assertNotIn("CacheControl", S3.head_object(Bucket=self.bucket, Key="none.txt"))
+
+    def test_copy_keeps_or_replaces_and_multipart_keeps(self):
+        S3.put_object(Bucket=self.bucket, Key="src", Body=b"x", **self.SET)
+        S3.copy_object(Bucket=self.bucket, Key="kept", CopySource={"Bucket": self.bucket, "Key": "src"})
+        self.assert_kept(S3.head_object(Bucket=self.bucket, Key="kept"))
+        S3.copy_object(
+            Bucket=self.bucket,
+            Key="src",
+            CopySource={"Bucket": self.bucket, "Key": "src"},
+            MetadataDirective="REPLACE",
+            CacheControl="no-store",
+        )
+        replaced = S3.head_object(Bucket=self.bucket, Key="src")
+        self.assertEqual(replaced["CacheControl"], "no-store")
+        self.assertNotIn("ContentDisposition", replaced)
+        upload = S3.create_multipart_upload(Bucket=self.bucket, Key="big", **self.SET)
+        part = S3.upload_part(Bucket=self.bucket, Key="big", UploadId=upload["UploadId"], PartNumber=1, Body=b"y")
+        S3.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key="big",
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        )
+        self.assert_kept(S3.head_object(Bucket=self.bucket, Key="big"))
+
+    def test_the_rest_api_keeps_them_too(self):
+        sent = {
+            "Cache-Control": "max-age=60",
+            "Content-Disposition": 'attachment; filename="a.csv"',
+            "Content-Encoding": "br",
+            "Content-Language": "de",
+            "Expires": "Thu, 01 Dec 2044 16:00:00 GMT",
+        }
+        path = f"/v1/storage/{NS}/{self.bucket}/rest.csv"
+        rest("PUT", path, b"a,b", sent)
+        for method in ("GET", "HEAD"):
+            _, headers = rest(method, path)
+            for name, value in sent.items():
+                self.assertEqual(headers[name], value, f"{method} {name}")
+        # Written through one front end, read through the other.
+        self.assertEqual(S3.head_object(Bucket=self.bucket, Key="rest.csv")["ContentLanguage"], "de")
+        S3.put_object(Bucket=self.bucket, Key="from-s3", Body=b"x", CacheControl="private")
+        _, headers = rest("GET", f"/v1/storage/{NS}/{self.bucket}/from-s3")
+        self.assertEqual(headers["Cache-Control"], "private")
+
+
+def preflight(url, origin, method, headers=""):
+    """A browser's unsigned CORS preflight of `url`; answers the status and headers."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    sent = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers:
+        sent["Access-Control-Request-Headers"] = headers
+    connection.request("OPTIONS", parts.path + ("?" + parts.query if parts.query else ""), headers=sent)
+    response = connection.getresponse()
+    answer = response.read().decode(errors="replace")
+    connection.close()
+    return response.status, response.headers, answer
+
+
+class BucketCors(unittest.TestCase):
+    """A bucket's CORS rules are set, read and removed through S3, and answer a browser's
+    preflight of a presigned upload without a signature, and its actual request."""
+
+    ORIGIN = "https://app.example.com"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket()
+
+    def test_rules_round_trip_and_go_away(self):
+        self.assertEqual(error_code(S3.get_bucket_cors, Bucket=self.bucket), "NoSuchCORSConfiguration")
+        rules = [
+            {
+                "ID": "uploads",
+                "AllowedOrigins": ["https://*.example.com"],
+                "AllowedMethods": ["PUT", "GET"],
+                "AllowedHeaders": ["content-type", "x-amz-meta-*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 600,
+            }
+        ]
+        S3.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
+        self.assertEqual(S3.get_bucket_cors(Bucket=self.bucket)["CORSRules"], rules)
+        bad = [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]
+        self.assertEqual(
+            error_code(S3.put_bucket_cors, Bucket=self.bucket, CORSConfiguration={"CORSRules": bad}),
+            "InvalidArgument",
+        )
+        S3.delete_bucket_cors(Bucket=self.bucket)
+        self.assertEqual(error_code(S3.get_bucket_cors, Bucket=self.bucket), "NoSuchCORSConfiguration")
+
+    def test_presigned_put_from_a_browser(self):
+        bucket = new_bucket()
+        url = S3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "upload.txt"}, ExpiresIn=300)
+        status, _, _ = preflight(url, self.ORIGIN, "PUT", "content-type")
+        self.assertEqual(status, 403, "no rules: the preflight is refused")
+        S3.put_bucket_cors(
+            Bucket=bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": [self.ORIGIN],
+                        "AllowedMethods": ["PUT"],
+                        "AllowedHeaders": ["Content-Type", "x-amz-meta-*"],
+                        "ExposeHeaders": ["ETag"],
+                        "MaxAgeSeconds": 120,
+                    }
+                ]
+            },
+        )
+        status, headers, answer = preflight(url, self.ORIGIN, "PUT", "content-type, x-amz-meta-owner")
+        self.assertEqual(status, 200, f"{url}: {answer}")
+        self.assertEqual(headers["Access-Control-Allow-Origin"], self.ORIGIN)
+        self.assertIn("PUT", headers["Access-Control-Allow-Methods"])
+        self.assertIn("x-amz-meta-owner", headers["Access-Control-Allow-Headers"])
+        self.assertEqual(headers["Access-Control-Max-Age"], "120")
+        self.assertEqual(preflight(url, "https://evil.test", "PUT")[0], 403)
+        self.assertEqual(preflight(url, self.ORIGIN, "DELETE")[0], 403)
+        self.assertEqual(preflight(url, self.ORIGIN, "PUT", "authorization")[0], 403)
+
+        # The actual upload, as the browser sends it after the preflight.
+        parts = urllib.parse.urlsplit(url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.request("PUT", f"{parts.path}?{parts.query}", body=b"from a browser", headers={"Origin": self.ORIGIN})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.headers["Access-Control-Allow-Origin"], self.ORIGIN)
+        self.assertEqual(response.headers["Access-Control-Expose-Headers"], "ETag")
+        self.assertEqual(S3.get_object(Bucket=bucket, Key="upload.txt")["Body"].read(), b"from a browser")
 
 
 if __name__ == "__main__":

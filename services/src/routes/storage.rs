@@ -23,7 +23,8 @@ use ferrobase_core::wire::storage::{BucketCreated, BucketSummary, ObjectPage, Pr
 use ferrobase_storage::model::MAX_LIST_KEYS;
 use ferrobase_storage::{
     BodyChecks, ByteRange, Checksum, ChecksumAlgorithm, ChecksumCheck, ExpectedChecksum,
-    GetOptions, ListQuery, ObjectInfo, PutOptions, ReadConditions, StorageError, WriteConditions,
+    GetOptions, ListQuery, ObjectHeaders, ObjectInfo, PutOptions, ReadConditions, StorageError,
+    WriteConditions,
 };
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -117,6 +118,11 @@ fn object_headers(info: &ObjectInfo, headers: &mut HeaderMap) {
         headers.insert(header::LAST_MODIFIED, value);
     }
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    for (name, value) in info.headers.pairs() {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(header::HeaderName::from_static(name), value);
+        }
+    }
     for (name, value) in &info.metadata {
         if let (Ok(name), Ok(value)) = (
             header::HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes()),
@@ -272,6 +278,13 @@ fn put_options(headers: &HeaderMap) -> Result<PutOptions, ApiError> {
     Ok(PutOptions {
         content_type: header_text(headers, header::CONTENT_TYPE),
         metadata,
+        headers: ObjectHeaders {
+            cache_control: header_text(headers, header::CACHE_CONTROL),
+            content_disposition: header_text(headers, header::CONTENT_DISPOSITION),
+            content_encoding: header_text(headers, header::CONTENT_ENCODING),
+            content_language: header_text(headers, header::CONTENT_LANGUAGE),
+            expires: header_text(headers, header::EXPIRES),
+        },
         checks: BodyChecks {
             content_md5,
             content_length,

@@ -67,7 +67,34 @@ pub fn service(state: &AppState, keys: Arc<AccessKeys>) -> anyhow::Result<S3Serv
     Ok(builder.build())
 }
 
-async fn handle(State(service): State<S3Service>, request: Request) -> Response {
+/// What the endpoint's one handler needs: the `s3s` service, and the bucket rules' answers to
+/// browsers, which come before it (a preflight carries no signature) and after it.
+#[derive(Clone)]
+struct Endpoint {
+    service: S3Service,
+    browsers: frontend::cors::BrowserAccess,
+}
+
+async fn handle(State(endpoint): State<Endpoint>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if parts.method == axum::http::Method::OPTIONS {
+        return match endpoint.browsers.preflight(&parts).await {
+            Ok(headers) => (headers, axum::http::StatusCode::OK).into_response(),
+            Err(error) => error_response(error),
+        };
+    }
+    let browser = endpoint.browsers.browser_request(&parts);
+    let method = parts.method.clone();
+    let request = Request::from_parts(parts, body);
+    let mut response = answer_s3(&endpoint.service, request).await;
+    if let Some(browser) = browser {
+        let headers = endpoint.browsers.response_headers(&browser, &method).await;
+        response.headers_mut().extend(headers);
+    }
+    response
+}
+
+async fn answer_s3(service: &S3Service, request: Request) -> Response {
     use axum::http::header;
     let has_body = request.headers().contains_key(header::EXPECT)
         || request.headers().contains_key(header::TRANSFER_ENCODING)
@@ -182,7 +209,10 @@ pub async fn start(
     listener: TcpListener,
 ) -> anyhow::Result<(AppState, S3Endpoint)> {
     let keys = Arc::new(AccessKeys::new(&config.data_dir));
-    let service = service(&state, keys.clone())?;
+    let endpoint = Endpoint {
+        service: service(&state, keys.clone())?,
+        browsers: frontend::cors::BrowserAccess::new(state.storage.clone(), keys.clone()),
+    };
     let local = listener.local_addr()?;
     let file = address_file(&config.data_dir);
     if let Some(dir) = file.parent() {
@@ -198,7 +228,7 @@ pub async fn start(
         .unwrap_or_else(|| format!("http://{local}"));
     let state = state.with_presigner(Arc::new(Presigner::new(keys, public_url)));
 
-    let app = axum::Router::new().fallback(handle).with_state(service);
+    let app = axum::Router::new().fallback(handle).with_state(endpoint);
     let server = {
         let state = state.clone();
         let limits = config.http.clone();

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine as _;
 use ferrobase_storage::{
     BodyChecks, ByteRange, ByteStream, Checksum, ChecksumAlgorithm, ChecksumCheck,
-    ExpectedChecksum, ReadConditions, WriteConditions,
+    ExpectedChecksum, ObjectHeaders, ReadConditions, WriteConditions,
 };
 use futures::{StreamExt, TryStreamExt};
 use s3s::dto::{self, ETag, ETagCondition, StreamingBlob, Timestamp};
@@ -299,4 +299,96 @@ pub(super) fn write_conditions(
         if_match: if_match.map(condition_text),
         if_none_match: if_none_match.map(condition_text),
     }
+}
+
+/// The kept headers of a write (`$input`: an s3s input with the usual `cache_control`,
+/// `content_disposition`, `content_encoding`, `content_language` and `expires` fields).
+macro_rules! requested_headers {
+    ($input:expr) => {
+        $crate::s3::frontend::convert::object_headers(
+            $input.cache_control,
+            $input.content_disposition,
+            $input.content_encoding,
+            $input.content_language,
+            $input.expires.as_ref(),
+        )
+    };
+}
+pub(super) use requested_headers;
+
+pub(super) fn object_headers(
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    expires: Option<&Timestamp>,
+) -> ObjectHeaders {
+    ObjectHeaders {
+        cache_control,
+        content_disposition,
+        content_encoding: content_encoding.and_then(|value| stored_encoding(&value)),
+        content_language,
+        expires: expires.and_then(http_date),
+    }
+}
+
+/// A Content-Encoding as kept: `aws-chunked` says how the request body was framed, not how
+/// the object is encoded, so it is dropped (as S3 does), and with it an encoding of nothing else.
+fn stored_encoding(value: &str) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
+fn http_date(ts: &Timestamp) -> Option<String> {
+    let mut text = Vec::new();
+    ts.format(dto::TimestampFormat::HttpDate, &mut text).ok()?;
+    String::from_utf8(text).ok()
+}
+
+/// A kept Expires as a timestamp; one that is not an HTTP date (the REST API keeps what it
+/// is sent) is not returned through S3, whose clients parse it as a date.
+fn expires_timestamp(value: &str) -> Option<Timestamp> {
+    Timestamp::parse(dto::TimestampFormat::HttpDate, value).ok()
+}
+
+/// Sets the kept headers of a GET or HEAD output, each replaced by its `response-*` query
+/// override if the request (`$input`) has one.
+macro_rules! set_object_headers {
+    ($output:expr, $headers:expr, $input:expr) => {{
+        let headers: &ferrobase_storage::ObjectHeaders = $headers;
+        $output.cache_control = $input
+            .response_cache_control
+            .clone()
+            .or_else(|| headers.cache_control.clone());
+        $output.content_disposition = $input
+            .response_content_disposition
+            .clone()
+            .or_else(|| headers.content_disposition.clone());
+        $output.content_encoding = $input
+            .response_content_encoding
+            .clone()
+            .or_else(|| headers.content_encoding.clone());
+        $output.content_language = $input
+            .response_content_language
+            .clone()
+            .or_else(|| headers.content_language.clone());
+        $output.expires = $crate::s3::frontend::convert::expires_or(
+            $input.response_expires.as_ref(),
+            headers.expires.as_deref(),
+        );
+        if let Some(content_type) = $input.response_content_type.clone() {
+            $output.content_type = Some(content_type);
+        }
+    }};
+}
+pub(super) use set_object_headers;
+
+pub(super) fn expires_or(overridden: Option<&Timestamp>, kept: Option<&str>) -> Option<Timestamp> {
+    overridden
+        .cloned()
+        .or_else(|| kept.and_then(expires_timestamp))
 }

@@ -9,11 +9,12 @@
 //!
 //! The [`S3`] trait must be implemented in one block, so it lives here and hands each
 //! operation to the module of its concept: `buckets`, `objects`, `multipart`,
-//! `listing` and `acl`; `convert` holds the conversions between `s3s` and storage types.
+//! `listing`, `acl` and `cors` (with the answers to browsers); `convert` holds the conversions between `s3s` and storage types.
 
 mod acl;
 mod buckets;
 mod convert;
+pub mod cors;
 mod listing;
 mod multipart;
 mod objects;
@@ -420,5 +421,26 @@ impl S3 for S3Frontend {
         req: S3Request<dto::GetObjectAttributesInput>,
     ) -> S3Result<S3Response<dto::GetObjectAttributesOutput>> {
         objects::get_object_attributes(self, req).await
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<dto::PutBucketCorsInput>,
+    ) -> S3Result<S3Response<dto::PutBucketCorsOutput>> {
+        cors::put_bucket_cors(self, req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<dto::GetBucketCorsInput>,
+    ) -> S3Result<S3Response<dto::GetBucketCorsOutput>> {
+        cors::get_bucket_cors(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<dto::DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<dto::DeleteBucketCorsOutput>> {
+        cors::delete_bucket_cors(self, req).await
     }
 }

@@ -11,7 +11,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::acl::require_private_canned;
 use super::convert::{
     body_checks, body_stream, checksum_algorithm, checksum_type, etag, metadata, part_checksum,
-    read_conditions, requested_checksum, set_checksum_fields, timestamp, write_conditions,
+    read_conditions, requested_checksum, requested_headers, set_checksum_fields, timestamp,
+    write_conditions,
 };
 use super::objects::copy_source;
 use super::{S3Frontend, storage_to_s3};
@@ -35,6 +36,7 @@ pub(super) async fn create_multipart_upload(
     let options = PutOptions {
         content_type: input.content_type,
         metadata: metadata(input.metadata),
+        headers: requested_headers!(input),
         checks: BodyChecks {
             checksum: algorithm.map(|algorithm| ChecksumCheck {
                 algorithm,

@@ -9,8 +9,9 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::acl::require_private_canned;
 use super::convert::{
     blob, body_checks, body_stream, checksum_check, checksum_type, checksum_wanted, etag,
-    is_null_version, metadata, out_metadata, range, read_conditions, requested_checksum,
-    require_null_version, set_checksum_fields, timestamp, write_conditions,
+    is_null_version, metadata, object_headers, out_metadata, range, read_conditions,
+    requested_checksum, requested_headers, require_null_version, set_checksum_fields,
+    set_object_headers, timestamp, write_conditions,
 };
 use super::{S3Frontend, WholeBody, storage_to_s3};
 
@@ -26,6 +27,7 @@ pub(super) async fn put_object(
     let options = PutOptions {
         content_type: input.content_type,
         metadata: metadata(input.metadata),
+        headers: requested_headers!(input),
         checks: body_checks(input.content_md5.as_deref(), input.content_length, checksum)?,
         conditions: write_conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
         causation: Causation::default(),
@@ -104,6 +106,7 @@ pub(super) async fn get_object(
         ..Default::default()
     };
     set_checksum_fields!(output, checksum);
+    set_object_headers!(output, &info.headers, input);
     Ok(S3Response::new(output))
 }
 
@@ -145,6 +148,7 @@ pub(super) async fn head_object(
         ..Default::default()
     };
     set_checksum_fields!(output, checksum);
+    set_object_headers!(output, &info.headers, input);
     Ok(S3Response::new(output))
 }
 
@@ -300,6 +304,13 @@ pub(super) async fn copy_object(
     let replace = replace.then(|| PutOptions {
         content_type: input.content_type.clone(),
         metadata: metadata(input.metadata.clone()),
+        headers: object_headers(
+            input.cache_control.clone(),
+            input.content_disposition.clone(),
+            input.content_encoding.clone(),
+            input.content_language.clone(),
+            input.expires.as_ref(),
+        ),
         ..PutOptions::default()
     });
     let conditions = read_conditions(
