@@ -129,27 +129,38 @@ async fn each_request_is_logged_with_the_id_the_client_gets_back() {
     );
 }
 
+/// A GET of `url`, retried while the connection is refused or reset just after start-up.
+async fn answered(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match reqwest::get(url).await {
+            Ok(_) => return,
+            Err(error) if Instant::now() < deadline && error.is_request() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("{url}: {error}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_log_is_honoured_and_json_lines_are_available() {
     let quiet = Logged::start(&[("RUST_LOG", "warn")], &[]);
-    reqwest::get(format!("{}/v1/kv/shop/a", quiet.url))
-        .await
-        .unwrap();
+    answered(&format!("{}/v1/kv/shop/a", quiet.url)).await;
+    assert!(
+        !quiet.log().contains("request"),
+        "RUST_LOG=warn keeps info lines out: {}",
+        quiet.log()
+    );
+    drop(quiet);
     let json = Logged::start(&[("RUST_LOG", "info")], &["--log-format", "json"]);
-    reqwest::get(format!("{}/v1/kv/shop/a", json.url))
-        .await
-        .unwrap();
+    answered(&format!("{}/v1/kv/shop/a", json.url)).await;
     json.wait_for_line(&["\"request\""]);
     for line in json.log().lines() {
         let parsed: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|error| panic!("{line:?} is not JSON: {error}"));
         assert!(parsed["level"].is_string(), "{line}");
     }
-    assert!(
-        !quiet.log().contains("request"),
-        "RUST_LOG=warn keeps info lines out: {}",
-        quiet.log()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +170,7 @@ async fn a_wrong_method_answers_405_with_allow_and_the_json_error() {
         .delete(format!("{}/v1/kv/shop", server.url))
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|error| panic!("{error}; server log:\n{}", server.log()));
     assert_eq!(answer.status().as_u16(), 405);
     let allow = answer.headers()["allow"].to_str().unwrap().to_owned();
     assert!(allow.contains("GET"), "Allow: {allow}");
