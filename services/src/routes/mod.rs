@@ -15,7 +15,6 @@ pub mod triggers;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::config::CorsConfig;
 use crate::error::ApiError;
@@ -34,17 +33,21 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
         .merge(triggers::router())
         .merge(queue::router())
         .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                ferrobase_core::ErrorCode::InvalidArgument,
-                "method not allowed on this route",
+        // axum adds the `Allow` header listing the route's methods to this answer.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            (
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                ApiError::new(
+                    ferrobase_core::ErrorCode::InvalidArgument,
+                    format!("{method} is not allowed on this route; the Allow header lists the methods that are"),
+                ),
             )
         })
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::request_log::log))
         .with_state(state);
     Ok(match cors_layer(cors)? {
         Some(cors) => api.layer(cors),
