@@ -9,8 +9,7 @@
 //!   and flags (lowest to highest precedence). [`serving`]: the accept loop both listeners run,
 //!   with connection timeouts and a per-IP cap.
 //! - [`policies`]: the per-namespace policy documents the core evaluator reads; [`metrics`]:
-//!   Prometheus counters and histograms; [`request_log`]: the request log line and
-//!   `x-request-id`; [`auth`]: JWT verification, the request identity,
+//!   Prometheus counters and histograms; [`auth`]: JWT verification, the request identity,
 //!   the authoriser, S3 access keys and presigned URLs.
 //! - [`state`]: [`state::AppState`], the state handlers share; [`host`]: the services that
 //!   functions reach through the SDK.
@@ -29,7 +28,6 @@ pub mod error;
 pub mod host;
 pub mod metrics;
 pub mod policies;
-pub mod request_log;
 pub mod routes;
 pub mod s3;
 pub mod server;

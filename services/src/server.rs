@@ -401,33 +401,13 @@ impl DataDirLock {
     }
 }
 
-/// Logs to stderr: `FERROBASE_LOG`, else `RUST_LOG`, else `info`, as an `EnvFilter`
-/// directive; colours only when stderr is a terminal, so a redirected log has no escape codes.
 fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let filter = ["FERROBASE_LOG", "RUST_LOG"]
-        .into_iter()
-        .find_map(|variable| {
-            std::env::var(variable)
-                .ok()
-                .filter(|directives| !directives.trim().is_empty())
-                .map(|directives| (variable, directives))
-        })
-        .and_then(|(variable, directives)| {
-            match tracing_subscriber::EnvFilter::try_new(&directives) {
-                Ok(filter) => Some(filter),
-                Err(error) => {
-                    eprintln!("ignoring {variable}={directives:?} ({error}); logging at info");
-                    None
-                }
-            }
-        })
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROBASE_LOG")
         // s3s logs every client error (a 404, a bad signature) at error level; the S3
         // endpoint logs real failures itself.
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info,s3s=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second initialisation (tests) keeps the first subscriber; that is fine.
     let _ = match format {

@@ -15,6 +15,7 @@ pub mod triggers;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::config::CorsConfig;
 use crate::error::ApiError;
@@ -33,21 +34,17 @@ pub fn router(state: AppState, cors: &CorsConfig) -> anyhow::Result<Router> {
         .merge(triggers::router())
         .merge(queue::router())
         .fallback(|| async { ApiError::not_found("no such route") })
-        // axum adds the `Allow` header listing the route's methods to this answer.
-        .method_not_allowed_fallback(|method: axum::http::Method| async move {
-            (
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                ApiError::new(
-                    ferrobase_core::ErrorCode::InvalidArgument,
-                    format!("{method} is not allowed on this route; the Allow header lists the methods that are"),
-                ),
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ferrobase_core::ErrorCode::InvalidArgument,
+                "method not allowed on this route",
             )
         })
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track,
         ))
-        .layer(axum::middleware::from_fn(crate::request_log::log))
+        .layer(TraceLayer::new_for_http())
         .with_state(state);
     Ok(match cors_layer(cors)? {
         Some(cors) => api.layer(cors),
